@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import difflib
+import warnings
 from functools import lru_cache
+from pathlib import Path
 
+import torch
 import torchvision
+from torch import nn
 
 from .errors import UsageError
 
@@ -27,3 +31,74 @@ def resolve_model_name(name: str) -> str:
     close = difflib.get_close_matches(cleaned.lower(), names, n=3, cutoff=0.5)
     hint = f"did you mean {', '.join(close)}?" if close else "see torchvision.models.list_models()"
     raise UsageError(f"unknown model {name!r}: not a torchvision classification model; {hint}")
+
+
+RANDOM_WEIGHTS = ("none", "random")
+
+
+def build_model(name: str, weights: str | None = None, device: str = "cpu") -> nn.Module:
+    """A torchvision classification model in eval mode on ``device``, never downloading anything.
+
+    ``weights`` is None/"random" (random initialisation, seeded so runs repeat), a weights name of the
+    model ("DEFAULT", "IMAGENET1K_V2", ...) that is already in the torch cache, or a path to a state
+    dict. Latency, memory, energy and FLOPs do not depend on the values, only accuracy does.
+    """
+    name = resolve_model_name(name)
+    state_dict = load_weights(name, weights) if weights and weights.lower() not in RANDOM_WEIGHTS else None
+    torch.manual_seed(0)
+    with warnings.catch_warnings():  # googlenet/inception warn that weights=None changes their init
+        warnings.simplefilter("ignore", FutureWarning)
+        extra = {"aux_logits": False, "init_weights": True} if name in ("googlenet", "inception_v3") else {}
+        model = torchvision.models.get_model(name, weights=None, **extra)
+    if state_dict is not None:
+        state_dict = {k: v for k, v in state_dict.items() if not k.startswith("AuxLogits.") and not k.startswith("aux")}
+        model.load_state_dict(state_dict)
+    return model.eval().to(device)
+
+
+def load_weights(model_name: str, weights: str) -> dict[str, torch.Tensor]:
+    """A state dict from a file path or from the torch cache; ``UsageError`` rather than a download."""
+    path = Path(weights).expanduser()
+    if path.suffix in (".pth", ".pt", ".bin") or path.exists():
+        if not path.is_file():
+            raise UsageError(f"--weights {weights}: no such file")
+        return _load_state_dict(path)
+    enum = torchvision.models.get_model_weights(model_name)
+    try:
+        entry = enum[weights.upper()] if weights.upper() != "DEFAULT" else enum.DEFAULT
+    except KeyError:
+        names = [m for m in enum.__members__ if m != "DEFAULT"]
+        accepted = ", ".join(["random", "DEFAULT", *names, "a path to a state dict"])
+        raise UsageError(f"--weights {weights}: not a weights name of {model_name}; accepted: {accepted}") from None
+    cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(entry.url).name
+    if not cached.is_file():
+        raise UsageError(
+            f"--weights {weights}: {model_name}'s {entry} weights are not in the torch cache ({cached}) and "
+            "edgeprof never downloads; put the file there or pass its path"
+        )
+    return _load_state_dict(cached)
+
+
+def _load_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    try:
+        loaded = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # a corrupt or foreign file: name it, do not show torch's traceback
+        raise UsageError(f"cannot read weights from {path}: {type(exc).__name__}: {exc}".splitlines()[0]) from None
+    if not isinstance(loaded, dict):
+        raise UsageError(f"{path} holds a {type(loaded).__name__}, not a state dict")
+    return loaded
+
+
+def example_input(batch_size: int, input_shape: tuple[int, int, int], device: str = "cpu") -> torch.Tensor:
+    """A random input batch, seeded so every run feeds the same values."""
+    generator = torch.Generator().manual_seed(0)
+    return torch.randn((batch_size, *input_shape), generator=generator).to(device)
+
+
+def reference_input_shape(name: str) -> tuple[int, int, int]:
+    """The model's own input size: the center crop of its default weights' preprocessing (224 for most)."""
+    name = resolve_model_name(name)
+    weights = torchvision.models.get_model_weights(name).DEFAULT
+    crop = weights.transforms.keywords.get("crop_size", 224)
+    side = crop[0] if isinstance(crop, (list, tuple)) else crop
+    return (3, int(side), int(side))

@@ -1,0 +1,85 @@
+"""The benchmark grid: which models, batch sizes and input shapes, and the defaults per device."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from .device import DeviceProfile
+from .errors import UsageError
+from .measurement import Cell
+from .zoo import resolve_model_name
+
+STUDY_MODELS = ("vgg16", "resnet50", "mobilenet_v3_large")
+
+
+@dataclass(frozen=True)
+class Grid:
+    models: tuple[str, ...]
+    batch_sizes: tuple[int, ...]
+    shapes: tuple[tuple[int, int, int], ...]
+
+    def cells(self, variants: tuple[str, ...] = ("base",)) -> list[Cell]:
+        """Model-major, batch sizes ascending, so a model's larger batches follow its smaller ones."""
+        return [
+            Cell(model, variant, batch, shape)
+            for model in self.models
+            for variant in variants
+            for shape in self.shapes
+            for batch in self.batch_sizes
+        ]
+
+
+# The study's full grid (--grid study): what the Jetson Nano / RTX 3070 study swept.
+STUDY_GRID = Grid(STUDY_MODELS, (1, 8, 16, 32, 64, 128), tuple((3, s, s) for s in (224, 192, 160, 112)))
+# Sized so `pytest benchmarks/` on a 2-core CPU finishes within 10 minutes.
+CPU_GRID = Grid(STUDY_MODELS, (1, 2), ((3, 112, 112), (3, 160, 160)))
+CUDA_GRID = Grid(STUDY_MODELS, (1, 8, 32), ((3, 224, 224), (3, 160, 160)))
+JETSON_GRID = Grid(STUDY_MODELS, (1, 4, 16), ((3, 224, 224), (3, 160, 160)))
+GRID_NAMES = ("default", "study")
+
+
+def default_grid(profile: DeviceProfile, name: str = "default") -> Grid:
+    if name == "study":
+        return STUDY_GRID
+    if name != "default":
+        raise UsageError(f"unknown --grid {name!r}; accepted: {', '.join(GRID_NAMES)}")
+    if profile.jetson_model:
+        return JETSON_GRID
+    return CUDA_GRID if profile.is_cuda else CPU_GRID
+
+
+def parse_models(text: str) -> tuple[str, ...]:
+    names = _split(text, "--models", "a comma list of torchvision model names")
+    return tuple(resolve_model_name(name) for name in names)
+
+
+def parse_batch_sizes(text: str) -> tuple[int, ...]:
+    return tuple(parse_batch_size(item) for item in _split(text, "--batch-sizes", "a comma list of positive integers"))
+
+
+def parse_batch_size(text: str) -> int:
+    if not re.fullmatch(r"\s*\d+\s*", text) or int(text) < 1:
+        raise UsageError(f"bad batch size {text!r}: a batch size is a positive integer such as 1, 8 or 32")
+    return int(text)
+
+
+def parse_shapes(text: str) -> tuple[tuple[int, int, int], ...]:
+    return tuple(parse_shape(item) for item in _split(text, "--shapes", "a comma list such as 224,160 or 224x160"))
+
+
+def parse_shape(text: str) -> tuple[int, int, int]:
+    """``"224"`` -> (3, 224, 224); ``"224x160"`` -> (3, 224, 160) (height x width)."""
+    match = re.fullmatch(r"\s*(\d+)\s*(?:[xX]\s*(\d+)\s*)?", text)
+    if not match or int(match.group(1)) < 1 or (match.group(2) and int(match.group(2)) < 1):
+        raise UsageError(f"bad input shape {text!r}: give a side such as 224, or height x width such as 224x160")
+    height = int(match.group(1))
+    width = int(match.group(2)) if match.group(2) else height
+    return (3, height, width)
+
+
+def _split(text: str, option: str, accepted: str) -> list[str]:
+    items = [item.strip() for item in text.split(",")]
+    if not text.strip() or any(not item for item in items):
+        raise UsageError(f"{option} {text!r}: empty item; expected {accepted}")
+    return items

@@ -1,0 +1,107 @@
+"""Device-aware timing: a clock that waits for the device, per-call CUDA events, and warm-up.
+
+Nothing here knows about pytest; a notebook can time a model with ``warm_up`` and ``CallRecorder``.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+
+def synchronizer(device: str) -> Callable[[], None]:
+    """A function that returns once ``device`` has finished all work queued so far."""
+    if device.startswith("cuda"):
+        index = torch.device(device)
+        return lambda: torch.cuda.synchronize(index)
+    return lambda: None
+
+
+class CallRecorder:
+    """Wraps a call so each invocation's device latency is recorded.
+
+    On CUDA each call is bracketed by CUDA events (device time, no host jitter) and the wrapper
+    waits for the device before returning, so a host clock around it is honest too. On the CPU the
+    call is timed with ``perf_counter``.
+    """
+
+    def __init__(self, fn: Callable[[], object], device: str) -> None:
+        self._fn = fn
+        self._sync = synchronizer(device)
+        self._cuda = device.startswith("cuda")
+        self._events: list[tuple[torch.cuda.Event, torch.cuda.Event]] = []
+        self._host_times: list[float] = []
+
+    def __call__(self) -> object:
+        if self._cuda:
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            result = self._fn()
+            end.record()
+            self._sync()
+            self._events.append((start, end))
+            return result
+        began = time.perf_counter()
+        result = self._fn()
+        self._host_times.append(time.perf_counter() - began)
+        return result
+
+    @property
+    def method(self) -> str:
+        return "cuda-events" if self._cuda else "perf_counter"
+
+    def latencies_s(self) -> list[float]:
+        """Every recorded call's latency in seconds, oldest first."""
+        if self._cuda:
+            return [start.elapsed_time(end) / 1e3 for start, end in self._events]
+        return list(self._host_times)
+
+    def clear(self) -> None:
+        self._events.clear()
+        self._host_times.clear()
+
+
+@dataclass(frozen=True)
+class WarmUp:
+    calls: int
+    seconds: float
+    settled: bool  # False when the time limit ended warm-up before the timings settled
+    median_s: float  # median of the last window of calls
+
+
+def warm_up(
+    fn: Callable[[], object],
+    device: str,
+    *,
+    window: int = 3,
+    tolerance: float = 0.05,
+    max_seconds: float = 10.0,
+    max_calls: int = 500,
+) -> WarmUp:
+    """Call ``fn`` until its timings settle: two consecutive windows' medians within ``tolerance``.
+
+    Runs outside any timed region. Caches, the allocator, cuDNN's algorithm choice and lazy
+    initialisation all make the first calls slow; how many calls that takes depends on the model and
+    the device, so this watches the timings instead of running a fixed count.
+    """
+    sync = synchronizer(device)
+    times: list[float] = []
+    began = time.perf_counter()
+    while True:
+        sync()
+        start = time.perf_counter()
+        fn()
+        sync()
+        times.append(time.perf_counter() - start)
+        elapsed = time.perf_counter() - began
+        if len(times) >= 2 * window:
+            previous = statistics.median(times[-2 * window : -window])
+            latest = statistics.median(times[-window:])
+            if abs(latest - previous) <= tolerance * previous:
+                return WarmUp(len(times), elapsed, True, latest)
+        if elapsed >= max_seconds or len(times) >= max_calls:
+            return WarmUp(len(times), elapsed, False, statistics.median(times[-window:]))
