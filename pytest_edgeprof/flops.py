@@ -101,11 +101,14 @@ def count_model_cost(
     """
     name = resolve_model_name(name)
     shape = reference_input_shape(name) if input_shape is None else _check_input_shape(input_shape)
-    model = _meta_model(name, _size_kwargs(name, shape))
     try:
+        model = _meta_model(name, _size_kwargs(name, shape))
         return count_cost(model, shape, batch_size, per_layer)
-    except RuntimeError as error:
-        if shape == reference_input_shape(name):
+    except (RuntimeError, ValueError, AssertionError) as error:
+        # Builders and forwards reject sizes they cannot take in their own ways (too small for a
+        # kernel, not divisible by a patch or window): at any size but the model's own, that is the
+        # user's shape, not a bug.
+        if isinstance(error, UsageError) or shape == reference_input_shape(name):
             raise
         raise UsageError(
             f"{name} cannot take input shape {_shape_text(shape)}: {_first_line(error)}; "

@@ -223,9 +223,14 @@ def test_unknown_model_is_a_usage_error() -> None:
         count_model_cost("resnet5O")
 
 
-def test_too_small_input_is_a_usage_error_naming_the_shape() -> None:
-    with pytest.raises(UsageError, match=r"alexnet cannot take input shape 3x16x16"):
-        count_model_cost("alexnet", (3, 16, 16))
+@pytest.mark.parametrize(
+    "name, shape",
+    [("alexnet", (3, 16, 16)), ("vit_b_16", (3, 200, 200)), ("maxvit_t", (3, 200, 200))],  # too small, not 16 | 200, not 7 | 50
+)
+def test_a_shape_the_model_cannot_take_is_a_usage_error_naming_it(name: str, shape: tuple[int, int, int]) -> None:
+    shape_text = "x".join(str(d) for d in shape)
+    with pytest.raises(UsageError, match=f"{name} cannot take input shape {shape_text}: .*; its own input shape is 3x224x224"):
+        count_model_cost(name, shape)
 
 
 @pytest.mark.parametrize("shape", [(224, 224), (3, 0, 224), (3, 224, -1), (3, 224.0, 224), "224"])
