@@ -557,12 +557,14 @@ def check_country(country_iso_code: str | None) -> str | None:
 
 
 class CodeCarbonMeter:
-    """CodeCarbon's OfflineEmissionsTracker over the window: no network, no files, quiet.
+    """CodeCarbon's OfflineEmissionsTracker, one task per window: no network, no files, quiet.
 
-    Without RAPL, CodeCarbon models CPU power from system CPU load and a TDP (its table, or
-    4 W per thread for an unknown CPU) and RAM power from the RAM size (5 W per assumed DIMM).
-    It measures the whole machine. ``min_window_s`` is ``min_samples`` of its 1 s load samples.
-    A CPU cell counts CPU + RAM only; a GPU, if CodeCarbon sees one, is left out.
+    Without RAPL, CodeCarbon models CPU power from CPU load and a TDP (its table, or 4 W per
+    thread for a CPU it does not know) and RAM power from the RAM size (5 W per assumed DIMM).
+    During a task it samples load once a second and integrates at the task's end, so a window
+    needs ``min_samples`` of those seconds. A CPU cell counts CPU + RAM only; a GPU that
+    CodeCarbon may see is left out. ``tracking_mode="machine"`` (the default, like RAPL and NVML)
+    counts every process's CPU load; ``"process"`` counts this process's share.
     """
 
     source = "codecarbon-estimate"
@@ -571,59 +573,53 @@ class CodeCarbonMeter:
         self,
         *,
         country_iso_code: str | None = None,
-        measure_power_secs: float = 1.0,
         min_samples: int = 3,
         tracking_mode: str = "machine",
     ) -> None:
-        self._tracker_class = _codecarbon().OfflineEmissionsTracker
-        self._country = country_iso_code
-        self._measure_power_secs = measure_power_secs
-        self._tracking_mode = tracking_mode
-        self.min_window_s = min_samples * max(measure_power_secs, CODECARBON_MONITOR_INTERVAL_S)
-        self._tracker: Any = None
-
-    def _new_tracker(self) -> Any:
-        return self._tracker_class(
-            country_iso_code=self._country,
-            measure_power_secs=self._measure_power_secs,
+        tracker_class = _codecarbon().OfflineEmissionsTracker
+        self.min_window_s = min_samples * CODECARBON_MONITOR_INTERVAL_S
+        # One tracker for all windows: its hardware probe (lscpu, nvidia-smi, ...) runs once.
+        self._tracker: Any = tracker_class(
+            country_iso_code=country_iso_code,
             output_methods=[],  # no emissions.csv, no API, no logger output
             emissions_endpoint=None,
             electricitymaps_api_token="",  # "" (not None) so a configured token cannot be picked up
             allow_multiple_runs=True,  # no lock file
-            tracking_mode=self._tracking_mode,  # "machine", like RAPL and NVML; "process": this process's share
+            tracking_mode=tracking_mode,
             pue=1.0,
             log_level="error",
         )
+        self._t0: float | None = None
 
     def start(self) -> None:
-        self._tracker = self._new_tracker()  # a stopped tracker cannot be restarted
-        self._tracker.start()
+        self._tracker.start_task()
         self._t0 = time.perf_counter()
 
     def stop(self) -> EnergyReading:
-        if self._tracker is None:
+        if self._t0 is None:
             raise RuntimeError("codecarbon meter stopped before it was started")
         seconds = time.perf_counter() - self._t0
-        tracker, self._tracker = self._tracker, None
-        tracker.stop()  # CodeCarbon swallows its own exceptions: check what it left behind
-        data = getattr(tracker, "final_emissions_data", None)
-        samples = getattr(tracker, "_power_measurement_count", 0)
+        self._t0 = None
+        # the 1 s monitor's samples so far, and the one stop_task takes
+        samples = len(getattr(self._tracker, "_cpu_utilization_history", ())) + 1
+        data = self._tracker.stop_task()
         if data is None or data.duration <= 0:
             return EnergyReading(None, seconds, self.source, samples, "CodeCarbon gave no figure")
-        # CodeCarbon's own duration includes its start/stop work; scale its energy to our window.
-        cpu_ram_kwh = data.cpu_energy + data.ram_energy
-        joules = cpu_ram_kwh * JOULES_PER_KWH * seconds / data.duration
-        co2 = data.emissions * (cpu_ram_kwh / data.energy_consumed) * seconds / data.duration if data.energy_consumed else 0.0
-        reason = (
-            f"estimate: CPU {data.cpu_power:.1f} W from load x TDP, RAM {data.ram_power:.1f} W from size"
-        )
+        # CodeCarbon's task duration includes its own start/stop work: scale its power to our window.
+        cpu_w = data.cpu_energy * JOULES_PER_KWH / data.duration
+        ram_w = data.ram_energy * JOULES_PER_KWH / data.duration
+        joules = (cpu_w + ram_w) * seconds
+        share = (data.cpu_energy + data.ram_energy) / data.energy_consumed if data.energy_consumed else 0.0
+        co2 = data.emissions * share * seconds / data.duration
+        reason = f"estimate: CPU {cpu_w:.1f} W from load x TDP, RAM {ram_w:.1f} W from RAM size"
         reading = EnergyReading(joules, seconds, self.source, samples, reason, co2)
         return _too_short(reading, self.min_window_s)
 
     def close(self) -> None:
-        if self._tracker is not None:
-            self._tracker.stop()
-            self._tracker = None
+        if self._t0 is not None:
+            self._tracker.stop_task()
+            self._t0 = None
+        self._tracker.stop()
 
 
 # --------------------------------------------------------------------------------------------
