@@ -62,7 +62,8 @@ def sampler_rate_under_load(root: Path) -> None:
     meter = open_energy_meter("cpu", sysfs_root=root)
     reading, calls = measure_energy(forward, meter, images_per_call=1, min_window_s=2.0)
     rate = (reading.samples - 1) / reading.seconds
-    print(f"jetson-ina3221 sampler during resnet18 forwards: {rate:.1f} Hz over {reading.seconds:.2f} s, {calls} calls")
+    print(f"jetson-ina3221 sampler during resnet18 forwards: {rate:.1f} Hz over {reading.seconds:.2f} s, "
+          f"{calls} calls")
 
 
 def main() -> None:

@@ -397,7 +397,8 @@ class RaplMeter:
             return EnergyReading(None, seconds, self.source, self._reads, f"RAPL read failed: {self._error}")
         joules = sum(domain.total_uj for domain in self.domains) / 1e6
         reason = "CPU package" + ("s" if len(self.domains) > 1 else "")
-        reading = EnergyReading(joules, seconds, self.source, self._reads, reason, co2_kg(joules, self._country))
+        co2 = co2_kg(joules, self._country)
+        reading = EnergyReading(joules, seconds, self.source, self._reads, reason, co2)
         return _too_short(reading, self.min_window_s)
 
     def close(self) -> None:
@@ -531,7 +532,8 @@ def _kg_co2_per_kwh(country_iso_code: str | None) -> float:
     from codecarbon.input import DataSource
 
     emissions = Emissions(DataSource())
-    return emissions.get_private_infra_emissions(Energy(kWh=1.0), GeoMetadata(country_iso_code=country_iso_code))
+    where = GeoMetadata(country_iso_code=country_iso_code)
+    return emissions.get_private_infra_emissions(Energy(kWh=1.0), where)
 
 
 def co2_kg(joules: float | None, country_iso_code: str | None = None) -> float | None:
@@ -551,7 +553,8 @@ def check_country(country_iso_code: str | None) -> str | None:
     code = country_iso_code.strip().upper()
     if code not in DataSource().get_global_energy_mix_data():
         raise UsageError(
-            f"unknown country {country_iso_code!r}: give a 3-letter ISO code CodeCarbon knows (e.g. USA, FRA, DEU)"
+            f"unknown country {country_iso_code!r}: "
+            "give a 3-letter ISO code CodeCarbon knows (e.g. USA, FRA, DEU)"
         )
     return code
 
@@ -664,7 +667,9 @@ def open_energy_meter(
         return CodeCarbonMeter(country_iso_code=country)
 
     if kind == "cuda":
-        choices = [("jetson-ina3221", jetson), ("nvml", nvml)] if jetson_model else [("nvml", nvml), ("jetson-ina3221", jetson)]
+        choices = [("nvml", nvml), ("jetson-ina3221", jetson)]
+        if jetson_model:  # on a Jetson the module input rail is the figure DESIGN asks for
+            choices.reverse()
     else:
         choices = [("jetson-ina3221", jetson), ("rapl", rapl), ("codecarbon-estimate", codecarbon)]
     skipped: list[str] = []
