@@ -686,6 +686,36 @@ def open_energy_meter(
     return meter
 
 
+class EnergyWindow:
+    """An open measuring window: work runs inside it, then ``extend`` tops it up to the source's minimum.
+
+    Used as ``with EnergyWindow(meter) as window: ...`` so the energy of the timed rounds themselves is
+    measured; ``window.reading`` holds the result once the block ends.
+    """
+
+    def __init__(self, meter: EnergyMeter) -> None:
+        self.meter = meter
+        self.reading: EnergyReading | None = None
+        self._started = 0.0
+
+    def __enter__(self) -> "EnergyWindow":
+        self.meter.start()
+        self._started = time.perf_counter()
+        return self
+
+    def extend(self, fn: Callable[[], object], min_window_s: float | None = None) -> int:
+        """Call ``fn`` until the window is ``min_window_s`` long (default: the source's); returns the calls."""
+        window = self.meter.min_window_s if min_window_s is None else min_window_s
+        calls = 0
+        while time.perf_counter() - self._started < window:
+            fn()
+            calls += 1
+        return calls
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.reading = _too_short(self.meter.stop(), self.meter.min_window_s)
+
+
 def measure_energy(
     fn: Callable[[], object],
     meter: EnergyMeter,
@@ -699,24 +729,19 @@ def measure_energy(
     Returns the reading and the number of calls: joules per image = joules / (calls *
     images_per_call). A window shorter than the source supports gives ``joules=None``.
     """
+    check_images_per_call(images_per_call)
+    if min_window_s is not None and min_window_s < 0:
+        raise UsageError(f"min_window_s={min_window_s!r}: give seconds, 0 or more")
+    with EnergyWindow(meter) as window:
+        fn()
+        calls = 1 + window.extend(fn, min_window_s)
+    assert window.reading is not None
+    return window.reading, calls
+
+
+def check_images_per_call(images_per_call: object) -> None:
     if isinstance(images_per_call, bool) or not isinstance(images_per_call, int) or images_per_call < 1:
         raise UsageError(f"images_per_call={images_per_call!r}: give a whole number of images, 1 or more")
-    window = meter.min_window_s if min_window_s is None else min_window_s
-    if window < 0:
-        raise UsageError(f"min_window_s={min_window_s!r}: give seconds, 0 or more")
-    calls = 0
-    meter.start()
-    try:
-        started = time.perf_counter()
-        while True:
-            fn()
-            calls += 1
-            if time.perf_counter() - started >= window:
-                break
-    except BaseException:
-        meter.stop()
-        raise
-    return _too_short(meter.stop(), meter.min_window_s), calls
 
 
 def energy_extra_info(reading: EnergyReading, calls: int, images_per_call: int) -> dict[str, Any]:
