@@ -41,17 +41,20 @@ def _parse_quantity(text: str, units: Mapping[str, float], what: str, example: s
         value = float(match["number"]) * units[match["unit"]]
         if math.isfinite(value) and value > 0:
             return value, match["unit"]
+    raise _bad_quantity(text, units, what, example)
+
+
+def _bad_quantity(text: str, units: Mapping[str, float], what: str, example: str) -> UsageError:
     accepted = ", ".join(units)
-    raise UsageError(f"bad {what} {text!r}: expected a positive number and its unit, e.g. {example} (units: {accepted})")
+    return UsageError(f"bad {what} {text!r}: expected a positive number and its unit, e.g. {example} (units: {accepted})")
 
 
 def parse_bytes(text: str) -> int:
     """``"2.6GB"`` -> 2_600_000_000, ``"2.6GiB"`` -> 2.6 × 2³⁰ (rounded to whole bytes). Bare numbers are rejected."""
     value, _ = _parse_quantity(text, _BYTE_UNITS, "size", "2.6GB or 512MiB")
-    size = round(value)
-    if size <= 0:
-        raise UsageError(f"bad size {text!r}: less than one byte")
-    return size
+    if value < 1:
+        raise _bad_quantity(text, _BYTE_UNITS, "size", "2.6GB or 512MiB")
+    return round(value)
 
 
 def parse_duration_ms(text: str) -> float:
