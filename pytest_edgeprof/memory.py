@@ -7,7 +7,9 @@ held at its peak (see ``peak_mem_bytes`` in DESIGN.md):
   allocated before the call; ``max_memory_reserved`` beside it.
 - CPU: the running total of torch's own allocation and free events during the call, recorded by the
   profiler, and its maximum. Freed memory that the C allocator keeps, and tensors that were already
-  alive before the call, do not enter it, so the figure does not depend on what ran before.
+  alive before the call, do not enter it, so the figure does not depend on what ran before. The
+  profiler follows the calling thread: tensors that other Python threads allocate are not counted
+  (``peak_rss_bytes`` sees them).
 - Everywhere: the process's resident high-water during the call above the resident size just before
   it (``peak_rss_bytes``). Before the baseline, freed heap memory is handed back to the kernel
   (glibc ``malloc_trim``) and the kernel's high-water mark is reset (``/proc/self/clear_refs``), so that
@@ -22,18 +24,21 @@ A measurement runs ``fn`` one extra time outside the timed region; the profiler 
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import gc
 import resource
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import torch
 from torch import nn
+from torch._C._profiler import _EventType, _ProfilerEvent
 from torch.profiler import ProfilerActivity, profile
+
+from .errors import UsageError
 
 _PROC_STATUS = Path("/proc/self/status")
 _CLEAR_REFS = Path("/proc/self/clear_refs")
@@ -72,7 +77,9 @@ def measure_peak_memory(
     device = torch.device(device)
     if device.type == "cuda":
         return _measure_cuda(fn, device, shared_memory=shared_memory)
-    return _measure_cpu(fn)
+    if device.type == "cpu":
+        return _measure_cpu(fn)
+    raise UsageError(f"peak memory on device {str(device)!r} is not supported; accepted: cpu, cuda")
 
 
 def model_bytes(model: nn.Module) -> int:
@@ -128,7 +135,7 @@ def _peak_of_allocation_events(prof: profile, device_type: str) -> int:
     events = sorted(
         (event.start_time_ns, event.extra_fields.ptr, event.extra_fields.alloc_size)
         for event in _walk(tree)
-        if event.tag == torch._C._profiler._EventType.Allocation
+        if event.tag == _EventType.Allocation
         and event.extra_fields.device.type == device_type
     )
     live: dict[int, int] = {}
@@ -143,7 +150,7 @@ def _peak_of_allocation_events(prof: profile, device_type: str) -> int:
     return peak
 
 
-def _walk(nodes: list) -> Iterator:
+def _walk(nodes: list[_ProfilerEvent]) -> Iterator[_ProfilerEvent]:
     stack = list(nodes)
     while stack:
         node = stack.pop()
@@ -183,14 +190,19 @@ def _resident_high_water() -> Iterator[_HighWater]:
 
 def _return_freed_heap() -> None:
     """Hand memory that glibc's malloc keeps after ``free`` back to the kernel (no-op elsewhere)."""
-    libc_name = ctypes.util.find_library("c")
-    if not sys.platform.startswith("linux") or libc_name is None:
-        return
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
+@lru_cache(maxsize=1)
+def _malloc_trim() -> Callable[[int], int] | None:
+    if not sys.platform.startswith("linux"):
+        return None
     try:
-        libc = ctypes.CDLL(libc_name)
-        libc.malloc_trim(0)
-    except (OSError, AttributeError):  # musl and others have no malloc_trim
-        pass
+        return ctypes.CDLL(None).malloc_trim  # glibc; musl and others have none
+    except (OSError, AttributeError):
+        return None
 
 
 def _reset_kernel_high_water() -> bool:
@@ -230,7 +242,8 @@ def _measure_cuda(fn: Callable[[], object], device: torch.device, *, shared_memo
     cuda_peak = torch.cuda.max_memory_allocated(device) - allocated_before
     reserved_peak = max(0, torch.cuda.max_memory_reserved(device) - reserved_before)
     if shared_memory and rss.peak > cuda_peak:
-        return MemoryReading(rss.peak, rss.peak, reserved_peak, "process resident peak (shared memory, > CUDA peak)")
+        method = f"process resident peak, {rss.method} (shared memory, above the CUDA peak)"
+        return MemoryReading(rss.peak, rss.peak, reserved_peak, method)
     method = "CUDA allocator peak after reset"
     if shared_memory:
         method += " (shared memory, >= process resident peak)"

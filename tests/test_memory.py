@@ -7,6 +7,7 @@ import torch
 import torchvision
 from torch import nn
 
+from pytest_edgeprof.errors import UsageError
 from pytest_edgeprof.memory import MemoryReading, is_out_of_memory, measure_peak_memory, model_bytes
 
 CPU = torch.device("cpu")
@@ -142,4 +143,9 @@ def test_cuda_shared_memory_budgets_against_the_larger_peak() -> None:
 
     reading: MemoryReading = measure_peak_memory(host_heavy, cuda, shared_memory=True)
     assert reading.peak_mem_bytes == reading.peak_rss_bytes >= 0.9 * MB100
-    assert reading.method.startswith("process resident peak")
+    assert reading.method.startswith("process resident peak, VmHWM")
+
+
+def test_devices_without_a_meter_are_a_usage_error() -> None:
+    with pytest.raises(UsageError, match="peak memory on device 'meta' is not supported; accepted: cpu, cuda"):
+        measure_peak_memory(lambda: None, torch.device("meta"))
