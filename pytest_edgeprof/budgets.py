@@ -46,11 +46,12 @@ def _parse_quantity(text: str, units: Mapping[str, float], what: str, example: s
 
 def _bad_quantity(text: str, units: Mapping[str, float], what: str, example: str) -> UsageError:
     accepted = ", ".join(units)
-    return UsageError(f"bad {what} {text!r}: expected a positive number and its unit, e.g. {example} (units: {accepted})")
+    expected = f"expected a positive number and its unit, e.g. {example} (units: {accepted})"
+    return UsageError(f"bad {what} {text!r}: {expected}")
 
 
 def parse_bytes(text: str) -> int:
-    """``"2.6GB"`` -> 2_600_000_000, ``"2.6GiB"`` -> 2.6 × 2³⁰ (rounded to whole bytes). Bare numbers are rejected."""
+    """``"2.6GB"`` -> 2_600_000_000, ``"2.6GiB"`` -> 2.6 × 2³⁰, rounded to whole bytes. Bare numbers are rejected."""
     value, _ = _parse_quantity(text, _BYTE_UNITS, "size", "2.6GB or 512MiB")
     if value < 1:
         raise _bad_quantity(text, _BYTE_UNITS, "size", "2.6GB or 512MiB")
@@ -157,7 +158,9 @@ METRICS: dict[str, MetricSpec] = {
     spec.name: spec
     for spec in (
         MetricSpec("memory", "peak_mem_bytes", "upper", "bytes", "peak memory", parse_bytes, format_bytes),
-        MetricSpec("latency", "latency_ms_median", "upper", "ms", "median latency", parse_duration_ms, format_duration_ms),
+        MetricSpec(
+            "latency", "latency_ms_median", "upper", "ms", "median latency", parse_duration_ms, format_duration_ms
+        ),
         MetricSpec("p99", "latency_ms_p99", "upper", "ms", "p99 latency", parse_duration_ms, format_duration_ms),
         MetricSpec("energy", "energy_j_per_image", "upper", "J", "energy per image", parse_energy_j, format_energy_j),
         MetricSpec("throughput", "throughput_ips", "lower", "ips", "throughput", parse_rate_ips, format_rate_ips),

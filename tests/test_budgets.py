@@ -47,7 +47,9 @@ def test_parse_bytes_decimal_and_binary_units(text: str, expected: int) -> None:
     assert parse_bytes(text) == expected
 
 
-@pytest.mark.parametrize("text", ["2.6", "2600000000", "lots", "2.6gb", "2.6 G", "-1GB", "0GB", "1e9B", "GB", "0.4B", ""])
+@pytest.mark.parametrize(
+    "text", ["2.6", "2600000000", "lots", "2.6gb", "2.6 G", "-1GB", "0GB", "1e9B", "GB", "0.4B", ""]
+)
 def test_parse_bytes_rejects_with_the_bad_text_and_the_accepted_form(text: str) -> None:
     with pytest.raises(UsageError) as caught:
         parse_bytes(text)
@@ -161,7 +163,8 @@ def test_budget_spec_of_the_command_line() -> None:
 
 def test_marker_values_may_be_numbers_only_for_percentages() -> None:
     assert parse_budget("top5", 90).limit == 90.0
-    with pytest.raises(UsageError, match=r"bad memory budget 2600000000\.0: a number needs its unit, e.g\. memory=2\.6GB"):
+    expected = "bad memory budget 2600000000.0: a number needs its unit, e.g. memory=2.6GB"
+    with pytest.raises(UsageError, match=re.escape(expected)):
         parse_budget("memory", 2.6e9)
 
 
@@ -239,14 +242,17 @@ def test_latency_is_shown_in_the_unit_the_budget_was_written_in() -> None:
 def test_a_budgeted_metric_that_was_not_measured_does_not_pass(missing: dict) -> None:
     verdict = _one("energy=0.5J", **missing)
     assert verdict.measured is None and not verdict.passed and verdict.status == "not measured"
-    assert verdict.line(CELL, DEVICE) == "energy per image not measured, budget 0.5 J (vgg16-base-b64-224x224 on jetson-nano)"
+    assert verdict.line(CELL, DEVICE) == (
+        "energy per image not measured, budget 0.5 J (vgg16-base-b64-224x224 on jetson-nano)"
+    )
 
 
 def test_evaluate_checks_every_budget_in_metric_order() -> None:
     budgets = parse_budget_spec("throughput=20ips,memory=1MB,latency=50ms")
     info = {"peak_mem_bytes": 3_000_000, "latency_ms_median": 12.0, "throughput_ips": 83.3, "energy_j_per_image": 9.0}
     verdicts = evaluate(budgets, info)
-    assert [(v.budget.metric, v.passed) for v in verdicts] == [("memory", False), ("latency", True), ("throughput", True)]
+    checked = [(v.budget.metric, v.passed) for v in verdicts]
+    assert checked == [("memory", False), ("latency", True), ("throughput", True)]
     assert verdicts[0].as_dict() == {
         "metric": "memory", "budget": "1MB", "limit": 1e6, "measured": 3e6, "status": "over", "passed": False,
     }
