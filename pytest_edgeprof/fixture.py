@@ -3,13 +3,14 @@ measures memory, energy and FLOPs, and fails the test when the cell breaks a bud
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Mapping
 
 import pytest
 import torch
 from torch import nn
 
-from .budgets import Budget, evaluate
+from .budgets import Budget, evaluate, format_bytes
 from .energy import EnergyWindow, energy_extra_info
 from .flops import count_cost
 from .measurement import Cell, LatencyStats, Measurement
@@ -108,16 +109,20 @@ class EdgeprofTimer:
         return LatencyStats.of(stats.stats.data)
 
     @staticmethod
-    def _cost(model: nn.Module, cell: Cell) -> dict[str, int]:
-        cost = count_cost(model, cell.input_shape, cell.batch_size)
+    def _cost(model: nn.Module, cell: Cell) -> dict[str, object]:
+        try:
+            cost = count_cost(model, cell.input_shape, cell.batch_size)
+        except Exception as exc:  # e.g. a forward that makes real tensors or reads values: say why, keep the cell
+            why = f"{type(exc).__name__}: {exc}".strip().splitlines()[0][:300]
+            return {"flops": None, "macs": None, "params": None, "flops_error": why, "model_bytes": model_bytes(model)}
         return {"flops": cost.flops, "macs": cost.macs, "params": cost.params, "model_bytes": model_bytes(model)}
 
     def _judge(self, measurement: Measurement) -> None:
         """Check the budgets, save everything in ``extra_info``, and fail the test on a broken budget."""
         verdicts = evaluate(self.budgets, measurement.extra_info())
         broken = [v.line(measurement.cell.id, self.profile.name) for v in verdicts if not v.passed]
-        if measurement.outcome == "out-of-memory":
-            broken.insert(0, _out_of_memory_line(measurement, self.profile.name))
+        if measurement.outcome == "out-of-memory":  # nothing else was measured: the one line says it all
+            broken = [self._out_of_memory_line(measurement)]
         elif broken:
             measurement.outcome = "over-budget"
         measurement.extra.update(
@@ -129,8 +134,13 @@ class EdgeprofTimer:
             self._session.record_broken(measurement, broken)
             pytest.fail("\n".join(broken), pytrace=False)
 
-
-def _out_of_memory_line(measurement: Measurement, device: str) -> str:
-    cell = measurement.cell
-    return f"peak memory: out of memory at batch {cell.batch_size} ({measurement.error}) ({cell.id} on {device})"
+    def _out_of_memory_line(self, measurement: Measurement) -> str:
+        cell, memory = measurement.cell, self.budgets.get("memory")
+        tried = re.search(r"[Tt]ried to allocate ([0-9.]+ ?[KMGT]i?B|[0-9]+ bytes)", measurement.error)
+        size = ""
+        if tried:
+            text = tried.group(1)
+            size = f" (tried to allocate {format_bytes(int(text.split()[0])) if text.endswith('bytes') else text})"
+        budget = f" > budget {memory.text}" if memory else ""
+        return f"peak memory: out of memory at batch {cell.batch_size}{size}{budget} ({cell.id} on {self.profile.name})"
 
