@@ -1,8 +1,9 @@
 """The ``edgeprof`` fixture's object: a timer around pytest-benchmark's ``benchmark`` that also
-measures memory, energy and FLOPs, and fails the test when the cell breaks a budget."""
+measures memory, energy and FLOPs, journals the cell, and fails the test on a broken budget."""
 
 from __future__ import annotations
 
+import pickle
 import re
 from typing import TYPE_CHECKING, Mapping
 
@@ -11,12 +12,12 @@ import torch
 from torch import nn
 
 from .budgets import Budget, evaluate, format_bytes
-from .energy import EnergyWindow, energy_extra_info
-from .flops import count_cost
+from .isolation import IsolatedJob, killed_by_oom_killer, run_isolated
+from .journal import JournalEntry
+from .measure import measure_cell
 from .measurement import Cell, LatencyStats, Measurement
-from .memory import is_out_of_memory, measure_peak_memory, model_bytes
-from .timing import CallRecorder, warm_up
-from .zoo import example_input
+from .timing import CallRecorder
+from .zoo import ModelRef
 
 if TYPE_CHECKING:
     from .session import EdgeprofSession
@@ -35,7 +36,8 @@ class EdgeprofTimer:
     timed rounds; pytest-benchmark then calibrates and runs the rounds (``--benchmark-max-time``,
     ``--benchmark-min-rounds`` apply) while the energy source measures, topped up with more calls
     where the source needs a longer window. Peak memory is measured on one more call, FLOPs on
-    meta tensors. Running out of memory is recorded as a result, not raised.
+    meta tensors. Running out of memory is recorded as a result, not raised. With ``--resume`` a
+    cell already in the journal is replayed from it; with ``--isolate`` it runs in a child process.
     """
 
     def __init__(self, benchmark, session: EdgeprofSession, budgets: Mapping[str, Budget]) -> None:
@@ -47,60 +49,44 @@ class EdgeprofTimer:
 
     def __call__(
         self,
-        model: nn.Module,
+        model: nn.Module | ModelRef,
         example: torch.Tensor | None = None,
         *,
         cell: Cell | None = None,
         batch_size: int = 1,
         input_shape: tuple[int, int, int] = (3, 224, 224),
         name: str | None = None,
-    ) -> Measurement:
+    ) -> Measurement | None:
         if cell is None:
             if example is not None:
                 batch_size, input_shape = example.shape[0], tuple(example.shape[1:])  # type: ignore[assignment]
             cell = Cell(name or type(model).__name__.lower(), "base", batch_size, input_shape)
-        measurement = self.measurement = Measurement(cell, self.profile.name)
         self._benchmark.group = cell.model
-        model = model.eval().to(self.profile.torch_device)
-        try:
-            self._measure(model, example, measurement)
-        except Exception as exc:
-            if not is_out_of_memory(exc):
-                raise
-            measurement.outcome = "out-of-memory"
-            measurement.error = str(exc).strip().splitlines()[0][:300]
-            self._session.record_out_of_memory(cell)
-        measurement.extra.update(self._cost(model, cell))
+        entry = self._session.journaled(cell)
+        if entry is not None:
+            self._replay(entry)
+            return None
+        if self._session.settings.isolate:
+            measurement = self._isolated(model, cell)
+        else:
+            module = self._session.build(model) if isinstance(model, ModelRef) else model
+            meter = self._session.energy_meter()
+            measurement = measure_cell(module, cell, self.profile, meter, self._benchmark_rounds, example)
+        if measurement.outcome == "out-of-memory" or killed_by_oom_killer(measurement):
+            self._session.record_out_of_memory(self._test, cell)
+        self.measurement = measurement
         self._judge(measurement)
         return measurement
 
-    def _measure(self, model: nn.Module, example: torch.Tensor | None, measurement: Measurement) -> None:
-        cell, device = measurement.cell, self.profile.torch_device
-        if example is None:
-            example = example_input(cell.batch_size, cell.input_shape, device)
-        example = example.to(device)
-        recorder = CallRecorder(lambda: model(example), device)
-        with torch.inference_mode():
-            warmup = warm_up(recorder, device)
-            recorder.clear()
-            with EnergyWindow(self._session.energy_meter()) as window:
-                self._benchmark(recorder)
-                measurement.latency = self._timed_latencies(recorder)
-                window.extend(recorder)
-            memory = measure_peak_memory(lambda: model(example), device, shared_memory=self.profile.shared_memory)
-        measurement.timer = recorder.method
-        measurement.extra.update(warmup_calls=warmup.calls, warmup_settled=warmup.settled)
-        assert window.reading is not None
-        measurement.extra.update(energy_extra_info(window.reading, recorder.calls, cell.batch_size))
-        # The cell holds its weights and its input as well as what the forward pass allocates.
-        resident = model_bytes(model) + example.numel() * example.element_size()
-        measurement.extra.update(memory.as_extra_info())
-        measurement.extra.update(peak_mem_bytes=memory.peak_mem_bytes + resident, activation_peak_bytes=memory.peak_mem_bytes)
+    @property
+    def _test(self) -> str:
+        return self._benchmark.fullname.split("[")[0]
 
-    def _timed_latencies(self, recorder: CallRecorder) -> LatencyStats | None:
-        """The timed rounds' per-call latencies; None where pytest-benchmark is disabled."""
+    def _benchmark_rounds(self, recorder: CallRecorder) -> LatencyStats | None:
+        """pytest-benchmark calibrates and runs the rounds; returns their per-call latencies."""
+        self._benchmark(recorder)
         stats = self._benchmark.stats
-        if not stats:
+        if not stats:  # --benchmark-disable: one untimed call
             return None
         if recorder.method == "cuda-events":
             # pytest-benchmark's calibration calls come first and one untimed call comes last.
@@ -108,28 +94,62 @@ class EdgeprofTimer:
             return LatencyStats.of(recorder.latencies_s()[-timed_calls - 1 : -1])
         return LatencyStats.of(stats.stats.data)
 
-    @staticmethod
-    def _cost(model: nn.Module, cell: Cell) -> dict[str, object]:
+    def _isolated(self, model: nn.Module | ModelRef, cell: Cell) -> Measurement:
+        settings, options = self._session.settings, self._session.benchmark_options
+        job = IsolatedJob(
+            cell, self.profile,
+            model=model if isinstance(model, ModelRef) else None,
+            module=None if isinstance(model, ModelRef) else model,
+            max_time_s=options.get("max_time", 1.0), min_rounds=options.get("min_rounds", 5),
+            memory_limit_bytes=settings.isolate_memory_limit, num_threads=torch.get_num_threads(),
+            no_energy=settings.no_energy,
+        )
         try:
-            cost = count_cost(model, cell.input_shape, cell.batch_size)
-        except Exception as exc:  # e.g. a forward that makes real tensors or reads values: say why, keep the cell
-            why = f"{type(exc).__name__}: {exc}".strip().splitlines()[0][:300]
-            return {"flops": None, "macs": None, "params": None, "flops_error": why, "model_bytes": model_bytes(model)}
-        return {"flops": cost.flops, "macs": cost.macs, "params": cost.params, "model_bytes": model_bytes(model)}
+            measurement = run_isolated(job)
+        except (pickle.PicklingError, AttributeError, TypeError) as exc:
+            pytest.fail(f"--isolate: cannot send {type(model).__name__} to a child process ({exc}); "
+                        "define the module's class at the top level of an importable module", pytrace=False)
+        if measurement.latency is not None:
+            self._record_rounds(list(measurement.latency.samples_s), 1)
+        return measurement
+
+    def _record_rounds(self, latencies_s: list[float], iterations: int) -> None:
+        """Give pytest-benchmark rounds measured elsewhere (a child process, the journal of a killed run)."""
+        if not latencies_s:
+            return
+        stats = self._benchmark._make_stats(iterations)
+        for latency in latencies_s:
+            stats.update(latency * iterations)
+        self._benchmark._mode = "edgeprof"  # the fixture counts as used, like benchmark(...) would
+
+    def _replay(self, entry: JournalEntry) -> None:
+        """A cell the journal holds: its saved rounds and extra_info, and its outcome again."""
+        self._record_rounds(entry.latencies_s, entry.iterations)
+        self._benchmark.extra_info.update(entry.extra_info)
+        if entry.outcome == "out-of-memory" or entry.message.startswith("child killed by SIGKILL"):
+            self._session.record_out_of_memory(self._test, Cell.from_extra_info(entry.extra_info))
+        if entry.outcome != "passed":
+            pytest.fail(entry.message or entry.outcome, pytrace=False)
 
     def _judge(self, measurement: Measurement) -> None:
-        """Check the budgets, save everything in ``extra_info``, and fail the test on a broken budget."""
+        """Check the budgets, save everything in ``extra_info`` and the journal, fail on a broken budget."""
         verdicts = evaluate(self.budgets, measurement.extra_info())
         broken = [v.line(measurement.cell.id, self.profile.name) for v in verdicts if not v.passed]
         if measurement.outcome == "out-of-memory":  # nothing else was measured: the one line says it all
             broken = [self._out_of_memory_line(measurement)]
+        elif measurement.outcome == "failed":
+            broken = [f"{measurement.error} ({measurement.cell.id} on {self.profile.name})"]
         elif broken:
             measurement.outcome = "over-budget"
         measurement.extra.update(
             budgets={metric: budget.text for metric, budget in self.budgets.items()},
             budget_verdicts=[verdict.as_dict() for verdict in verdicts],
         )
-        self._benchmark.extra_info.update(measurement.extra_info())
+        info = measurement.extra_info()
+        self._benchmark.extra_info.update(info)
+        stats = self._benchmark.stats
+        rounds, iterations = (list(stats.stats.data), stats.iterations) if stats else ([], 1)
+        self._session.journal_cell(measurement.cell, measurement.outcome, info, rounds, iterations, "\n".join(broken))
         if broken:
             self._session.record_broken(measurement, broken)
             pytest.fail("\n".join(broken), pytrace=False)
@@ -143,4 +163,3 @@ class EdgeprofTimer:
             size = f" (tried to allocate {format_bytes(int(text.split()[0])) if text.endswith('bytes') else text})"
         budget = f" > budget {memory.text}" if memory else ""
         return f"peak memory: out of memory at batch {cell.batch_size}{size}{budget} ({cell.id} on {self.profile.name})"
-

@@ -82,3 +82,10 @@ def _parse_line(line: bytes) -> JournalEntry | None:
         return JournalEntry(**record)
     except (ValueError, TypeError, KeyError, AttributeError):
         return None
+
+
+def parse_journal_path(text: str) -> Path:
+    path = Path(text).expanduser()
+    if path.is_dir():
+        raise UsageError(f"--journal {text}: is a folder; give a file path such as .benchmarks/edgeprof-journal.jsonl")
+    return path

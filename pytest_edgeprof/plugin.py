@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 import pytest
@@ -30,6 +31,7 @@ class Option:
     metavar: str
     help: str
     parser: str = ""  # "module:function" in this package; empty: the text itself
+    flag_only: bool = False  # a switch (store_true, ini bool) rather than a value
 
     def parse(self, text: str) -> Any:
         if not self.parser:
@@ -71,14 +73,48 @@ OPTIONS: dict[str, Option] = {
         "a test's budget marker over both; the device's memory capacity is the default memory budget",
         "budgets:parse_budget_spec",
     ),
+    "no_energy": Option(
+        "--no-energy", "edgeprof_no_energy", "",
+        "do not measure energy (saves the source's minimum window per cell: 3 s for the CodeCarbon estimate, "
+        "1 s for NVML and Jetson rails); energy_source is then 'none'",
+        flag_only=True,
+    ),
+    "journal": Option(
+        "--journal", "edgeprof_journal", "PATH",
+        "the journal each finished cell is appended to at once (one JSON line, fsynced). "
+        "Default: edgeprof-journal.jsonl in pytest-benchmark's storage folder (.benchmarks/)",
+        "journal:parse_journal_path",
+    ),
+    "resume": Option(
+        "--resume", "edgeprof_resume", "",
+        "replay the cells the journal already holds for this device and weights instead of measuring them "
+        "again (a run killed halfway, resumed, saves every cell once)",
+        flag_only=True,
+    ),
+    "isolate": Option(
+        "--isolate", "edgeprof_isolate", "",
+        "run each cell in a fresh spawned child process, so an out-of-memory kill, a segfault or a CUDA error "
+        "loses only that cell (costs a process start and imports per cell)",
+        flag_only=True,
+    ),
+    "isolate_memory_limit": Option(
+        "--isolate-memory-limit", "edgeprof_isolate_memory_limit", "SIZE",
+        "with --isolate on a CPU: address space an isolated cell may map beyond its start, e.g. 2GB, "
+        "to see where a smaller device's memory would end",
+        "budgets:parse_bytes",
+    ),
 }
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup(GROUP, "edgeprof: CNN benchmarks on edge devices")
     for option in OPTIONS.values():
-        group.addoption(option.flag, metavar=option.metavar, default=None, help=option.help)
-        parser.addini(option.ini, help=f"default for {option.flag}: {option.help}", default=None)
+        if option.flag_only:
+            group.addoption(option.flag, action="store_true", default=None, help=option.help)
+            parser.addini(option.ini, type="bool", help=f"default for {option.flag}: {option.help}", default=False)
+        else:
+            group.addoption(option.flag, metavar=option.metavar, default=None, help=option.help)
+            parser.addini(option.ini, help=f"default for {option.flag}: {option.help}", default=None)
 
 
 def read_option(config: pytest.Config, name: str) -> str | None:
@@ -98,12 +134,22 @@ def load_settings(config: pytest.Config) -> Settings:
         if name == "budget":
             continue
         text = read_option(config, name)
-        if text is not None:
+        if option.flag_only:
+            values[name] = bool(text)
+        elif text is not None:
             values[name] = _parse(option, text)
+    if "journal" not in values:
+        values["journal"] = _benchmark_storage(config) / "edgeprof-journal.jsonl"
     budget = OPTIONS["budget"]
     layers = [config.getini(budget.ini) or None, config.getoption(budget.flag)]  # ini first, command line over it
     values["budget_layers"] = tuple(_parse(budget, text) for text in layers if text)
     return Settings(**values)
+
+
+def _benchmark_storage(config: pytest.Config) -> Path:
+    """pytest-benchmark's storage folder (``--benchmark-storage``, default ``file://./.benchmarks``)."""
+    storage = config.getoption("benchmark_storage", None) or "file://./.benchmarks"
+    return Path(storage[len("file://"):] if storage.startswith("file://") else ".benchmarks")
 
 
 def _parse(option: Option, text: str) -> Any:
@@ -126,6 +172,10 @@ def pytest_configure(config: pytest.Config) -> None:
 
     config.addinivalue_line("markers", BUDGET_MARKER)
     session = config.stash[SESSION] = EdgeprofSession(load_settings(config))
+    session.benchmark_options = {
+        "max_time": float(config.getoption("benchmark_max_time", None) or 1.0),
+        "min_rounds": int(config.getoption("benchmark_min_rounds", None) or 5),
+    }
     if read_option(config, "device") is not None or session.settings.grid != "default":
         _grid(session)  # an explicit --device the host lacks is a usage error before anything runs
 
@@ -182,7 +232,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     callspec = getattr(item, "callspec", None)
     cell = callspec.params.get("edgeprof_cell") if callspec else None
     if cell is not None:
-        reason = item.config.stash[SESSION].capacity_skip_reason(cell)
+        reason = item.config.stash[SESSION].capacity_skip_reason(item.nodeid.split("[")[0], cell)
         if reason:
             pytest.skip(reason)
 
@@ -219,8 +269,13 @@ def edgeprof_device(pytestconfig: pytest.Config):
 @pytest.fixture
 def edgeprof_model(pytestconfig: pytest.Config, edgeprof_cell):
     """The cell's torchvision model on the device, in eval mode, built once per session and weights
-    (``--weights``) and warmed up until its timings settle."""
-    return pytestconfig.stash[SESSION].model(edgeprof_cell.model)
+    (``--weights``) and warmed up until its timings settle. Under ``--isolate``, and for a cell that
+    ``--resume`` replays, it is a ``ModelRef`` (name, weights, variant) that is built where it runs."""
+    session = pytestconfig.stash[SESSION]
+    ref = session.model_ref(edgeprof_cell)
+    if session.settings.isolate or session.journaled(edgeprof_cell) is not None:
+        return ref
+    return session.build(ref)
 
 
 @pytest.fixture

@@ -5,17 +5,20 @@ from __future__ import annotations
 
 import gc
 from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
 
 from .budgets import Budget, format_bytes
 from .device import DeviceProfile, resolve_device
-from .energy import EnergyMeter, open_energy_meter
+from .energy import EnergyMeter, NoEnergyMeter, open_energy_meter
 from .grid import Grid, default_grid
 from .measurement import Cell, Measurement
 from .timing import warm_up
-from .zoo import build_model, example_input, reference_input_shape
+from .journal import Journal, JournalEntry, entry_key
+from .zoo import ModelRef, example_input, reference_input_shape
 
 
 @dataclass(frozen=True)
@@ -29,16 +32,24 @@ class Settings:
     shapes: tuple[tuple[int, int, int], ...] | None = None
     weights: str | None = None  # None: random initialisation
     budget_layers: tuple[dict[str, Budget], ...] = ()  # ini, then command line; later layers win
+    journal: Path = Path(".benchmarks") / "edgeprof-journal.jsonl"
+    resume: bool = False  # replay the cells the journal holds instead of measuring them again
+    isolate: bool = False  # each cell in a fresh spawned child process
+    isolate_memory_limit: int | None = None  # bytes an isolated child may map beyond its start
+    no_energy: bool = False
 
 
 @dataclass
 class EdgeprofSession:
     settings: Settings
     _profile: DeviceProfile | None = None
-    _model_key: tuple[str, str | None] | None = None
+    _model_ref: ModelRef | None = None
     _model: nn.Module | None = None
     _energy_meter: EnergyMeter | None = None
-    out_of_memory: dict[tuple[str, str, tuple[int, int, int]], int] = field(default_factory=dict)
+    benchmark_options: dict[str, Any] = field(default_factory=dict)  # pytest-benchmark's max_time, min_rounds
+    _journal: Journal | None = None
+    _resumable: dict[str, JournalEntry] = field(default_factory=dict)
+    out_of_memory: dict[tuple[str, str, str, tuple[int, int, int]], int] = field(default_factory=dict)
     broken_budgets: list[tuple[str, list[str]]] = field(default_factory=list)  # (cell id, lines)
 
     @property
@@ -61,26 +72,54 @@ class EdgeprofSession:
         capacity = self.profile.memory_bytes
         return {"memory": Budget("memory", float(capacity), format_bytes(capacity, like="GiB").replace(" ", ""))}
 
-    def model(self, name: str) -> nn.Module:
-        """The named model on the session's device, built and warmed once per session and weights.
+    def model_ref(self, cell: Cell) -> ModelRef:
+        return ModelRef(cell.model, self.settings.weights, cell.variant)
+
+    def build(self, ref: ModelRef) -> nn.Module:
+        """The model on the session's device, built and warmed once per session, weights and variant.
 
         Only the current model is kept: the grid is model-major, and a model left on the device would
         count against the next model's memory (and may not fit beside it on a small board).
         """
-        key = (name, self.settings.weights)
-        if key != self._model_key:
+        if ref != self._model_ref:
             self._release_model()
             device = self.profile.torch_device
-            model = build_model(name, self.settings.weights, device)
-            sample = example_input(1, reference_input_shape(name), device)
+            model = ref.build(device)
+            sample = example_input(1, reference_input_shape(ref.name), device)
             with torch.inference_mode():
                 warm_up(lambda: model(sample), device)
-            self._model_key, self._model = key, model
+            self._model_ref, self._model = ref, model
         assert self._model is not None
         return self._model
 
+    @property
+    def journal(self) -> Journal:
+        """This run's journal, opened on first use: with ``resume`` the old one is read and appended to;
+        otherwise it is moved aside to ``<journal>.prev`` and a new one starts."""
+        if self._journal is None:
+            journal = self._journal = Journal(self.settings.journal)
+            if self.settings.resume:
+                self._resumable = journal.read()
+            elif journal.path.exists():
+                journal.path.replace(journal.path.with_name(journal.path.name + ".prev"))
+        return self._journal
+
+    def journaled(self, cell: Cell) -> JournalEntry | None:
+        """The journal's entry for this cell when resuming, else None."""
+        if not self.settings.resume:
+            return None
+        self.journal  # noqa: B018 - reads the old journal on first use
+        return self._resumable.get(self._key(cell))
+
+    def journal_cell(self, cell: Cell, outcome: str, extra_info: dict[str, Any], rounds: list[float],
+                     iterations: int, message: str) -> None:
+        self.journal.append(JournalEntry(self._key(cell), outcome, extra_info, rounds, iterations, message))
+
+    def _key(self, cell: Cell) -> str:
+        return entry_key(self.profile.name, self.settings.weights, cell.id)
+
     def _release_model(self) -> None:
-        self._model_key = self._model = None
+        self._model_ref = self._model = None
         gc.collect()
         if self._profile is not None and self._profile.is_cuda:
             torch.cuda.empty_cache()
@@ -88,8 +127,7 @@ class EdgeprofSession:
     def energy_meter(self) -> EnergyMeter:
         """The best energy source for the device, opened once per session."""
         if self._energy_meter is None:
-            profile = self.profile
-            self._energy_meter = open_energy_meter(profile.torch_device, jetson_model=profile.jetson_model)
+            self._energy_meter = open_meter(self.profile, self.settings.no_energy)
         return self._energy_meter
 
     def close(self) -> None:
@@ -97,16 +135,23 @@ class EdgeprofSession:
             self._energy_meter.close()
         self._release_model()
 
-    def record_out_of_memory(self, cell: Cell) -> None:
-        key = (cell.model, cell.variant, cell.input_shape)
+    def record_out_of_memory(self, test: str, cell: Cell) -> None:
+        """``test``: the test function's node id without its parameters (two tests may share a cell id)."""
+        key = (test, cell.model, cell.variant, cell.input_shape)
         self.out_of_memory[key] = min(cell.batch_size, self.out_of_memory.get(key, cell.batch_size))
 
-    def capacity_skip_reason(self, cell: Cell) -> str | None:
-        """Why a cell need not run: a smaller batch of the same model, variant and shape ran out of memory."""
-        failed = self.out_of_memory.get((cell.model, cell.variant, cell.input_shape))
+    def capacity_skip_reason(self, test: str, cell: Cell) -> str | None:
+        """Why a cell need not run: a smaller batch of the same test, model, variant and shape ran out of memory."""
+        failed = self.out_of_memory.get((test, cell.model, cell.variant, cell.input_shape))
         if failed is not None and cell.batch_size > failed:
             return f"exceeds capacity (b={failed} ran out of memory)"
         return None
 
     def record_broken(self, measurement: Measurement, lines: list[str]) -> None:
         self.broken_budgets.append((measurement.cell.id, lines))
+
+
+def open_meter(profile: DeviceProfile, no_energy: bool = False) -> EnergyMeter:
+    if no_energy:
+        return NoEnergyMeter("not measured (--no-energy)")
+    return open_energy_meter(profile.torch_device, jetson_model=profile.jetson_model)

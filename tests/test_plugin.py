@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-SMALL = ["--device", "cpu", "--benchmark-max-time", "0.05", "--benchmark-min-rounds", "3"]
+SMALL = ["--device", "cpu", "--no-energy", "--benchmark-max-time", "0.05", "--benchmark-min-rounds", "3"]
 
 USER_TEST = """
 import torch

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-FAST = ["--device", "cpu", "--benchmark-max-time", "0.05", "--benchmark-min-rounds", "3"]
+FAST = ["--device", "cpu", "--no-energy", "--benchmark-max-time", "0.05", "--benchmark-min-rounds", "3"]
 
 TINY = """
 import pytest
@@ -19,16 +19,17 @@ def test_tiny(edgeprof):
 """
 
 
-def run_tiny(pytester, tmp_path, *args, marker=""):
+def run_tiny(pytester, tmp_path, *args, marker="", energy=False):
     pytester.makepyfile(TINY.format(marker=marker))
     out = tmp_path / "run.json"
-    result = pytester.runpytest(*FAST, f"--benchmark-json={out}", *args)
+    options = [option for option in FAST if energy is False or option != "--no-energy"]
+    result = pytester.runpytest(*options, f"--benchmark-json={out}", *args)
     info = json.loads(out.read_text())["benchmarks"][0]["extra_info"] if out.exists() else None
     return result, info
 
 
 def test_every_cell_saves_memory_energy_and_flops(pytester, tmp_path):
-    result, info = run_tiny(pytester, tmp_path)
+    result, info = run_tiny(pytester, tmp_path, energy=True)
     result.assert_outcomes(passed=1)
     # conv 3->8, 3x3 over a 30x30 output, batch 2, plus the 8->10 linear layer
     macs = 2 * (8 * 30 * 30 * 3 * 3 * 3 + 8 * 10)
@@ -42,7 +43,14 @@ def test_every_cell_saves_memory_energy_and_flops(pytester, tmp_path):
     if info["energy_j_per_image"] is not None:
         assert info["energy_j_per_image"] > 0 and info["avg_power_w"] > 0
     assert info["outcome"] == "passed"
-    assert info["budgets"]["memory"].endswith("GiB")  # the device's capacity is the default memory budget
+    assert info["budgets"]["memory"].endswith("GiB")
+
+
+def test_no_energy_says_energy_was_not_measured(pytester, tmp_path):
+    result, info = run_tiny(pytester, tmp_path)
+    result.assert_outcomes(passed=1)
+    assert info["energy_source"] == "none" and info["energy_j_per_image"] is None
+    assert info["energy_note"] == "not measured (--no-energy)"  # the device's capacity is the default memory budget
 
 
 def test_budget_marker_fails_the_cell_with_one_line_and_saves_the_verdict(pytester, tmp_path):

@@ -1,0 +1,98 @@
+"""``--isolate``: each cell in a fresh spawned child process, so a crash loses only that cell.
+
+On a small board a too-large batch does not raise: the kernel's out-of-memory killer ends the
+process. In a child, that kill (or a segfault, or a CUDA error) ends only the child; the parent
+records the cell as failed with the signal and goes on. Memory figures from a child are that
+cell's alone, since nothing else ran in it.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import resource
+import signal
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .device import DeviceProfile
+from .measure import first_line, measure_cell, timed_rounds
+from .measurement import Cell, Measurement
+from .zoo import ModelRef
+
+
+@dataclass(frozen=True)
+class IsolatedJob:
+    """What a child needs to measure one cell; sent to it by pickling, never through a file."""
+
+    cell: Cell
+    profile: DeviceProfile
+    model: ModelRef | None = None  # a torchvision model, built in the child
+    module: nn.Module | None = None  # or a user's module, pickled by reference to its class
+    max_time_s: float = 1.0
+    min_rounds: int = 5
+    memory_limit_bytes: int | None = None  # extra address space the child may map (CPU only)
+    num_threads: int = 0
+    no_energy: bool = False
+
+
+def run_isolated(job: IsolatedJob) -> Measurement:
+    """Measure ``job.cell`` in a spawned child; a child that dies gives a failed Measurement."""
+    context = multiprocessing.get_context("spawn")
+    receiver, sender = context.Pipe(duplex=False)
+    child = context.Process(target=_child_main, args=(job, sender), name=f"edgeprof-{job.cell.id}", daemon=True)
+    child.start()
+    sender.close()
+    try:
+        result = receiver.recv()
+    except EOFError:  # the child died before it could answer
+        result = None
+    child.join()
+    if isinstance(result, Measurement):
+        return result
+    failed = Measurement(job.cell, job.profile.name, outcome="failed")
+    failed.error = result if isinstance(result, str) else _death(child.exitcode)
+    return failed
+
+
+def killed_by_oom_killer(measurement: Measurement) -> bool:
+    return measurement.outcome == "failed" and measurement.error.startswith("child killed by SIGKILL")
+
+
+def _death(exitcode: int | None) -> str:
+    if exitcode is not None and exitcode < 0:
+        name = signal.Signals(-exitcode).name
+        hint = " (the out-of-memory killer sends it)" if name == "SIGKILL" else ""
+        return f"child killed by {name}{hint}"
+    return f"child exited with code {exitcode} without a result"
+
+
+def _child_main(job: IsolatedJob, sender: Connection) -> None:
+    from .session import open_meter
+
+    try:
+        if job.num_threads:
+            torch.set_num_threads(job.num_threads)
+        model = job.module if job.module is not None else job.model.build("cpu")  # type: ignore[union-attr]
+        if job.memory_limit_bytes:
+            _limit_address_space(job.memory_limit_bytes)
+        meter = open_meter(job.profile, job.no_energy)
+        try:
+            measurement = measure_cell(model, job.cell, job.profile, meter, timed_rounds(job.max_time_s, job.min_rounds))
+        finally:
+            meter.close()
+        sender.send(measurement)
+    except BaseException as exc:  # anything short of a kill: report it, the parent records it
+        sender.send(f"{type(exc).__name__}: {first_line(exc)}")
+    finally:
+        sender.close()
+
+
+def _limit_address_space(extra_bytes: int) -> None:
+    """Let the child map at most ``extra_bytes`` more than it has now (libraries already loaded)."""
+    status = Path("/proc/self/status").read_text()
+    mapped = next(int(line.split()[1]) * 1024 for line in status.splitlines() if line.startswith("VmSize:"))
+    resource.setrlimit(resource.RLIMIT_AS, (mapped + extra_bytes, resource.RLIM_INFINITY))

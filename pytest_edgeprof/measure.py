@@ -1,0 +1,105 @@
+"""Measuring one cell, without pytest: warm-up, timed rounds, energy, peak memory, FLOPs.
+
+The rounds themselves are run by a ``RoundsRunner``: inside pytest that is pytest-benchmark's
+``benchmark`` fixture; in an isolated child process (``--isolate``) or a notebook it is
+``timed_rounds``, which calibrates the same way (rounds until a time budget, at least a minimum).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import torch
+from torch import nn
+
+from .device import DeviceProfile
+from .energy import EnergyMeter, EnergyWindow, energy_extra_info
+from .flops import count_cost
+from .measurement import Cell, LatencyStats, Measurement
+from .memory import is_out_of_memory, measure_peak_memory, model_bytes
+from .timing import CallRecorder, warm_up
+from .zoo import example_input
+
+# Runs the timed rounds of ``recorder`` and returns their per-call latencies (None: not timed).
+RoundsRunner = Callable[[CallRecorder], "LatencyStats | None"]
+
+
+def measure_cell(
+    model: nn.Module,
+    cell: Cell,
+    profile: DeviceProfile,
+    meter: EnergyMeter,
+    run_rounds: RoundsRunner,
+    example: torch.Tensor | None = None,
+) -> Measurement:
+    """Everything DESIGN.md asks of one cell. Running out of memory is recorded, not raised."""
+    measurement = Measurement(cell, profile.name)
+    model = model.eval().to(profile.torch_device)
+    try:
+        _measure(model, example, measurement, profile, meter, run_rounds)
+    except Exception as exc:
+        if not is_out_of_memory(exc):
+            raise
+        measurement.outcome = "out-of-memory"
+        measurement.error = first_line(exc)
+    measurement.extra.update(cost_info(model, cell))
+    return measurement
+
+
+def _measure(
+    model: nn.Module,
+    example: torch.Tensor | None,
+    measurement: Measurement,
+    profile: DeviceProfile,
+    meter: EnergyMeter,
+    run_rounds: RoundsRunner,
+) -> None:
+    cell, device = measurement.cell, profile.torch_device
+    example = example_input(cell.batch_size, cell.input_shape, device) if example is None else example.to(device)
+    recorder = CallRecorder(lambda: model(example), device)
+    with torch.inference_mode():
+        warmup = warm_up(recorder, device)
+        recorder.clear()
+        with EnergyWindow(meter) as window:
+            measurement.latency = run_rounds(recorder)
+            window.extend(recorder)
+        memory = measure_peak_memory(lambda: model(example), device, shared_memory=profile.shared_memory)
+    measurement.timer = recorder.method
+    measurement.extra.update(warmup_calls=warmup.calls, warmup_settled=warmup.settled)
+    assert window.reading is not None
+    measurement.extra.update(energy_extra_info(window.reading, recorder.calls, cell.batch_size))
+    # The cell holds its weights and its input as well as what the forward pass allocates.
+    resident = model_bytes(model) + example.numel() * example.element_size()
+    measurement.extra.update(memory.as_extra_info())
+    measurement.extra.update(peak_mem_bytes=memory.peak_mem_bytes + resident, activation_peak_bytes=memory.peak_mem_bytes)
+
+
+def cost_info(model: nn.Module, cell: Cell) -> dict[str, object]:
+    """FLOPs, MACs and params for the cell's batch and shape, and the model's bytes."""
+    try:
+        cost = count_cost(model, cell.input_shape, cell.batch_size)
+    except Exception as exc:  # e.g. a forward that makes real tensors or reads values: say why, keep the cell
+        return {"flops": None, "macs": None, "params": None, "flops_error": first_line(exc), "model_bytes": model_bytes(model)}
+    return {"flops": cost.flops, "macs": cost.macs, "params": cost.params, "model_bytes": model_bytes(model)}
+
+
+def timed_rounds(max_time_s: float = 1.0, min_rounds: int = 5) -> RoundsRunner:
+    """Rounds of one call each until ``max_time_s`` has passed, at least ``min_rounds``, as pytest-benchmark does."""
+
+    def run(recorder: CallRecorder) -> LatencyStats:
+        recorder()
+        first = max(recorder.latencies_s()[-1], 1e-9)
+        rounds = max(min_rounds, math.ceil(max_time_s / first))
+        recorder.clear()
+        for _ in range(rounds):
+            recorder()
+        return LatencyStats.of(recorder.latencies_s())
+
+    return run
+
+
+def first_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0][:300]
+
