@@ -174,7 +174,8 @@ def _prune(
     model.eval()
     stage(PRUNE_STAGES[0])
     before = count_cost(model, input_shape, per_layer=True)
-    classifier, output_shape = _probe(model, input_shape)
+    classifier = _classifier(model, input_shape)
+    width = _width(classifier)
     stage(PRUNE_STAGES[1])
     graph = _dependency_graph(model, input_shape, ignored=[classifier])
     stage(PRUNE_STAGES[2])
@@ -188,7 +189,7 @@ def _prune(
     history = _apply_plan(graph, groups, plan)
     _clear_gradients(model)
     stage(PRUNE_STAGES[5])
-    after = _verified_cost(model, input_shape, output_shape)
+    after = _verified_cost(model, input_shape, classifier, width)
     achieved = 1 - after.flops / before.flops
     if abs(achieved - target) > tolerance:
         raise PruneUnsupported(
@@ -211,8 +212,8 @@ def _prune(
     )
 
 
-def _probe(model: nn.Module, input_shape: tuple[int, int, int]) -> tuple[nn.Module, tuple[int, ...]]:
-    """The classifier (last conv/linear layer to run) and the output shape, from a meta forward pass."""
+def _classifier(model: nn.Module, input_shape: tuple[int, int, int]) -> nn.Module:
+    """The classifier: the last conv or linear layer to run in a meta forward pass."""
     meta = _meta_copy(model)
     names = {module: name for name, module in meta.named_modules()}
     called: list[str] = []
@@ -231,14 +232,17 @@ def _probe(model: nn.Module, input_shape: tuple[int, int, int]) -> tuple[nn.Modu
             handle.remove()
     if not called or not isinstance(output, torch.Tensor):
         raise PruneUnsupported("the model has no convolution or linear layer to prune, or does not return one tensor")
-    return model.get_submodule(called[-1]), tuple(output.shape)
+    return model.get_submodule(called[-1])
 
 
 def _dependency_graph(model: nn.Module, input_shape: tuple[int, int, int], ignored: list[nn.Module]) -> Any:
     import torch_pruning as tp
 
-    if any(isinstance(m, nn.MultiheadAttention) for m in model.modules()):
-        raise PruneUnsupported("attention layers need head-aware pruning, which edgeprof does not configure")
+    attention = next((m for m in model.modules() if _is_attention(m)), None)
+    if attention is not None:
+        raise PruneUnsupported(
+            f"{type(attention).__name__} layers need head-aware pruning, which edgeprof does not configure"
+        )
     device = next(model.parameters()).device
     example = torch.randn((1, *input_shape), device=device, dtype=_dtype(model))
     try:
@@ -248,6 +252,11 @@ def _dependency_graph(model: nn.Module, input_shape: tuple[int, int, int], ignor
         raise PruneUnsupported(f"torch-pruning cannot trace the model: {_first_line(error)}")
     graph.edgeprof_ignored = list(ignored)
     return graph
+
+
+def _is_attention(module: nn.Module) -> bool:
+    # torchvision's Swin and MaxViT write attention with plain Linear layers in classes named so
+    return isinstance(module, nn.MultiheadAttention) or "Attention" in type(module).__name__
 
 
 def _accumulate_gradients(model: nn.Module, example_data: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> None:
@@ -384,21 +393,45 @@ class _FlopsEstimator:
         self.total = self.fixed + sum(flops for flops, _, _ in self.layers.values())
 
     def flops(self, plan: list[int]) -> float:
+        removed = self._removed(plan)
+        return self.fixed + sum(self._term(name, removed.get) for name in self.layers)
+
+    def reduction(self, plan: list[int]) -> float:
+        return 1 - self.flops(plan) / self.total
+
+    def moves(self, plan: list[int]) -> Iterator[tuple[int, int, float]]:
+        """Every plan one channel away from ``plan``, as (group, its new count, FLOPs), each in O(its layers)."""
+        removed = self._removed(plan)
+        current = self.fixed + sum(self._term(name, removed.get) for name in self.layers)
+        for index, (group, k) in enumerate(zip(self.groups, plan)):
+            for new_k in (k - 1, k + 1):
+                if not 0 <= new_k <= group.size - 1:
+                    continue
+                change: dict[tuple[str, str], int] = defaultdict(int)
+                for name, kind, ranks in group.effects:
+                    change[name, kind] += group.removed(ranks, new_k) - group.removed(ranks, k)
+
+                def moved(key: tuple[str, str], default: int = 0, change: dict = change) -> int:
+                    return removed.get(key, default) + change.get(key, 0)
+
+                names = {name for name, _ in change if name in self.layers}
+                delta = sum(self._term(name, moved) - self._term(name, removed.get) for name in names)
+                yield index, new_k, current + delta
+
+    def _removed(self, plan: list[int]) -> dict[tuple[str, str], int]:
         removed: dict[tuple[str, str], int] = defaultdict(int)
         for group, k in zip(self.groups, plan):
             if k:
                 for name, kind, ranks in group.effects:
                     removed[name, kind] += group.removed(ranks, k)
-        total = float(self.fixed)
-        for name, (flops, out, in_) in self.layers.items():
-            if (name, "dw") in removed:
-                total += flops * (out - removed[name, "dw"]) / out
-            else:
-                total += flops * (out - removed.get((name, "out"), 0)) / out * (in_ - removed.get((name, "in"), 0)) / in_
-        return total
+        return dict(removed)
 
-    def reduction(self, plan: list[int]) -> float:
-        return 1 - self.flops(plan) / self.total
+    def _term(self, name: str, removed: Callable[..., int]) -> float:
+        """A layer's FLOPs once ``removed((name, kind), 0)`` of its channels of each kind are gone."""
+        flops, out, in_ = self.layers[name]
+        if removed((name, "dw"), 0):
+            return flops * (out - removed((name, "dw"), 0)) / out
+        return flops * (out - removed((name, "out"), 0)) / out * (in_ - removed((name, "in"), 0)) / in_
 
 
 def _uniform_plan(groups: list[_Group], ratio: float) -> list[int]:
@@ -429,22 +462,17 @@ def _search_plan(estimator: _FlopsEstimator, target: float, tolerance: float) ->
 def _refine(estimator: _FlopsEstimator, plan: list[int], target: float, good_enough: float = 0.001) -> list[int]:
     """Move single channels in or out of groups while that brings the estimate closer to the target."""
     plan = list(plan)
-    error = abs(estimator.reduction(plan) - target)
-    for _ in range(100):
-        if error <= good_enough:
+    goal = estimator.total * (1 - target)  # FLOPs to keep
+    error = abs(estimator.flops(plan) - goal)
+    for _ in range(200):
+        if error <= good_enough * estimator.total:
             break
-        best = None
-        for index, group in enumerate(estimator.groups):
-            for step in (-1, 1):
-                k = plan[index] + step
-                if 0 <= k <= group.size - 1:
-                    trial = plan[:index] + [k] + plan[index + 1 :]
-                    trial_error = abs(estimator.reduction(trial) - target)
-                    if trial_error < error and (best is None or trial_error < best[0]):
-                        best = (trial_error, trial)
-        if best is None:
+        best = min(estimator.moves(plan), key=lambda move: abs(move[2] - goal), default=None)
+        if best is None or abs(best[2] - goal) >= error:
             break
-        error, plan = best
+        index, k, flops = best
+        plan[index] = k
+        error = abs(flops - goal)
     return plan
 
 
@@ -464,18 +492,19 @@ def _apply_plan(graph: Any, groups: list[_Group], plan: list[int]) -> list[list]
     return [[name, bool(out), [int(i) for i in idxs]] for name, out, idxs in graph.pruning_history()]
 
 
-def _verified_cost(model: nn.Module, input_shape: tuple[int, int, int], output_shape: tuple[int, ...]) -> Any:
-    """The pruned model's exact cost; it must still run and give the same output shape."""
+def _verified_cost(model: nn.Module, input_shape: tuple[int, int, int], classifier: nn.Module, width: int) -> ModelCost:
+    """The pruned model's exact cost; it must still run, and its classifier keep its output width."""
     try:
-        _, shape = _probe(model, input_shape)
         cost = count_cost(model, input_shape)
-    except PruneUnsupported as error:
-        raise PruneUnsupported(f"the pruned model is broken: {error}")
     except Exception as error:
-        raise PruneUnsupported(f"the pruned model is broken: {_first_line(error)}")
-    if shape != output_shape:
-        raise PruneUnsupported(f"pruning changed the output shape from {output_shape} to {shape}")
+        raise PruneUnsupported(f"the pruned model does not run: {_first_line(error)}")
+    if _width(classifier) != width:
+        raise PruneUnsupported(f"pruning changed the classifier's output width from {width} to {_width(classifier)}")
     return cost
+
+
+def _width(layer: nn.Module) -> int:
+    return layer.out_features if isinstance(layer, nn.Linear) else layer.out_channels
 
 
 # --- named models and the cache --------------------------------------------------------------------
