@@ -45,6 +45,10 @@ class Accuracy:
     images: int
     eval_set: str  # what was evaluated, e.g. "val: first 500 of 50000 images (limit 500, ...), 1000 classes"
 
+    def extra_info(self) -> dict[str, Any]:
+        """The DESIGN.md keys for pytest-benchmark's ``extra_info``."""
+        return {"top1": round(self.top1, 4), "top5": round(self.top5, 4), "eval_set": self.eval_set}
+
 
 def evaluate(
     model: nn.Module,

@@ -83,14 +83,34 @@ class PruneResult:
     def variant(self) -> str:
         return variant_name(self.target)
 
+    def extra_info(self) -> dict[str, Any]:
+        """What the variant really is, for pytest-benchmark's ``extra_info`` (fractions, FLOPs at batch 1)."""
+        return {
+            "prune_target": self.target,
+            "prune_achieved": round(self.achieved, 6),
+            "prune_method": self.method,
+            "prune_params_before": self.params_before,
+            "prune_params_after": self.params_after,
+            "prune_reference_shape": list(self.input_shape),
+        }
+
 
 # --- targets ---------------------------------------------------------------------------------------
 
 
 def variant_name(target: float) -> str:
     """The variant id of a target: 0.5 -> "p50", 0.25 -> "p25", 0.05 -> "p5", 0.125 -> "p12.5"."""
-    percent = round(target * 100, 4)
-    return f"p{percent:g}"
+    return f"p{round(target * 100, 4):g}"
+
+
+def variant_target(variant: str) -> float | None:
+    """The target a variant id names: "p50" -> 0.5, "p12.5" -> 0.125; "base" -> None."""
+    if variant == "base":
+        return None
+    try:
+        return parse_prune_target(variant[1:]) if variant.startswith("p") else parse_prune_target(variant)
+    except UsageError:
+        raise UsageError(f"variant {variant!r} is not 'base' or p<percent of FLOPs removed> like p50") from None
 
 
 def parse_prune_target(text: str) -> float:

@@ -48,6 +48,18 @@ def test_variant_names(target, name):
     assert prune.variant_name(target) == name
 
 
+@pytest.mark.parametrize("target", [0.05, 0.125, 0.25, 0.5, 0.8])
+def test_variant_names_read_back(target):
+    assert prune.variant_target(prune.variant_name(target)) == target
+    assert prune.variant_target("base") is None
+
+
+@pytest.mark.parametrize("variant", ["p", "p90", "x50", "pfifty"])
+def test_bad_variant_ids(variant):
+    with pytest.raises(UsageError, match=f"variant '{variant}' is not 'base' or p<percent"):
+        prune.variant_target(variant)
+
+
 def test_prune_targets_parse_in_order_without_repeats():
     assert prune.parse_prune_targets("0.25, 0.5,0.25") == (0.25, 0.5)
     assert prune.parse_prune_targets("0.05,0.8") == (0.05, 0.8)
@@ -82,6 +94,9 @@ def test_resnet18_hits_the_target_within_one_point(resnet18, target):
     assert (result.params_before, result.params_after) == (base.params, pruned.params)
     assert result.params_after < result.params_before
     assert result.method == "magnitude" and not result.from_cache
+    info = result.extra_info()
+    assert (info["prune_target"], info["prune_method"]) == (target, "magnitude")
+    assert info["prune_achieved"] == pytest.approx(result.achieved, abs=1e-6)
 
 
 def test_pruned_model_runs_keeps_its_classes_and_the_original_is_untouched(resnet18):
@@ -134,7 +149,7 @@ def test_taylor_ranks_by_gradients_of_example_batches(mobilenet):
     assert all(param.grad is None for param in result.model.parameters())
 
 
-class _Attention(nn.Module):
+class _TinyTransformer(nn.Module):
     def __init__(self):
         super().__init__()
         self.embed = nn.Conv2d(3, 16, 4, stride=4)
@@ -149,7 +164,7 @@ class _Attention(nn.Module):
 @pytest.mark.parametrize(
     "model, reason",
     [
-        (_Attention(), "MultiheadAttention layers need head-aware pruning"),
+        (_TinyTransformer(), "MultiheadAttention layers need head-aware pruning"),
         (nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 10)), "no channel group it can prune"),
         (nn.Sequential(nn.Conv2d(3, 2, 3), nn.ReLU(), nn.Flatten(), nn.Linear(2 * 6 * 6, 10)), "at most 50.0% of the FLOPs can be removed"),
     ],
