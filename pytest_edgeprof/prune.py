@@ -108,8 +108,10 @@ def variant_target(variant: str) -> float | None:
     if variant == "base":
         return None
     try:
-        return parse_prune_target(variant[1:]) if variant.startswith("p") else parse_prune_target(variant)
-    except UsageError:
+        if not variant.startswith("p"):
+            raise ValueError(variant)
+        return parse_prune_target(repr(round(float(variant[1:]) / 100, 6)))
+    except (ValueError, UsageError):
         raise UsageError(f"variant {variant!r} is not 'base' or p<percent of FLOPs removed> like p50") from None
 
 
