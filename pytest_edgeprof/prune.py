@@ -16,10 +16,13 @@ How a target is hit without crawling:
 4. The real model is pruned once, its FLOPs counted exactly on meta tensors, and the result refused
    (:class:`PruneUnsupported`) if it is not within ``tolerance`` of the target.
 
-Cache: a variant is saved as ``plan.json`` (the pruning history: root layer, direction, channel
-indices; JSON) plus ``state.pt`` (a state dict). Loading builds the base architecture on the meta
-device, replays the history with torch-pruning, and loads the state dict with ``weights_only=True``,
-so nothing in the cache is unpickled as an arbitrary object.
+Cache: a variant is one file (:func:`save_variant`) holding the pruning history (root layer,
+direction, channel indices), the FLOPs/params figures and the state dict, as plain dicts, lists,
+numbers and tensors. Loading (:func:`load_variant`) reads it with ``torch.load(weights_only=True)``,
+builds the base architecture on the meta device, replays the history with torch-pruning and assigns
+the state dict, so nothing in the file is unpickled as an arbitrary object. Entries are named
+``<model>-<variant>-<method>-<key>.pt``; the key hashes model, weights, target, method, example data
+and the torch / torchvision / torch-pruning versions.
 """
 
 from __future__ import annotations
@@ -177,10 +180,18 @@ def prune_to_flops(
     if method == "taylor" and example_data is None:
         raise UsageError("pruning method 'taylor' needs example data (batches of images and labels)")
     with _stages(progress, f"pruning to {variant_name(target)}", len(PRUNE_STAGES)) as stage:
-        return _prune(model if inplace else copy.deepcopy(model), target, input_shape, method, example_data, tolerance, stage)
+        model = model if inplace else copy.deepcopy(model)
+        return _prune(model, target, input_shape, method, example_data, tolerance, stage)
 
 
-PRUNE_STAGES = ("counting FLOPs", "tracing the dependency graph", "ranking channels", "searching the plan", "pruning", "checking")
+PRUNE_STAGES = (
+    "counting FLOPs",
+    "tracing the dependency graph",
+    "ranking channels",
+    "searching the plan",
+    "pruning",
+    "checking",
+)
 
 
 def _prune(
@@ -215,7 +226,7 @@ def _prune(
     achieved = 1 - after.flops / before.flops
     if abs(achieved - target) > tolerance:
         raise PruneUnsupported(
-            f"pruning removed {achieved:.1%} of the FLOPs, not {target:.0%} +- {tolerance:.0%} "
+            f"pruning removed {achieved:.1%} of the FLOPs, not {target:.1%} +- {tolerance:.1%} "
             f"(the plan estimated {1 - estimator.flops(plan) / before.flops:.1%})"
         )
     return PruneResult(
@@ -285,6 +296,8 @@ def _accumulate_gradients(model: nn.Module, example_data: Iterable[tuple[torch.T
     """Gradients of the summed cross-entropy over the example batches, for Taylor importance."""
     device = next(model.parameters()).device
     model.zero_grad(set_to_none=True)
+    for param in model.parameters():
+        param.requires_grad_(param.is_floating_point())
     seen = 0
     with torch.enable_grad():
         for images, labels in example_data:
@@ -330,7 +343,10 @@ def _rank_groups(graph: Any, method: str) -> list[_Group]:
         if _has_single_channel_layer(graph, group):
             continue  # torch-pruning never prunes a layer down from one channel
         chunks = _channel_chunks(graph, group)
-        scores = importance(group)
+        try:
+            scores = importance(group)
+        except Exception as error:  # e.g. a layer the example data never reached has no gradient
+            raise PruneUnsupported(f"ranking the channels ({method}) failed: {_first_line(error)}")
         if scores is None or len(scores) % chunks:
             continue
         size = len(scores) // chunks
