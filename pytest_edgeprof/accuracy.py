@@ -116,21 +116,32 @@ def image_folder_loader(
     of every class, then the second, ...), so a quick look still covers many classes; the eval_set
     text says so. ``class_index`` defaults to ``root/class_index.json`` when that file exists.
     """
-    root = Path(root).expanduser()
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
         raise UsageError(f"--eval-limit {limit!r}: expected a positive number of images")
+    root = Path(root).expanduser()
+    by_class = _labelled_images(root, class_index)
+    total = sum(len(images) for images in by_class)
+    samples = _round_robin(by_class)[:limit] if limit else [s for images in by_class for s in images]
+    dataset = _ImageList(samples, preprocessing(model_name, input_shape))
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
+    return loader, _eval_set_text(root, len(samples), total, len(by_class), limit)
+
+
+def check_image_folder(root: Path, class_index: Path | None = None) -> int:
+    """Check an evaluation folder (and class-index file) up front; the number of images, or ``UsageError``."""
+    return sum(len(images) for images in _labelled_images(Path(root).expanduser(), class_index))
+
+
+def _labelled_images(root: Path, class_index: Path | None) -> list[list[tuple[Path, int]]]:
+    """Each class folder's images with their label, folders sorted by name."""
     if class_index is None and (root / "class_index.json").is_file():
         class_index = root / "class_index.json"
     folders = _class_folders(root)
     indices = _read_class_index(class_index, folders) if class_index else {f: i for i, f in enumerate(folders)}
     by_class = [[(path, indices[folder]) for path in _images(root / folder)] for folder in folders]
-    total = sum(len(images) for images in by_class)
-    if not total:
+    if not any(by_class):
         raise UsageError(f"--eval-data {root}: no images in its class folders (accepted: {_suffixes()})")
-    samples = _round_robin(by_class)[:limit] if limit else [s for images in by_class for s in images]
-    dataset = _ImageList(samples, preprocessing(model_name, input_shape))
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
-    return loader, _eval_set_text(root, len(samples), total, len(folders), limit)
+    return by_class
 
 
 def preprocessing(model_name: str, input_shape: tuple[int, int, int]) -> v2.Compose:

@@ -14,7 +14,14 @@ from PIL import Image
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from pytest_edgeprof.accuracy import Accuracy, evaluate, image_folder_loader, parse_eval_limit, preprocessing
+from pytest_edgeprof.accuracy import (
+    Accuracy,
+    check_image_folder,
+    evaluate,
+    image_folder_loader,
+    parse_eval_limit,
+    preprocessing,
+)
 from pytest_edgeprof.errors import UsageError
 from pytest_edgeprof.prune import prune_to_flops
 from pytest_edgeprof.zoo import build_model
@@ -109,6 +116,7 @@ def test_evaluate_counts_top1_and_top5_exactly():
     labels = torch.tensor([0, 2, 2, 9, 4, 1])  # first guess: 0, 1 (2nd guess 2), 2, 3 (no), 4, 5 (no)
     accuracy = evaluate(Fixed(), [(inputs, labels)])
     assert accuracy == Accuracy(top1=100 * 3 / 6, top5=100 * 4 / 6, images=6, eval_set="")
+    assert accuracy.extra_info() == {"top1": 50.0, "top5": 66.6667, "eval_set": ""}
 
 
 def test_evaluate_restores_training_mode(trained, digits):
@@ -149,6 +157,7 @@ def test_folders_sorted_by_name_are_the_classes_without_an_index(tmp_path):
     assert batches[0][0].shape == (4, 3, 32, 48) and batches[0][0].dtype == torch.float32
     assert _labels(loader) == [0, 0, 0, 1, 1, 1, 2, 2, 2]  # ant, bee, cat
     assert eval_set == "val: 9 images, 3 classes"
+    assert check_image_folder(root) == 9
 
 
 def test_class_index_file_maps_folders_to_indices(tmp_path):
@@ -229,9 +238,12 @@ def test_bad_folders_and_class_indices_are_one_line_usage_errors(tmp_path, setup
                 "unknown-folder": json.dumps({"0": ["ant", "an ant"]}),
             }[setup]
         )
+    index = index if index.exists() else None
     with pytest.raises(UsageError, match=message) as error:
-        image_folder_loader(root, "mobilenet_v3_small", (3, 32, 32), class_index=index if index.exists() else None)
+        image_folder_loader(root, "mobilenet_v3_small", (3, 32, 32), class_index=index)
     assert "\n" not in str(error.value)
+    with pytest.raises(UsageError, match=message):
+        check_image_folder(root, index)  # what the plugin runs before collecting anything
 
 
 @pytest.mark.parametrize("limit", [0, -3, True, 2.5])
