@@ -149,11 +149,13 @@ def _configure_prune(parser: argparse.ArgumentParser) -> None:
         "--target", type=_typed(parse_prune_target), required=True, help="fraction of FLOPs to remove, 0.05 to 0.8"
     )
     parser.add_argument("--method", choices=METHODS, default="magnitude", help="channel importance")
-    parser.add_argument("--weights", default=None, help="random (default), a weights name in the torch cache, or a path")
+    parser.add_argument("--weights", default=None, help="random (default), weights in the torch cache, or a path")
     parser.add_argument("--data", type=Path, default=None, help="an ImageFolder for Taylor importance")
-    parser.add_argument("--data-limit", type=_typed(parse_batch_size), default=256, help="images of --data to use (256)")
+    parser.add_argument("--data-limit", type=_typed(parse_batch_size), default=256, help="images of --data (256)")
     parser.add_argument("--out", type=Path, default=None, help="also write the variant to FILE (load_variant reads it)")
-    parser.add_argument("--cache-dir", type=Path, default=None, help="variant cache (default: $XDG_CACHE_HOME/pytest-edgeprof/variants)")
+    parser.add_argument(
+        "--cache-dir", type=Path, default=None, help="variant cache (default: $XDG_CACHE_HOME/pytest-edgeprof/variants)"
+    )
     parser.add_argument("--no-cache", action="store_true", help="neither read nor write the cache")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from PIL import Image
 from torch import nn
 
 from pytest_edgeprof import prune
@@ -280,6 +281,18 @@ def test_cli_prints_a_summary_and_writes_out(tmp_path, capsys):
     assert prune.load_variant(out).target == 0.25
     assert main(args) == 0
     assert "(loaded from the cache)" in capsys.readouterr().out
+
+
+def test_cli_taylor_ranks_with_an_image_folder(tmp_path, capsys):
+    for label in ("n01440764", "n01443537"):
+        (tmp_path / "val" / label).mkdir(parents=True)
+        for i in range(2):
+            Image.new("RGB", (80, 60), color=(40 * i, 90, 200)).save(tmp_path / "val" / label / f"{i}.jpg")
+    args = ["prune", "mobilenet_v3_small", "--target", "0.25", "--method", "taylor", "--data", str(tmp_path / "val")]
+    assert main([*args, "--data-limit", "3", "--json", "--cache-dir", str(tmp_path / "cache")]) == 0
+    row = json.loads(capsys.readouterr().out)
+    assert row["method"] == "taylor" and abs(row["achieved"] - 0.25) <= 0.01
+    assert next((tmp_path / "cache").iterdir()).name.startswith("mobilenet_v3_small-p25-taylor-")
 
 
 @pytest.mark.parametrize(
