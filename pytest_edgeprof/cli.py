@@ -12,6 +12,7 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, NoReturn
 
 from .errors import UsageError
@@ -134,6 +135,98 @@ def _flops_table(rows: list[dict[str, Any]]) -> str:
             f"{row['model']:<20} {shape:>11} {row['batch']:>6} {row['macs'] / 1e9:>10.3f}"
             f" {row['flops'] / 1e9:>10.3f} {row['params'] / 1e6:>11.2f}"
         )
+    return "\n".join(lines)
+
+
+# --- edgeprof prune ----------------------------------------------------------------------------------
+
+
+def _configure_prune(parser: argparse.ArgumentParser) -> None:
+    from .prune import METHODS, parse_prune_target
+
+    parser.add_argument("model", metavar="MODEL", help="a torchvision classification model name")
+    parser.add_argument(
+        "--target", type=_typed(parse_prune_target), required=True, help="fraction of FLOPs to remove, 0.05 to 0.8"
+    )
+    parser.add_argument("--method", choices=METHODS, default="magnitude", help="channel importance")
+    parser.add_argument("--weights", default=None, help="random (default), weights in the torch cache, or a path")
+    parser.add_argument("--data", type=Path, default=None, help="an ImageFolder for Taylor importance")
+    parser.add_argument("--data-limit", type=_typed(parse_batch_size), default=256, help="images of --data (256)")
+    parser.add_argument("--out", type=Path, default=None, help="also write the variant to FILE (load_variant reads it)")
+    parser.add_argument(
+        "--cache-dir", type=Path, default=None, help="variant cache (default: $XDG_CACHE_HOME/pytest-edgeprof/variants)"
+    )
+    parser.add_argument("--no-cache", action="store_true", help="neither read nor write the cache")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+@subcommand("prune", "Prune a model to remove a fraction of its FLOPs (structured, torch-pruning)", _configure_prune)
+def run_prune(args: argparse.Namespace) -> int:
+    from .prune import PruneUnsupported, pruned_model, save_variant, variant_name
+
+    name = resolve_model_name(args.model)
+    example_data, data_key = _taylor_data(args, name)
+    try:
+        result = pruned_model(
+            name,
+            args.target,
+            weights=args.weights,
+            method=args.method,
+            cache_dir=args.cache_dir,
+            progress=True,
+            example_data=example_data,
+            data_key=data_key,
+            use_cache=not args.no_cache,
+        )
+    except PruneUnsupported as error:
+        print(f"edgeprof: cannot prune {name}: {error}", file=sys.stderr)
+        return 1
+    if args.out is not None:
+        save_variant(result, args.out)
+    row = {
+        "model": name,
+        "variant": variant_name(result.target),
+        "target": result.target,
+        "achieved": round(result.achieved, 6),
+        "method": result.method,
+        "params_before": result.params_before,
+        "params_after": result.params_after,
+        "flops_before": result.flops_before,
+        "flops_after": result.flops_after,
+        "input_shape": list(result.input_shape),
+        "seconds": round(result.seconds, 3),
+        "from_cache": result.from_cache,
+    }
+    print(json.dumps(row) if args.json else _prune_summary(row, args.out))
+    return 0
+
+
+def _taylor_data(args: argparse.Namespace, name: str) -> tuple[Any, str]:
+    if args.method != "taylor":
+        if args.data is not None:
+            raise UsageError("--data is used by --method taylor only")
+        return None, ""
+    if args.data is None:
+        raise UsageError("--method taylor needs --data DIR, an ImageFolder of labelled images")
+    from .accuracy import image_folder_loader
+    from .flops import reference_input_shape
+
+    loader, eval_set = image_folder_loader(args.data, name, reference_input_shape(name), limit=args.data_limit)
+    return loader, f"{args.data.resolve()}:{eval_set}"
+
+
+def _prune_summary(row: dict[str, Any], out: Path | None) -> str:
+    shape = "x".join(str(d) for d in row["input_shape"])
+    how = "loaded from the cache" if row["from_cache"] else "pruned"
+    lines = [
+        f"{row['model']} {row['variant']} ({row['method']}): removed {row['achieved']:.2%} of the FLOPs"
+        f" (target {row['target']:.0%}) at {shape}",
+        f"  FLOPs   {row['flops_before'] / 1e9:.3f} G -> {row['flops_after'] / 1e9:.3f} G",
+        f"  params  {row['params_before'] / 1e6:.2f} M -> {row['params_after'] / 1e6:.2f} M",
+        f"  time    {row['seconds']:.1f} s ({how})",
+    ]
+    if out is not None:
+        lines.append(f"  saved   {out}")
     return "\n".join(lines)
 
 

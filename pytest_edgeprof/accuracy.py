@@ -1,0 +1,240 @@
+"""Top-1 / top-5 accuracy of a model on an image folder or on any iterable of (images, labels) batches.
+
+The image folder is laid out like ImageNet's validation set in torchvision's ImageFolder form: one
+sub-folder per class holding that class's images (``val/n01440764/ILSVRC2012_val_00000293.JPEG``).
+
+Which class index each folder is: with a class-index file, what the file says; without one, the
+folders sorted by name are classes 0, 1, 2, ... (torchvision's ImageFolder rule, which for ImageNet's
+synset folders gives the standard ImageNet indices). The class-index file is JSON mapping each class
+index to its folder name, either ImageNet's ``imagenet_class_index.json`` form
+``{"0": ["n01440764", "tench"], ...}`` (the first element of each list is the folder) or plainly
+``{"0": "n01440764", ...}``. Folders the file does not name are an error, not silently skipped.
+
+Preprocessing is the model's weights' own (torchvision's ``ImageClassification`` preset): resize the
+shorter side, center-crop to the cell's input shape, scale to [0, 1], normalize with the weights'
+mean and std. The resize keeps the weights' resize-to-crop ratio (256/224 for most models), so a
+160 x 160 cell resizes to 183 then crops 160; for an H x W cell the shorter side is resized to
+max(H, W) times that ratio, so the crop never needs padding.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torchvision
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, Dataset
+from torchvision.transforms import v2
+
+from .errors import UsageError
+from .zoo import resolve_model_name
+
+IMAGE_SUFFIXES = frozenset(torchvision.datasets.folder.IMG_EXTENSIONS)
+
+
+@dataclass(frozen=True)
+class Accuracy:
+    top1: float  # percent of images whose label is the model's first guess
+    top5: float  # percent of images whose label is among its five first guesses
+    images: int
+    eval_set: str  # what was evaluated, e.g. "val: first 500 of 50000 images (limit 500, ...), 1000 classes"
+
+    def extra_info(self) -> dict[str, Any]:
+        """The DESIGN.md keys for pytest-benchmark's ``extra_info``."""
+        return {"top1": round(self.top1, 4), "top5": round(self.top5, 4), "eval_set": self.eval_set}
+
+
+def evaluate(
+    model: nn.Module,
+    loader: Iterable[tuple[Tensor, Tensor]],
+    *,
+    device: str = "cpu",
+    eval_set: str = "",
+    progress: bool = False,
+) -> Accuracy:
+    """Top-1 and top-5 of ``model`` (put in eval mode for the pass, then restored) over ``loader``."""
+    was_training = model.training
+    model.eval()
+    top1 = top5 = images = 0
+    batches = _progress(loader, progress, f"evaluating {eval_set}".strip())
+    try:
+        with torch.inference_mode():
+            for inputs, labels in batches:
+                logits = model(inputs.to(device))
+                labels = labels.to(logits.device)
+                _check_labels(labels, logits.shape[-1])
+                guesses = logits.topk(min(5, logits.shape[-1]), dim=-1).indices
+                hits = guesses == labels.unsqueeze(-1)
+                top1 += int(hits[:, 0].sum())
+                top5 += int(hits.any(dim=-1).sum())
+                images += len(labels)
+    finally:
+        model.train(was_training)
+    if not images:
+        raise UsageError(f"evaluation set {eval_set or '(unnamed)'} has no images")
+    return Accuracy(top1=100 * top1 / images, top5=100 * top5 / images, images=images, eval_set=eval_set)
+
+
+def _check_labels(labels: Tensor, classes: int) -> None:
+    if len(labels) and (int(labels.min()) < 0 or int(labels.max()) >= classes):
+        raise UsageError(
+            f"label {int(labels.max())} is outside the model's {classes} classes; "
+            "give a class-index file that maps the folders to the model's class indices"
+        )
+
+
+def _progress(iterable: Iterable[Any], enabled: bool, description: str) -> Iterable[Any]:
+    if not enabled:
+        return iterable
+    from tqdm import tqdm
+
+    return tqdm(iterable, desc=description, unit="batch", file=sys.stderr, leave=False)
+
+
+# --- image folders ---------------------------------------------------------------------------------
+
+
+def image_folder_loader(
+    root: Path,
+    model_name: str,
+    input_shape: tuple[int, int, int],
+    *,
+    limit: int | None = None,
+    batch_size: int = 32,
+    class_index: Path | None = None,
+    num_workers: int = 0,
+) -> tuple[DataLoader, str]:
+    """A loader over an ImageFolder with ``model_name``'s preprocessing at ``input_shape``, and its eval_set text.
+
+    ``limit`` takes the first N images in a fixed order that goes round the classes (the first image
+    of every class, then the second, ...), so a quick look still covers many classes; the eval_set
+    text says so. ``class_index`` defaults to ``root/class_index.json`` when that file exists.
+    """
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise UsageError(f"--eval-limit {limit!r}: expected a positive number of images")
+    root = Path(root).expanduser()
+    by_class = _labelled_images(root, class_index)
+    total = sum(len(images) for images in by_class)
+    samples = _round_robin(by_class)[:limit] if limit else [s for images in by_class for s in images]
+    dataset = _ImageList(samples, preprocessing(model_name, input_shape))
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
+    return loader, _eval_set_text(root, len(samples), total, len(by_class), limit)
+
+
+def check_image_folder(root: Path, class_index: Path | None = None) -> int:
+    """Check an evaluation folder (and class-index file) up front; the number of images, or ``UsageError``."""
+    return sum(len(images) for images in _labelled_images(Path(root).expanduser(), class_index))
+
+
+def _labelled_images(root: Path, class_index: Path | None) -> list[list[tuple[Path, int]]]:
+    """Each class folder's images with their label, folders sorted by name."""
+    if class_index is None and (root / "class_index.json").is_file():
+        class_index = root / "class_index.json"
+    folders = _class_folders(root)
+    indices = _read_class_index(class_index, folders) if class_index else {f: i for i, f in enumerate(folders)}
+    by_class = [[(path, indices[folder]) for path in _images(root / folder)] for folder in folders]
+    if not any(by_class):
+        raise UsageError(f"--eval-data {root}: no images in its class folders (accepted: {_suffixes()})")
+    return by_class
+
+
+def preprocessing(model_name: str, input_shape: tuple[int, int, int]) -> v2.Compose:
+    """The model's weights' transforms (resize, center crop, normalize), for an input of ``input_shape``."""
+    preset = torchvision.models.get_model_weights(resolve_model_name(model_name)).DEFAULT.transforms()
+    crop = preset.crop_size[0]
+    resize = preset.resize_size[0] if preset.resize_size else crop
+    height, width = input_shape[1], input_shape[2]
+    return v2.Compose(
+        [
+            v2.PILToTensor(),
+            v2.Resize(round(max(height, width) * resize / crop), interpolation=preset.interpolation, antialias=True),
+            v2.CenterCrop((height, width)),
+            v2.ToDtype(torch.float32, scale=True),
+            v2.Normalize(mean=list(preset.mean), std=list(preset.std)),
+        ]
+    )
+
+
+class _ImageList(Dataset):
+    def __init__(self, samples: list[tuple[Path, int]], transform: v2.Compose) -> None:
+        self.samples = samples
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> tuple[Tensor, int]:
+        path, label = self.samples[index]
+        try:
+            image = torchvision.datasets.folder.pil_loader(str(path))
+        except OSError as error:
+            raise UsageError(f"cannot read image {path}: {error}") from None
+        return self.transform(image), label
+
+
+def _class_folders(root: Path) -> list[str]:
+    if not root.is_dir():
+        what = "not a folder" if root.exists() else "no such folder"
+        raise UsageError(f"--eval-data {root}: {what}; expected an ImageFolder (one sub-folder of images per class)")
+    folders = sorted(entry.name for entry in root.iterdir() if entry.is_dir() and not entry.name.startswith("."))
+    if not folders:
+        raise UsageError(f"--eval-data {root}: no class sub-folders; expected {root}/<class>/<image>.jpg")
+    return folders
+
+
+def _images(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+
+
+def _read_class_index(path: Path, folders: list[str]) -> dict[str, int]:
+    """Folder name -> class index, from ``{"0": ["n01440764", "tench"], ...}`` or ``{"0": "n01440764", ...}``."""
+    path = Path(path).expanduser()
+    form = 'JSON like {"0": ["n01440764", "tench"], ...} or {"0": "n01440764", ...}'
+    try:
+        raw = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise UsageError(f"class index {path}: cannot read it ({reason}); expected {form}") from None
+    if not isinstance(raw, dict) or not raw:
+        raise UsageError(f"class index {path}: holds a {type(raw).__name__}, not a mapping; expected {form}")
+    indices: dict[str, int] = {}
+    for key, value in raw.items():
+        folder = value[0] if isinstance(value, list) and value else value
+        if not (isinstance(key, str) and key.strip().isdigit() and isinstance(folder, str)):
+            raise UsageError(f"class index {path}: entry {key!r}: {value!r} is not index -> folder; expected {form}")
+        indices[folder] = int(key)
+    unknown = [folder for folder in folders if folder not in indices]
+    if unknown:
+        more = f" and {len(unknown) - 1} more" if len(unknown) > 1 else ""
+        raise UsageError(f"class index {path} does not name the folder {unknown[0]!r}{more}")
+    return indices
+
+
+def _round_robin(by_class: list[list[tuple[Path, int]]]) -> list[tuple[Path, int]]:
+    longest = max(len(images) for images in by_class)
+    return [images[i] for i in range(longest) for images in by_class if i < len(images)]
+
+
+def _eval_set_text(root: Path, used: int, total: int, classes: int, limit: int | None) -> str:
+    name = root.resolve().name or str(root)
+    if limit and used < total:
+        return f"{name}: first {used} of {total} images (limit {limit}, round-robin over classes), {classes} classes"
+    return f"{name}: {total} images, {classes} classes"
+
+
+def _suffixes() -> str:
+    return " ".join(sorted(IMAGE_SUFFIXES))
+
+
+def parse_eval_limit(text: str) -> int:
+    """Parse ``--eval-limit``: a positive number of images."""
+    cleaned = str(text).strip()
+    if not cleaned.isdigit() or int(cleaned) < 1:
+        raise UsageError(f"--eval-limit {text!r}: expected a positive number of images, e.g. 500")
+    return int(cleaned)
