@@ -1,0 +1,141 @@
+"""The ``edgeprof`` command.
+
+Each subcommand is a function ``run(args) -> int`` registered with :func:`subcommand`, together with a
+function that adds its arguments to its parser. ``main`` builds one argparse parser from the registry,
+so a new subcommand is one decorated function and one ``configure`` function, nothing else.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, NoReturn
+
+from .errors import UsageError
+from .zoo import parse_batch_size, parse_shape, resolve_model_name
+
+Run = Callable[[argparse.Namespace], int]
+Configure = Callable[[argparse.ArgumentParser], None]
+
+
+@dataclass(frozen=True)
+class Subcommand:
+    name: str
+    help: str
+    configure: Configure
+    run: Run
+
+
+SUBCOMMANDS: dict[str, Subcommand] = {}
+
+
+def subcommand(name: str, help: str, configure: Configure) -> Callable[[Run], Run]:
+    """Register the decorated function as ``edgeprof NAME``."""
+
+    def register(run: Run) -> Run:
+        SUBCOMMANDS[name] = Subcommand(name, help, configure, run)
+        return run
+
+    return register
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are UsageErrors, so every bad input ends the same way."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(message)
+
+
+def _typed(parse: Callable[[str], Any]) -> Callable[[str], Any]:
+    """Wrap a parser so argparse shows its UsageError message instead of a generic 'invalid value'."""
+
+    def convert(text: str) -> Any:
+        try:
+            return parse(text)
+        except UsageError as error:
+            raise argparse.ArgumentTypeError(str(error)) from error
+
+    convert.__name__ = parse.__name__
+    return convert
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="edgeprof", description="Profile torchvision CNNs for edge devices.")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for command in SUBCOMMANDS.values():
+        sub = commands.add_parser(command.name, help=command.help, description=command.help)
+        command.configure(sub)
+        sub.set_defaults(run=command.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        return args.run(args)
+    except UsageError as error:
+        print(f"edgeprof: error: {error}", file=sys.stderr)
+        return 2
+    except SystemExit as exit_:  # --help and --version end argparse this way
+        return exit_.code if isinstance(exit_.code, int) else 0
+
+
+# --- edgeprof flops ----------------------------------------------------------------------------------
+
+
+def _configure_flops(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("models", nargs="+", metavar="MODEL", help="torchvision classification model names")
+    parser.add_argument(
+        "--shape",
+        type=_typed(parse_shape),
+        default=None,
+        help="input size, 224 or HxW like 224x160 (default: each model's own size, e.g. 299 for inception_v3)",
+    )
+    parser.add_argument("--batch", type=_typed(parse_batch_size), default=1, help="batch size (default: 1)")
+    parser.add_argument("--json", action="store_true", help="print a JSON list, one object per model")
+
+
+@subcommand("flops", "FLOPs, MACs and parameters of models (FLOPs = 2 x MACs)", _configure_flops)
+def run_flops(args: argparse.Namespace) -> int:
+    from .flops import count_model_cost  # torch import kept out of `edgeprof --help`
+
+    names = [resolve_model_name(name) for name in args.models]  # every name checked before counting
+    rows = []
+    for name in names:
+        cost = count_model_cost(name, args.shape, args.batch)
+        rows.append(
+            {
+                "model": name,
+                "shape": list(cost.input_shape),
+                "batch": cost.batch_size,
+                "flops": cost.flops,
+                "macs": cost.macs,
+                "params": cost.params,
+            }
+        )
+    print(_json_list(rows) if args.json else _flops_table(rows))
+    return 0
+
+
+def _json_list(rows: list[dict[str, Any]]) -> str:
+    """A JSON list with one object per line: valid JSON for scripts, still readable by eye."""
+    return "[\n" + ",\n".join("  " + json.dumps(row) for row in rows) + "\n]"
+
+
+def _flops_table(rows: list[dict[str, Any]]) -> str:
+    header = f"{'model':<20} {'input':>11} {'batch':>6} {'GMACs':>10} {'GFLOPs':>10} {'params (M)':>11}"
+    lines = [header, "-" * len(header)]
+    for row in rows:
+        shape = "x".join(str(d) for d in row["shape"])
+        lines.append(
+            f"{row['model']:<20} {shape:>11} {row['batch']:>6} {row['macs'] / 1e9:>10.3f}"
+            f" {row['flops'] / 1e9:>10.3f} {row['params'] / 1e6:>11.2f}"
+        )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

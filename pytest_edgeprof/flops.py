@@ -1,0 +1,324 @@
+"""FLOPs, MACs and parameters of a model, whole and per layer, counted on meta tensors.
+
+Nothing runs for real: the model's structure is copied with every parameter and buffer replaced by a
+``meta`` tensor (shape and dtype, no storage), and one forward pass of a meta input runs under
+``torch.utils.flop_counter.FlopCounterMode``. So VGG16 at batch 128 is counted in a fraction of a
+second, allocates no activation memory, and the caller's model is neither moved nor changed.
+
+Convention (DESIGN.md): FLOPs = 2 x multiply-accumulates (MACs). Like torchvision's ``_ops`` metadata
+(GMACs per image), only the multiply-accumulate work of convolutions, linear layers and matrix
+products (attention included) is counted; additions of biases and residuals, normalisation,
+activations and pooling are not. torchvision computed ``_ops`` with the same kind of counter (a
+``TorchDispatchMode`` that counts aten convolution and matmul ops, from pytorch/vision#6936), which is
+why the numbers here match it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import math
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import torch
+import torchvision
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from .errors import UsageError
+from .zoo import resolve_model_name
+
+
+@dataclass(frozen=True)
+class LayerCost:
+    """The cost of one module of the model (its own work, not its children's)."""
+
+    name: str  # qualified module name, e.g. "features.0"; "" for the model itself
+    type: str  # class name, e.g. "Conv2d"
+    output_shape: tuple[int, ...]  # of its first output tensor, at its first call
+    flops: int
+    macs: int
+    params: int  # the module's own parameters, not its children's
+    activation_bytes: int  # bytes of its output tensor(s), summed over its calls in one forward
+
+
+@dataclass(frozen=True)
+class ModelCost:
+    """The cost of one forward pass of one batch."""
+
+    flops: int  # = 2 * macs, for the whole batch
+    macs: int
+    params: int
+    batch_size: int
+    input_shape: tuple[int, int, int]  # (C, H, W)
+    layers: tuple[LayerCost, ...] = ()
+
+
+def count_cost(
+    model: nn.Module,
+    input_shape: tuple[int, int, int],
+    batch_size: int = 1,
+    per_layer: bool = False,
+) -> ModelCost:
+    """Count one eval-mode forward pass of ``batch_size`` inputs of ``input_shape`` (C, H, W).
+
+    The model may live on any device with real weights: it is copied onto meta tensors first, so it is
+    not run, moved, put in eval mode or otherwise changed.
+    """
+    shape = _check_input_shape(input_shape)
+    batch = _check_batch_size(batch_size)
+    meta_model = _meta_copy(model).eval()
+    x = torch.empty((batch, *shape), dtype=_input_dtype(model), device="meta")
+    tracker = _LayerTracker(meta_model)
+    counter = FlopCounterMode(display=False)
+    with tracker.attached(counter), counter, torch.no_grad():
+        meta_model(x)
+    macs = counter.get_total_flops() // 2
+    return ModelCost(
+        flops=2 * macs,
+        macs=macs,
+        params=_count_params(model),
+        batch_size=batch,
+        input_shape=shape,
+        layers=tracker.layers() if per_layer else (),
+    )
+
+
+def count_model_cost(
+    name: str,
+    input_shape: tuple[int, int, int] | None = None,
+    batch_size: int = 1,
+    per_layer: bool = False,
+) -> ModelCost:
+    """Count a torchvision classification model by name, built on the meta device (no weights).
+
+    ``input_shape`` defaults to the model's own input size (:func:`reference_input_shape`). Models
+    whose architecture depends on the input size (ViT, MaxViT) are built for the shape asked for.
+    """
+    name = resolve_model_name(name)
+    shape = reference_input_shape(name) if input_shape is None else _check_input_shape(input_shape)
+    model = _meta_model(name, _size_kwargs(name, shape))
+    try:
+        return count_cost(model, shape, batch_size, per_layer)
+    except RuntimeError as error:
+        if shape == reference_input_shape(name):
+            raise
+        raise UsageError(
+            f"{name} cannot take input shape {_shape_text(shape)}: {_first_line(error)}; "
+            f"its own input shape is {_shape_text(reference_input_shape(name))}"
+        ) from error
+
+
+def reference_input_shape(name: str) -> tuple[int, int, int]:
+    """The (C, H, W) a torchvision model is evaluated at: its default weights' crop size.
+
+    This is the size torchvision's ``_ops`` metadata was counted at (224 for most models, 299 for
+    inception_v3, 240-600 for the EfficientNets, 256 for Swin V2, 518 for vit_h_14).
+    """
+    weights = torchvision.models.get_model_weights(resolve_model_name(name)).DEFAULT
+    crop = weights.transforms.keywords.get("crop_size", 224)
+    return (3, crop, crop)
+
+
+# --- building a torchvision model without memory ---------------------------------------------------
+
+
+def _size_kwargs(name: str, shape: tuple[int, int, int]) -> tuple[tuple[str, Any], ...]:
+    """Builder arguments that fix the input size, for architectures built for one size.
+
+    torchvision's own builders set these from the weights' ``min_size`` (vision_transformer.py,
+    maxvit.py); without weights they would build for 224 and refuse any other size.
+    """
+    family = torchvision.models.get_model_builder(name).__module__.rsplit(".", 1)[-1]
+    height, width = shape[1], shape[2]
+    if family == "vision_transformer":
+        if height != width:
+            raise UsageError(f"{name} takes square inputs only, not {_shape_text(shape)}")
+        return (("image_size", height),)
+    if family == "maxvit":
+        return (("input_size", (height, width)),)
+    return ()
+
+
+@lru_cache(maxsize=8)
+def _meta_model(name: str, size_kwargs: tuple[tuple[str, Any], ...]) -> nn.Module:
+    """Build ``name`` with meta parameters and buffers. Cached: count_cost never changes it."""
+    kwargs = dict(size_kwargs)
+    with warnings.catch_warnings():
+        # googlenet / inception_v3 warn that their default init will change; irrelevant on meta.
+        warnings.filterwarnings("ignore", message="The default weight initialization", category=FutureWarning)
+        try:
+            with torch.device("meta"):
+                return torchvision.models.get_model(name, **kwargs)
+        except NotImplementedError:
+            # The builder computes with tensors (RegNet derives its widths with torch ops), which
+            # meta tensors cannot do: build on the CPU, turning each parameter and buffer into a meta
+            # tensor as it is registered, so none holds memory for long.
+            with _register_on_meta():
+                return torchvision.models.get_model(name, **kwargs)
+
+
+@contextlib.contextmanager
+def _register_on_meta() -> Iterator[None]:
+    def parameter_to_meta(module: nn.Module, name: str, param: nn.Parameter | None) -> nn.Parameter | None:
+        if param is None:
+            return None
+        return nn.Parameter(param.to("meta"), requires_grad=param.requires_grad)
+
+    def buffer_to_meta(module: nn.Module, name: str, buffer: torch.Tensor | None) -> torch.Tensor | None:
+        return None if buffer is None else buffer.to("meta")
+
+    handles = [
+        nn.modules.module.register_module_parameter_registration_hook(parameter_to_meta),
+        nn.modules.module.register_module_buffer_registration_hook(buffer_to_meta),
+    ]
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+# --- copying a model onto meta tensors -------------------------------------------------------------
+
+
+def _meta_copy(model: nn.Module) -> nn.Module:
+    """A deep copy of ``model`` whose parameters and buffers are meta tensors.
+
+    Pre-filling deepcopy's memo with meta stand-ins means the real tensors are never copied.
+    """
+    memo: dict[int, Any] = {}
+    for param in model.parameters():
+        memo[id(param)] = nn.Parameter(torch.empty_like(param, device="meta"), requires_grad=param.requires_grad)
+    for buffer in model.buffers():
+        memo[id(buffer)] = torch.empty_like(buffer, device="meta")
+    return copy.deepcopy(model, memo)
+
+
+def _input_dtype(model: nn.Module) -> torch.dtype:
+    for tensor in model.parameters():
+        if tensor.is_floating_point():
+            return tensor.dtype
+    return torch.get_default_dtype()
+
+
+def _count_params(model: nn.Module) -> int:
+    return sum(param.numel() for param in model.parameters())
+
+
+# --- per-layer attribution -------------------------------------------------------------------------
+
+
+class _LayerTracker:
+    """Attributes the counter's FLOPs to the module whose own code ran them.
+
+    Each module's self FLOPs are the FLOPs counted during its forward minus those counted during the
+    forwards nested inside it, so the layers' FLOPs add up to the model's total exactly.
+    """
+
+    def __init__(self, model: nn.Module) -> None:
+        self._modules = dict(model.named_modules())
+        self._names = {id(module): name for name, module in self._modules.items()}
+        self._stack: list[list[int]] = []  # [flops at entry, flops of nested calls]
+        self._called: dict[str, None] = {}  # names in order of first call
+        self._flops: dict[str, int] = {}
+        self._shapes: dict[str, tuple[int, ...]] = {}
+        self._bytes: dict[str, int] = {}
+
+    @contextlib.contextmanager
+    def attached(self, counter: FlopCounterMode) -> Iterator[None]:
+        handles = []
+        for module in self._modules.values():
+            handles.append(module.register_forward_pre_hook(self._entered(counter)))
+            handles.append(module.register_forward_hook(self._left(counter)))
+        try:
+            yield
+        finally:
+            for handle in handles:
+                handle.remove()
+
+    def _entered(self, counter: FlopCounterMode):
+        def hook(module: nn.Module, args: Any) -> None:
+            self._called.setdefault(self._names[id(module)])
+            self._stack.append([counter.get_total_flops(), 0])
+
+        return hook
+
+    def _left(self, counter: FlopCounterMode):
+        def hook(module: nn.Module, args: Any, output: Any) -> None:
+            start, nested = self._stack.pop()
+            inclusive = counter.get_total_flops() - start
+            if self._stack:
+                self._stack[-1][1] += inclusive
+            name = self._names[id(module)]
+            self._flops[name] = self._flops.get(name, 0) + inclusive - nested
+            tensors = [t for t in _flatten(output) if isinstance(t, torch.Tensor)]
+            self._shapes.setdefault(name, tuple(tensors[0].shape) if tensors else ())
+            self._bytes[name] = self._bytes.get(name, 0) + sum(t.numel() * t.element_size() for t in tensors)
+
+        return hook
+
+    def layers(self) -> tuple[LayerCost, ...]:
+        """Modules that ran, in order of first call: every leaf, and any other that did work or owns parameters."""
+        layers = []
+        for name in self._called:
+            module = self._modules[name]
+            flops = self._flops[name]
+            own_params = sum(p.numel() for p in module.parameters(recurse=False))
+            is_leaf = next(module.children(), None) is None
+            if is_leaf or flops or own_params:
+                layers.append(
+                    LayerCost(
+                        name=name,
+                        type=type(module).__name__,
+                        output_shape=self._shapes[name],
+                        flops=flops,
+                        macs=flops // 2,
+                        params=own_params,
+                        activation_bytes=self._bytes[name],
+                    )
+                )
+        return tuple(layers)
+
+
+def _flatten(output: Any) -> Iterator[Any]:
+    if isinstance(output, (tuple, list)):
+        for item in output:
+            yield from _flatten(item)
+    elif isinstance(output, dict):
+        for item in output.values():
+            yield from _flatten(item)
+    else:
+        yield output
+
+
+# --- argument checks -------------------------------------------------------------------------------
+
+
+def _check_input_shape(input_shape: Any) -> tuple[int, int, int]:
+    try:
+        shape = tuple(input_shape)
+    except TypeError:
+        shape = ()
+    if len(shape) != 3 or not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in shape):
+        raise UsageError(f"input shape {input_shape!r} is not (C, H, W) with three positive integers")
+    return shape  # type: ignore[return-value]
+
+
+def _check_batch_size(batch_size: Any) -> int:
+    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+        raise UsageError(f"batch size {batch_size!r} is not a positive integer")
+    return batch_size
+
+
+def _shape_text(shape: tuple[int, ...]) -> str:
+    return "x".join(str(d) for d in shape)
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
