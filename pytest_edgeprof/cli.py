@@ -137,5 +137,66 @@ def _flops_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+# --- answers from saved runs: compare, limits, report, layers ------------------------------------
+
+_RUN_HELP = "a saved run: a JSON file, a run number (0001), a name or fragment of one, or latest"
+
+
+def _add_storage(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--storage", default=".benchmarks", metavar="DIR",
+        help="where run numbers and names are looked up, as pytest-benchmark's --benchmark-storage (default: .benchmarks)",
+    )
+
+
+def _color(stream: Any) -> bool:
+    """ANSI colours only on a terminal, and never when NO_COLOR is set (https://no-color.org)."""
+    import os
+
+    return stream.isatty() and not os.environ.get("NO_COLOR")
+
+
+def _configure_compare(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run_a", metavar="RUN_A", help=f"the baseline: {_RUN_HELP}")
+    parser.add_argument("run_b", metavar="RUN_B", help=f"the run compared with it: {_RUN_HELP}")
+    parser.add_argument(
+        "--fail", metavar="SPEC", default=None,
+        help="exit 1 when a cell gets worse past a limit, e.g. latency:10%%,memory:5%%,energy:10%%,top1:-0.5 "
+        "(more latency/memory/energy/flops is worse, less throughput/top1; top1 in percentage points)",
+    )
+    output = parser.add_mutually_exclusive_group()
+    output.add_argument("--csv", action="store_true", help="print CSV: one row per cell and metric")
+    output.add_argument("--json", action="store_true", help="print JSON")
+    _add_storage(parser)
+
+
+@subcommand(
+    "compare",
+    "compare two saved runs cell by cell; exit 1 with --fail when a cell regressed, 2 on bad input",
+    _configure_compare,
+)
+def run_compare(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .compare import compare_runs, parse_fail_spec, regressions, render_table, to_csv, to_json
+    from .results import load_run
+
+    thresholds = parse_fail_spec(args.fail) if args.fail is not None else []  # bad spec: before any file is read
+    run_a, run_b = load_run(args.run_a, Path(args.storage)), load_run(args.run_b, Path(args.storage))
+    comparison = compare_runs(run_a, run_b)
+    failed = regressions(run_a, run_b, thresholds)
+    if args.csv:
+        print(to_csv(comparison), end="")
+    elif args.json:
+        print(to_json(comparison, failed))
+    else:
+        print(render_table(comparison, color=_color(sys.stdout), failed=failed))
+    for regression in failed:
+        print(f"REGRESSION {regression.line()}", file=sys.stderr)
+    if failed:
+        print(f"edgeprof compare: {len(failed)} regression(s) past --fail {args.fail}", file=sys.stderr)
+    return 1 if failed else 0
+
+
 if __name__ == "__main__":
     sys.exit(main())

@@ -146,10 +146,15 @@ class SavedRun:
     def name(self) -> str:
         return self.path.name
 
+    @property
+    def when(self) -> str:
+        """The save time to the minute, ``2025-01-02 10:11 UTC`` (pytest-benchmark saves UTC); "" if unknown."""
+        text = self.datetime.replace("T", " ")[:16]
+        return f"{text} UTC" if text and self.datetime[19:].startswith(("+00:00", "Z")) else text
+
     def describe(self) -> str:
-        """``0003_baseline.json (cpu, 2025-01-02 10:11)`` for table headers."""
-        when = self.datetime.replace("T", " ")[:16]
-        return f"{self.path.name} ({self.device or 'unknown device'}{', ' + when if when else ''})"
+        """``.benchmarks/.../0003_baseline.json (device cpu, 2025-01-02 10:11 UTC)`` for headers."""
+        return f"{self.path} (device {self.device or 'unknown'}{', ' + self.when if self.when else ''})"
 
 
 def load_run(ref: str | Path, storage: Path = DEFAULT_STORAGE) -> SavedRun:
