@@ -198,5 +198,32 @@ def run_compare(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _configure_limits(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run_ref", metavar="RUN", help=_RUN_HELP)
+    parser.add_argument(
+        "--objective", choices=("throughput", "energy", "latency", "accuracy"), default="throughput",
+        help="what the recommended configuration is best at, among the cells within every budget (default: throughput)",
+    )
+    parser.add_argument("--json", action="store_true", help="print JSON")
+    _add_storage(parser)
+
+
+@subcommand(
+    "limits",
+    "per model, variant and input shape: the largest batch within every budget, the first beyond and why; "
+    "then the best configuration within all budgets",
+    _configure_limits,
+)
+def run_limits(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from . import limits
+    from .results import load_run
+
+    run = load_run(args.run_ref, Path(args.storage))
+    print(limits.to_json(run, args.objective) if args.json else limits.render(run, args.objective))
+    return 0
+
+
 if __name__ == "__main__":
     sys.exit(main())

@@ -150,7 +150,7 @@ class SavedRun:
     def when(self) -> str:
         """The save time to the minute, ``2025-01-02 10:11 UTC`` (pytest-benchmark saves UTC); "" if unknown."""
         text = self.datetime.replace("T", " ")[:16]
-        return f"{text} UTC" if text and self.datetime[19:].startswith(("+00:00", "Z")) else text
+        return f"{text} UTC" if text and self.datetime.endswith(("+00:00", "Z")) else text
 
     def describe(self) -> str:
         """``.benchmarks/.../0003_baseline.json (device cpu, 2025-01-02 10:11 UTC)`` for headers."""
