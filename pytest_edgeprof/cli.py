@@ -225,5 +225,25 @@ def run_limits(args: argparse.Namespace) -> int:
     return 0
 
 
+def _configure_report(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run_ref", metavar="RUN", help=_RUN_HELP)
+    parser.add_argument("--out", default="edgeprof-report", metavar="DIR", help="where to write the PNGs and index.html (default: edgeprof-report)")
+    _add_storage(parser)
+
+
+@subcommand("report", "PNG plots per model and an index.html from a saved run", _configure_report)
+def run_report(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .report import write_report
+    from .results import load_run
+
+    run = load_run(args.run_ref, Path(args.storage))
+    written = write_report(run, Path(args.out))
+    for path in written:
+        print(path)
+    return 0
+
+
 if __name__ == "__main__":
     sys.exit(main())
