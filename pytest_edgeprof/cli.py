@@ -245,5 +245,49 @@ def run_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _positive_int(text: str) -> int:
+    if not text.strip().isdigit() or int(text) < 1:
+        raise UsageError(f"bad count {text!r}: expected a positive integer")
+    return int(text)
+
+
+def _configure_layers(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", metavar="MODEL", help="a torchvision classification model name")
+    parser.add_argument("--shape", type=_typed(parse_shape), default=None,
+                        help="input size, 224 or HxW like 224x160 (default: the model's own size, 224 for most)")
+    parser.add_argument("--batch", type=_typed(parse_batch_size), default=1, help="batch size (default: 1)")
+    parser.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N, auto, or a device profile name")
+    parser.add_argument("--variant", default="base", help="base (pruned variants such as p50 come with pruning)")
+    parser.add_argument("--top", type=_typed(_positive_int), default=None, metavar="N", help="show only the N costliest layers")
+    parser.add_argument("--sort", choices=("latency", "flops", "params", "activations"), default="latency",
+                        help="what 'costliest' means (default: latency, the measured time)")
+    parser.add_argument("--runs", type=_typed(_positive_int), default=10, help="timed runs after the warm-up (default: 10)")
+    parser.add_argument("--plot", metavar="FILE", default=None, help="also draw a bar chart of the top layers (PNG)")
+    parser.add_argument("--json", action="store_true", help="print JSON")
+
+
+@subcommand("layers", "per layer: FLOPs, parameters, output activations and measured share of the time", _configure_layers)
+def run_layers(args: argparse.Namespace) -> int:
+    if args.variant != "base":
+        raise UsageError(f"--variant {args.variant}: pruned variants are not available yet; accepted: base")
+    from . import layers
+    from .device import resolve_device
+    from .zoo import build_model, reference_input_shape
+
+    name = resolve_model_name(args.model)
+    profile_device = resolve_device(args.device)
+    shape = args.shape or reference_input_shape(name)
+    model = build_model(name, None, profile_device.torch_device)
+    profile = layers.profile_layers(model, shape, args.batch, profile_device.torch_device, args.runs, name=name)
+    if args.json:
+        print(layers.to_json(profile, args.top, args.sort))
+    else:
+        print(layers.render(profile, args.top, args.sort))
+    if args.plot:
+        layers.plot(profile, args.plot, args.top or 20, args.sort)
+        print(f"plot: {args.plot}", file=sys.stderr)
+    return 0
+
+
 if __name__ == "__main__":
     sys.exit(main())
