@@ -1,0 +1,167 @@
+"""Real saved runs for the tests of compare, limits, report and results.
+
+Each run is a real pytest run (pytester) of a small user benchmark through the edgeprof fixture,
+saved by pytest-benchmark (``--benchmark-json`` or ``--benchmark-autosave``). Runs are made once per
+test session and copied out of pytester's directory, so several tests read the same files.
+
+STAND-INS until main writes the keys itself (marked ``STAND-IN`` below; lead: delete them then):
+- ``peak_mem_bytes`` and ``flops`` are set by the user test with ``extra_info.setdefault``, so the
+  fixture's own values win as soon as it saves them. The stand-in peak is the bytes the module
+  holds and allocates (parameters, outputs, scratch buffer), counted, not measured.
+- ``with_budget_keys`` adds ``budgets``, ``budget_verdicts``, ``outcome``, an out-of-memory cell,
+  ``energy_j_per_image`` and ``top1`` to a saved file, in the format limits.py documents.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+SMALL = ["--device", "cpu", "--benchmark-max-time", "0.02", "--benchmark-min-rounds", "3", "-p", "no:cacheprovider"]
+
+# A user's own module timed on a small grid: two variants (the narrower one standing for a pruned
+# model), two input sizes, three batch sizes.
+GRID_TEST = '''
+import pytest
+from torch import nn
+from pytest_edgeprof.flops import count_cost
+from pytest_edgeprof.measurement import Cell
+
+
+def tiny(width):
+    return nn.Sequential(nn.Conv2d(3, width, 3, padding=1), nn.ReLU(), nn.Conv2d(width, width, 3, padding=1),
+                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(width, 10))
+
+
+@pytest.mark.parametrize("variant, width", [("base", 16), ("p50", 8)])
+@pytest.mark.parametrize("side", [32, 48])
+@pytest.mark.parametrize("batch", [1, 2, 4])
+def test_grid(edgeprof, benchmark, variant, width, side, batch):
+    net = tiny(width)
+    cell = Cell("tiny", variant, batch, (3, side, side))
+    edgeprof(net, cell=cell)
+    # STAND-IN until the fixture saves flops and peak_mem_bytes itself (setdefault: its values win).
+    cost = count_cost(net, cell.input_shape, batch, per_layer=True)
+    benchmark.extra_info.setdefault("flops", cost.flops)
+    benchmark.extra_info.setdefault("peak_mem_bytes", 4 * cost.params + sum(l.activation_bytes for l in cost.layers))
+'''
+
+# A module whose forward really allocates a scratch buffer of SCRATCH floats: the memory bar's model.
+SCRATCH_TEST = '''
+import torch
+from torch import nn
+
+SCRATCH = {scratch}
+
+
+class Scratch(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3)
+
+    def forward(self, x):
+        scratch = torch.ones(SCRATCH)  # allocated on every call, held until the forward returns
+        return self.conv(x).mean() + scratch[-1]
+
+
+def test_scratch(edgeprof, benchmark):
+    net = Scratch()
+    edgeprof(net, batch_size=1, input_shape=(3, 32, 32), name="scratch")
+    # STAND-IN until the fixture saves peak_mem_bytes (setdefault: its measured value wins): the bytes
+    # this module holds and allocates at once -- parameters, input, scratch buffer, conv output.
+    held = sum(p.numel() * 4 for p in net.parameters()) + 3 * 32 * 32 * 4 + SCRATCH * 4 + 8 * 30 * 30 * 4
+    benchmark.extra_info.setdefault("peak_mem_bytes", held)
+'''
+
+PLAIN_BENCHMARK_TEST = '''
+def test_plain(benchmark):
+    benchmark(sum, [1, 2, 3])
+'''
+
+_CACHE: dict[str, Path] = {}
+
+
+def _keep(key: str, produced: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Copy a file or folder pytester wrote to a session folder, so other tests can read it."""
+    target = tmp_path_factory.mktemp("saved") / produced.name
+    if produced.is_dir():
+        shutil.copytree(produced, target)
+    else:
+        shutil.copy(produced, target)
+    _CACHE[key] = target
+    return target
+
+
+@pytest.fixture
+def grid_run(pytester: pytest.Pytester, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A --benchmark-json file of GRID_TEST: 12 cells of tiny-{base,p50}-b{1,2,4}-{32,48}."""
+    if "grid" not in _CACHE:
+        pytester.makepyfile(test_grid=GRID_TEST)
+        out = pytester.path / "grid.json"
+        pytester.runpytest(*SMALL, f"--benchmark-json={out}").assert_outcomes(passed=12)
+        _keep("grid", out, tmp_path_factory)
+    return _CACHE["grid"]
+
+
+@pytest.fixture
+def scratch_storage(pytester: pytest.Pytester, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A pytest-benchmark storage folder with two autosaved runs of SCRATCH_TEST: run 0001 with a
+    1 M-float scratch buffer (4 MB), run 0002 with 4 M floats (16 MB)."""
+    if "scratch" not in _CACHE:
+        storage = pytester.path / "storage"
+        for scratch in (1_000_000, 4_000_000):
+            pytester.makepyfile(test_scratch=SCRATCH_TEST.format(scratch=scratch))
+            result = pytester.runpytest(*SMALL, "--benchmark-autosave", f"--benchmark-storage={storage}")
+            result.assert_outcomes(passed=1)
+        _keep("scratch", storage, tmp_path_factory)
+    return _CACHE["scratch"]
+
+
+@pytest.fixture
+def plain_run(pytester: pytest.Pytester, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real pytest-benchmark JSON file without any edgeprof cell."""
+    if "plain" not in _CACHE:
+        pytester.makepyfile(test_plain=PLAIN_BENCHMARK_TEST)
+        out = pytester.path / "plain.json"
+        pytester.runpytest("-p", "no:cacheprovider", "--benchmark-max-time=0.01", f"--benchmark-json={out}").assert_outcomes(passed=1)
+        _keep("plain", out, tmp_path_factory)
+    return _CACHE["plain"]
+
+
+def with_budget_keys(source: Path, target: Path, memory_budget_bytes: float, *, oom_batch: int = 8) -> Path:
+    """STAND-IN until main saves budgets: the saved run ``source`` with the budget keys added.
+
+    Every cell gets ``budgets = {"memory": "<N>B"}``, a ``budget_verdicts`` entry checking its
+    ``peak_mem_bytes`` against the budget, and ``outcome`` "passed" or "over-budget". For each
+    variant and input shape, a cell of batch ``oom_batch`` that went out of memory is appended (no
+    stats, no latency: the way a failed cell is expected to be saved). Cells also get a made-up
+    ``top1`` (base 70, p50 68) and an ``energy_j_per_image`` estimate (15 W x latency / batch).
+    """
+    data = json.loads(source.read_text())
+    text = f"{memory_budget_bytes / 1e6:g}MB"
+    seen = {}
+    for bench in data["benchmarks"]:
+        info = bench["extra_info"]
+        peak = info["peak_mem_bytes"]
+        passed = peak <= memory_budget_bytes
+        info["budgets"] = {"memory": text}
+        info["budget_verdicts"] = [
+            {"metric": "memory", "budget": text, "limit": memory_budget_bytes, "measured": peak, "passed": passed}
+        ]
+        info["outcome"] = "passed" if passed else "over-budget"
+        info.setdefault("top1", 70.0 if info["variant"] == "base" else 68.0)
+        info.setdefault("energy_j_per_image", 15.0 * info["latency_ms_median"] / 1e3 / info["batch_size"])
+        info.setdefault("energy_source", "codecarbon-estimate")
+        seen[(info["variant"], tuple(info["input_shape"]))] = bench
+    for (variant, shape), bench in seen.items():
+        info = {k: bench["extra_info"][k] for k in ("model", "variant", "input_shape", "device", "budgets")}
+        info.update(batch_size=oom_batch, outcome="out-of-memory")
+        data["benchmarks"].append(
+            {"group": info["model"], "name": "test_grid", "fullname": f"test_grid.py::test_grid[oom-{variant}-{shape[1]}]",
+             "extra_info": info, "stats": {}}
+        )
+    target.write_text(json.dumps(data))
+    return target
