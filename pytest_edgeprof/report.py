@@ -148,6 +148,16 @@ def _plot_series(ax: Axes, series: Sequence[Series], key: str, scale: float = 1.
     return batches
 
 
+def _value_axis(ax: Axes, spread: float = 30.0) -> None:
+    """From zero on a linear scale; on a log scale where the values span more than ``spread``
+    times (one slow outlier would otherwise flatten every other line)."""
+    values = [y for line in ax.get_lines() for y in line.get_ydata() if line.get_transform() == ax.transData and y > 0]
+    if values and max(values) / min(values) > spread:
+        ax.set_yscale("log")
+    else:
+        ax.set_ylim(bottom=0)
+
+
 def _title(figure: Figure, text: str, run: SavedRun) -> None:
     figure.suptitle(f"{text}  ·  {run.device or 'unknown device'}", fontsize=11)
 
@@ -157,10 +167,10 @@ def _latency_figure(model: str, series: Sequence[Series], run: SavedRun) -> Figu
     _title(figure, f"{model}: latency and throughput", run)
     batches = _plot_series(latency_ax, series, "latency_ms_median")
     latency_ax.set_ylabel("median latency of one batch (ms)")
-    latency_ax.set_ylim(bottom=0)
+    _value_axis(latency_ax)
     _plot_series(throughput_ax, series, "throughput_ips")
     throughput_ax.set_ylabel("throughput (images/s)")
-    throughput_ax.set_ylim(bottom=0)
+    _value_axis(throughput_ax)
     for ax in (latency_ax, throughput_ax):
         _batch_axis(ax, batches)
     _legend(latency_ax, title="input")
@@ -190,14 +200,14 @@ def _energy_figure(model: str, series: Sequence[Series], run: SavedRun) -> Figur
     _title(figure, f"{model}: energy per image{' — ESTIMATED' if estimate else ''}", run)
     batches = _plot_series(ax, series, "energy_j_per_image", 1e3)
     ax.set_ylabel(f"energy per image (mJ){source}")
-    ax.set_ylim(bottom=0)
+    _value_axis(ax)
     _batch_axis(ax, batches)
     _legend(ax, title="input")
     return figure
 
 
 def _accuracy_figure(model: str, cells: Sequence[SavedCell], run: SavedRun) -> Figure:
-    """Top-1 against GFLOPs per image: one point per variant and input shape (accuracy does not
+    """Top-1 against FLOPs per image (GFLOPs, or MFLOPs for small models): one point per variant and input shape (accuracy does not
     depend on the batch size; the first batch with both numbers is taken)."""
     figure, (ax,) = _figure()
     _title(figure, f"{model}: accuracy against compute", run)
@@ -206,14 +216,15 @@ def _accuracy_figure(model: str, cells: Sequence[SavedCell], run: SavedRun) -> F
         top1, flops = saved.value("top1"), saved.value("flops")
         key = (saved.cell.input_shape, saved.cell.variant)
         if top1 is not None and flops is not None and key not in points:
-            points[key] = (flops / saved.cell.batch_size / 1e9, top1)
+            points[key] = (flops / saved.cell.batch_size, top1)
+    unit, factor = ("GFLOPs", 1e9) if max(x for x, _ in points.values()) >= 1e8 else ("MFLOPs", 1e6)
     for shape in sorted({k[0] for k in points}, key=lambda s: -s[1] * s[2]):
-        mine = sorted((xy, variant) for (sh, variant), xy in points.items() if sh == shape)
+        mine = sorted(((x / factor, y), variant) for (sh, variant), (x, y) in points.items() if sh == shape)
         ax.plot([xy[0] for xy, _ in mine], [xy[1] for xy, _ in mine], marker="o", label=f"{shape[1]}x{shape[2]}")
         for (x, y), variant in mine:
             ax.annotate(variant, (x, y), textcoords="offset points", xytext=(5, 4), fontsize=8)
     eval_sets = sorted({str(c.extra_info["eval_set"]) for c in cells if c.extra_info.get("eval_set")})
-    ax.set_xlabel("GFLOPs per image")
+    ax.set_xlabel(f"{unit} per image")
     ax.set_ylabel("top-1 (%)" + (f" on {', '.join(eval_sets)}" if eval_sets else ""))
     ax.grid(True, alpha=0.3)
     ax.margins(x=0.15, y=0.15)

@@ -66,7 +66,7 @@ METRICS: dict[str, Metric] = {
     m.name: m
     for m in (
         Metric("latency", "latency_ms_median", "median latency", "higher", _fmt_ms),
-        Metric("throughput", "throughput_ips", "throughput", "lower", lambda v: f"{v:.4g} ips"),
+        Metric("throughput", "throughput_ips", "throughput", "lower", lambda v: f"{v:.0f} ips" if v >= 100 else f"{v:.3g} ips"),
         Metric("memory", "peak_mem_bytes", "peak memory", "higher", _fmt_bytes),
         Metric("energy", "energy_j_per_image", "energy per image", "higher", _fmt_joules),
         Metric("flops", "flops", "FLOPs", "higher", _fmt_flops),
@@ -175,8 +175,10 @@ def resolve_run_path(ref: str, storage: Path) -> Path:
     candidate = Path(ref).expanduser()
     if candidate.is_file():
         return candidate
-    if candidate.exists() or ref.count("/") > 1 or not ref.strip("/"):
-        raise UsageError(f"bad run {ref!r}: not a file; expected a JSON file, a run number like 0001, a name, or latest")
+    if candidate.exists():
+        raise UsageError(f"bad run {ref!r}: a folder, not a file; expected a JSON file, a run number like 0001, a name, or latest")
+    if candidate.is_absolute() or ref.count("/") > 1:
+        raise UsageError(f"no run file {ref!r}: no such file")
     machine_glob, _, name = ref.rpartition("/") if "/" in ref else ("*", "", ref)
     runs = [p for p in sorted(storage.glob(f"{machine_glob}/*.json")) if _RUN_FILE.fullmatch(p.name)]
     if not runs:
