@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -151,8 +152,6 @@ def _add_storage(parser: argparse.ArgumentParser) -> None:
 
 def _color(stream: Any) -> bool:
     """ANSI colours only on a terminal, and never when NO_COLOR is set (https://no-color.org)."""
-    import os
-
     return stream.isatty() and not os.environ.get("NO_COLOR")
 
 

@@ -157,16 +157,19 @@ class SavedRun:
         return f"{self.path} (device {self.device or 'unknown'}{', ' + self.when if self.when else ''})"
 
 
-def load_run(ref: str | Path, storage: Path = DEFAULT_STORAGE) -> SavedRun:
+def load_run(ref: str | Path, storage: Path | str = DEFAULT_STORAGE) -> SavedRun:
     """The saved run ``ref`` names: a JSON file's path, a run number (``0001`` or ``1``), a name or
     fragment of a saved file's name (``baseline``), ``MACHINE/REF``, or ``latest``.
 
-    Numbers and names are looked up under ``storage`` (pytest-benchmark's ``--benchmark-storage``,
-    default ``.benchmarks``) in every machine's folder. Where several files match, the newest (highest
+    Numbers and names are looked up under ``storage`` (a folder, or pytest-benchmark's
+    ``--benchmark-storage`` URI ``file://./.benchmarks``) in every machine's folder. Where several files match, the newest (highest
     number) is taken; where they lie in several machines' folders, this machine's folder wins, else it
     is a UsageError listing them.
     """
-    path = resolve_run_path(str(ref), Path(storage))
+    storage_text = str(storage)
+    if storage_text.startswith("file://"):  # pytest-benchmark's --benchmark-storage is a URI
+        storage_text = storage_text[len("file://"):]
+    path = resolve_run_path(str(ref), Path(storage_text))
     return parse_run(path, _read_json(path))
 
 

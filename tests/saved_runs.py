@@ -99,7 +99,7 @@ def _keep(key: str, produced: Path, tmp_path_factory: pytest.TempPathFactory) ->
 def grid_run(pytester: pytest.Pytester, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A --benchmark-json file of GRID_TEST: 12 cells of tiny-{base,p50}-b{1,2,4}-{32,48}."""
     if "grid" not in _CACHE:
-        pytester.makepyfile(test_grid=GRID_TEST)
+        pytester.makepyfile(test_answers_grid=GRID_TEST)
         out = pytester.path / "grid.json"
         pytester.runpytest(*SMALL, f"--benchmark-json={out}").assert_outcomes(passed=12)
         _keep("grid", out, tmp_path_factory)
@@ -113,7 +113,7 @@ def scratch_storage(pytester: pytest.Pytester, tmp_path_factory: pytest.TempPath
     if "scratch" not in _CACHE:
         storage = pytester.path / "storage"
         for scratch in (1_000_000, 4_000_000):
-            pytester.makepyfile(test_scratch=SCRATCH_TEST.format(scratch=scratch))
+            pytester.makepyfile(test_answers_scratch=SCRATCH_TEST.format(scratch=scratch))
             result = pytester.runpytest(*SMALL, "--benchmark-autosave", f"--benchmark-storage={storage}")
             result.assert_outcomes(passed=1)
         _keep("scratch", storage, tmp_path_factory)
@@ -124,7 +124,7 @@ def scratch_storage(pytester: pytest.Pytester, tmp_path_factory: pytest.TempPath
 def plain_run(pytester: pytest.Pytester, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A real pytest-benchmark JSON file without any edgeprof cell."""
     if "plain" not in _CACHE:
-        pytester.makepyfile(test_plain=PLAIN_BENCHMARK_TEST)
+        pytester.makepyfile(test_answers_plain=PLAIN_BENCHMARK_TEST)
         out = pytester.path / "plain.json"
         pytester.runpytest("-p", "no:cacheprovider", "--benchmark-max-time=0.01", f"--benchmark-json={out}").assert_outcomes(passed=1)
         _keep("plain", out, tmp_path_factory)
@@ -160,7 +160,7 @@ def with_budget_keys(source: Path, target: Path, memory_budget_bytes: float, *, 
         info = {k: bench["extra_info"][k] for k in ("model", "variant", "input_shape", "device", "budgets")}
         info.update(batch_size=oom_batch, outcome="out-of-memory")
         data["benchmarks"].append(
-            {"group": info["model"], "name": "test_grid", "fullname": f"test_grid.py::test_grid[oom-{variant}-{shape[1]}]",
+            {"group": info["model"], "name": "test_grid", "fullname": f"test_answers_grid.py::test_grid[oom-{variant}-{shape[1]}]",
              "extra_info": info, "stats": {}}
         )
     target.write_text(json.dumps(data))

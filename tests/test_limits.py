@@ -6,7 +6,8 @@ import pytest
 from saved_runs import grid_run, with_budget_keys  # noqa: F401  (fixture)
 
 from pytest_edgeprof.cli import main
-from pytest_edgeprof.limits import find_limits, recommend, within_budgets
+from pytest_edgeprof.limits import find_limits, reasons, recommend, within_budgets
+from pytest_edgeprof.measurement import Cell
 from pytest_edgeprof.results import load_run
 
 
@@ -93,3 +94,34 @@ def test_objective_the_run_lacks_is_a_usage_error(grid_run, capsys):
     assert "objective 'accuracy': no cell of" in err and "has top1" in err
     assert main(["limits", str(grid_run), "--objective", "cost"]) == 2
     assert "invalid choice: 'cost'" in capsys.readouterr().err
+
+
+def test_a_smaller_batch_beyond_a_budget_is_reported_beside_the_limit(budgeted, tmp_path, capsys):
+    # Hand-edited: batch 1 of base 32x32 over a latency budget (timing noise near a limit), while
+    # batches 2 and 4 stayed within: the largest within is still 4, and batch 1 is named.
+    data = json.loads(budgeted.read_text())
+    for bench in data["benchmarks"]:
+        info = bench["extra_info"]
+        if (info["variant"], info["batch_size"], info["input_shape"]) == ("base", 1, [3, 32, 32]):
+            info["outcome"] = "over-budget"
+            info["budget_verdicts"].append({"metric": "latency", "budget": "0.01ms", "limit": 0.01,
+                                            "measured": info["latency_ms_median"], "passed": False})
+    path = tmp_path / "noisy.json"
+    path.write_text(json.dumps(data))
+    limit = _limit(load_run(path), "base", 32)
+    assert limit.largest_within.cell.batch_size == 4 and limit.first_beyond.cell.batch_size == 8
+    assert [c.cell.batch_size for c in limit.also_beyond] == [1]
+    assert main(["limits", str(path)]) == 0
+    assert "out of memory; also beyond: b1 (median latency " in capsys.readouterr().out
+
+
+def test_unmeasured_budget_counts_as_beyond(budgeted, tmp_path):
+    # Hand-edited: an energy budget on a cell whose energy could not be measured.
+    data = json.loads(budgeted.read_text())
+    info = data["benchmarks"][0]["extra_info"]
+    info["budget_verdicts"].append({"metric": "energy", "budget": "0.5J", "limit": 0.5, "measured": None, "passed": False})
+    info["outcome"] = "over-budget"
+    path = tmp_path / "unmeasured.json"
+    path.write_text(json.dumps(data))
+    saved = load_run(path).cells[Cell.from_extra_info(info).id]
+    assert reasons(saved) == ["energy per image not measured (budget 0.5J)"]

@@ -35,6 +35,7 @@ def test_run_number_name_and_latest_are_found_like_pytest_benchmark_compare(scra
     assert load_run("0002", storage).path == second
     assert load_run("latest", storage).path == second
     assert load_run(f"{_machine_id()}/0001", storage).path == first
+    assert load_run("1", f"file://{storage}").path == first  # --benchmark-storage's URI form
     named = machine / "0003_baseline.json"
     shutil.copy(first, named)  # as --benchmark-save=baseline names it
     assert load_run("baseline", storage).path == named
