@@ -9,15 +9,15 @@ Convention (DESIGN.md): FLOPs = 2 x multiply-accumulates (MACs). Like torchvisio
 (GMACs per image), only the multiply-accumulate work of convolutions, linear layers and matrix
 products (attention included) is counted; additions of biases and residuals, normalisation,
 activations and pooling are not. torchvision computed ``_ops`` with the same kind of counter (a
-``TorchDispatchMode`` that counts aten convolution and matmul ops, from pytorch/vision#6936), which is
-why the numbers here match it.
+``TorchDispatchMode`` over aten ops, after Chillee's flop counter: pytorch/vision#6936). For all 80
+classification models in torchvision 0.29, the GMACs counted here, rounded to 3 decimals as ``_ops``
+is, equal ``_ops`` at the model's own input size.
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
-import math
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -101,11 +101,14 @@ def count_model_cost(
     """
     name = resolve_model_name(name)
     shape = reference_input_shape(name) if input_shape is None else _check_input_shape(input_shape)
-    model = _meta_model(name, _size_kwargs(name, shape))
     try:
+        model = _meta_model(name, _size_kwargs(name, shape))
         return count_cost(model, shape, batch_size, per_layer)
-    except RuntimeError as error:
-        if shape == reference_input_shape(name):
+    except (RuntimeError, ValueError, AssertionError) as error:
+        # Builders and forwards reject sizes they cannot take in their own ways (too small for a
+        # kernel, not divisible by a patch or window): at any size but the model's own, that is the
+        # user's shape, not a bug.
+        if isinstance(error, UsageError) or shape == reference_input_shape(name):
             raise
         raise UsageError(
             f"{name} cannot take input shape {_shape_text(shape)}: {_first_line(error)}; "
@@ -121,7 +124,8 @@ def reference_input_shape(name: str) -> tuple[int, int, int]:
     """
     weights = torchvision.models.get_model_weights(resolve_model_name(name)).DEFAULT
     crop = weights.transforms.keywords.get("crop_size", 224)
-    return (3, crop, crop)
+    side = crop[0] if isinstance(crop, (list, tuple)) else crop
+    return (3, int(side), int(side))
 
 
 # --- building a torchvision model without memory ---------------------------------------------------

@@ -1,0 +1,43 @@
+"""zoo.parse_shape and zoo.parse_batch_size: what the CLI and the plugin accept for sizes."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from pytest_edgeprof.errors import UsageError
+from pytest_edgeprof.zoo import parse_batch_size, parse_shape
+
+
+@pytest.mark.parametrize(
+    "text, shape",
+    [("224", (3, 224, 224)), ("224x160", (3, 224, 160)), (" 112 ", (3, 112, 112)), ("32X48", (3, 32, 48))],
+)
+def test_parse_shape(text: str, shape: tuple[int, int, int]) -> None:
+    assert parse_shape(text) == shape
+
+
+@pytest.mark.parametrize("text", ["", "0", "-224", "224x", "x224", "224x0", "3x224x224", "224.0", "224,160", "big", "²²⁴"])
+def test_parse_shape_rejects_with_the_text(text: str) -> None:
+    with pytest.raises(UsageError, match="bad input shape") as error:
+        parse_shape(text)
+    assert repr(text) in str(error.value)
+
+
+@given(st.integers(1, 10_000), st.integers(1, 10_000))
+def test_parse_shape_round_trip(height: int, width: int) -> None:
+    assert parse_shape(f"{height}x{width}") == (3, height, width)
+    assert parse_shape(str(height)) == (3, height, height)
+
+
+@pytest.mark.parametrize("text, size", [("1", 1), ("128", 128), (" 8 ", 8)])
+def test_parse_batch_size(text: str, size: int) -> None:
+    assert parse_batch_size(text) == size
+
+
+@pytest.mark.parametrize("text", ["0", "-1", "1.5", "", "eight", "1e3", "٣"])
+def test_parse_batch_size_rejects_with_the_text(text: str) -> None:
+    with pytest.raises(UsageError, match="bad batch size") as error:
+        parse_batch_size(text)
+    assert repr(text) in str(error.value)
