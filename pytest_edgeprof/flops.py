@@ -30,7 +30,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from .errors import UsageError
-from .zoo import resolve_model_name
+from .zoo import reference_input_shape, resolve_model_name
 
 
 @dataclass(frozen=True)
@@ -114,18 +114,6 @@ def count_model_cost(
             f"{name} cannot take input shape {_shape_text(shape)}: {_first_line(error)}; "
             f"its own input shape is {_shape_text(reference_input_shape(name))}"
         ) from error
-
-
-def reference_input_shape(name: str) -> tuple[int, int, int]:
-    """The (C, H, W) a torchvision model is evaluated at: its default weights' crop size.
-
-    This is the size torchvision's ``_ops`` metadata was counted at (224 for most models, 299 for
-    inception_v3, 240-600 for the EfficientNets, 256 for Swin V2, 518 for vit_h_14).
-    """
-    weights = torchvision.models.get_model_weights(resolve_model_name(name)).DEFAULT
-    crop = weights.transforms.keywords.get("crop_size", 224)
-    side = crop[0] if isinstance(crop, (list, tuple)) else crop
-    return (3, int(side), int(side))
 
 
 # --- building a torchvision model without memory ---------------------------------------------------

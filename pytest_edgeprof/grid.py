@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from .device import DeviceProfile
 from .errors import UsageError
 from .measurement import Cell
-from .zoo import resolve_model_name
+from .zoo import parse_batch_size, parse_shape, resolve_model_name
 
 STUDY_MODELS = ("vgg16", "resnet50", "mobilenet_v3_large")
 
@@ -58,24 +57,8 @@ def parse_batch_sizes(text: str) -> tuple[int, ...]:
     return tuple(parse_batch_size(item) for item in _split(text, "--batch-sizes", "a comma list of positive integers"))
 
 
-def parse_batch_size(text: str) -> int:
-    if not re.fullmatch(r"\s*\d+\s*", text) or int(text) < 1:
-        raise UsageError(f"bad batch size {text!r}: a batch size is a positive integer such as 1, 8 or 32")
-    return int(text)
-
-
 def parse_shapes(text: str) -> tuple[tuple[int, int, int], ...]:
     return tuple(parse_shape(item) for item in _split(text, "--shapes", "a comma list such as 224,160 or 224x160"))
-
-
-def parse_shape(text: str) -> tuple[int, int, int]:
-    """``"224"`` -> (3, 224, 224); ``"224x160"`` -> (3, 224, 160) (height x width)."""
-    match = re.fullmatch(r"\s*(\d+)\s*(?:[xX]\s*(\d+)\s*)?", text)
-    if not match or int(match.group(1)) < 1 or (match.group(2) and int(match.group(2)) < 1):
-        raise UsageError(f"bad input shape {text!r}: give a side such as 224, or height x width such as 224x160")
-    height = int(match.group(1))
-    width = int(match.group(2)) if match.group(2) else height
-    return (3, height, width)
 
 
 def _split(text: str, option: str, accepted: str) -> list[str]:

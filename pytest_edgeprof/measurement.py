@@ -96,11 +96,16 @@ class Measurement:
     device: str
     latency: LatencyStats | None = None
     timer: str = ""  # how the latency was taken: "cuda-events" or "perf_counter"
+    outcome: str = "passed"  # "passed", "over-budget", "out-of-memory"
+    error: str = ""  # the first line of the error that ended the cell, if one did
     extra: dict[str, Any] = field(default_factory=dict)  # memory, energy, FLOPs, budgets ... by DESIGN key
 
     def extra_info(self) -> dict[str, Any]:
         """The DESIGN.md keys for pytest-benchmark's ``extra_info``."""
         info = self.cell.identity(self.device)
+        info["outcome"] = self.outcome
+        if self.error:
+            info["error"] = self.error
         if self.latency is not None:
             info.update(
                 latency_ms_median=self.latency.median_ms,

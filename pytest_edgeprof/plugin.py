@@ -1,10 +1,11 @@
-"""pytest hooks only: options and ini keys, fixtures, test generation, machine info.
+"""pytest hooks only: options and ini keys, markers, fixtures, test generation, reports, machine info.
 
 Measuring lives in the other modules; this one wires them to pytest.
 """
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -13,6 +14,7 @@ import pytest
 from .errors import UsageError
 
 if TYPE_CHECKING:
+    from .budgets import Budget
     from .session import EdgeprofSession, Settings
 
 GROUP = "edgeprof"
@@ -20,19 +22,20 @@ GROUP = "edgeprof"
 
 @dataclass(frozen=True)
 class Option:
-    """A command-line flag and its ini twin; ``parse`` turns the text into the Settings value."""
+    """A command-line flag and its ini twin; ``parser`` names the function that turns the text into
+    the Settings value (imported on use, so ``pytest --help`` does not import torch)."""
 
     flag: str
     ini: str
     metavar: str
     help: str
-    parse: Callable[[str], Any] = str
+    parser: str = ""  # "module:function" in this package; empty: the text itself
 
-
-def _grid_parsers() -> dict[str, Callable[[str], Any]]:
-    from . import grid  # torch/torchvision are imported only once pytest configures the plugin
-
-    return {"models": grid.parse_models, "batch_sizes": grid.parse_batch_sizes, "shapes": grid.parse_shapes}
+    def parse(self, text: str) -> Any:
+        if not self.parser:
+            return text
+        module, function = self.parser.split(":")
+        return getattr(importlib.import_module(f"{__package__}.{module}"), function)(text)
 
 
 OPTIONS: dict[str, Option] = {
@@ -46,12 +49,27 @@ OPTIONS: dict[str, Option] = {
         "default: a grid sized for the device (on a CPU: vgg16, resnet50, mobilenet_v3_large x batch 1,2 x 112,160); "
         "study: the study's full grid, batch 1,8,16,32,64,128 x 224,192,160,112",
     ),
-    "models": Option("--models", "edgeprof_models", "NAMES", "comma list of torchvision classification models, e.g. resnet50,vgg16"),
-    "batch_sizes": Option("--batch-sizes", "edgeprof_batch_sizes", "SIZES", "comma list of batch sizes, e.g. 1,8,32"),
-    "shapes": Option("--shapes", "edgeprof_shapes", "SHAPES", "comma list of input sizes: 224 (square) or 224x160 (height x width)"),
+    "models": Option(
+        "--models", "edgeprof_models", "NAMES", "comma list of torchvision classification models, e.g. resnet50,vgg16",
+        "grid:parse_models",
+    ),
+    "batch_sizes": Option(
+        "--batch-sizes", "edgeprof_batch_sizes", "SIZES", "comma list of batch sizes, e.g. 1,8,32", "grid:parse_batch_sizes"
+    ),
+    "shapes": Option(
+        "--shapes", "edgeprof_shapes", "SHAPES", "comma list of input sizes: 224 (square) or 224x160 (height x width)",
+        "grid:parse_shapes",
+    ),
     "weights": Option(
         "--weights", "edgeprof_weights", "WEIGHTS",
         "random (default), a weights name such as DEFAULT that is already in the torch cache, or a state-dict path; never downloads",
+    ),
+    "budget": Option(
+        "--budget", "edgeprof_budget", "SPEC",
+        "resource budgets every cell must meet, e.g. memory=2.6GB,latency=50ms,p99=80ms,energy=0.5J,throughput=20ips,top1=70 "
+        "(2.6GB = 2.6e9 bytes, 2.6GiB = 2.6 x 2^30). The ini key's budgets apply first, the command line's over them, "
+        "a test's budget marker over both; the device's memory capacity is the default memory budget",
+        "budgets:parse_budget_spec",
     ),
 }
 
@@ -75,28 +93,47 @@ def read_option(config: pytest.Config, name: str) -> str | None:
 def load_settings(config: pytest.Config) -> Settings:
     from .session import Settings
 
-    parsers = _grid_parsers()
     values: dict[str, Any] = {}
     for name, option in OPTIONS.items():
-        text = read_option(config, name)
-        if text is None:
+        if name == "budget":
             continue
-        try:
-            values[name] = parsers.get(name, option.parse)(text)
-        except UsageError as exc:
-            raise pytest.UsageError(f"{option.flag}/{option.ini}: {exc}") from None
+        text = read_option(config, name)
+        if text is not None:
+            values[name] = _parse(option, text)
+    budget = OPTIONS["budget"]
+    layers = [config.getini(budget.ini) or None, config.getoption(budget.flag)]  # ini first, command line over it
+    values["budget_layers"] = tuple(_parse(budget, text) for text in layers if text)
     return Settings(**values)
 
 
+def _parse(option: Option, text: str) -> Any:
+    try:
+        return option.parse(text)
+    except UsageError as exc:
+        raise pytest.UsageError(f"{option.flag}/{option.ini}: {exc}") from None
+
+
 SESSION = pytest.StashKey["EdgeprofSession"]()
+BUDGET_MARKER = (
+    "budget(memory=None, latency=None, p99=None, energy=None, throughput=None, top1=None, top5=None): "
+    "resource budgets for this test's cells, e.g. @pytest.mark.budget(memory='2.6GB', latency='50ms'); "
+    "units: B/kB/MB/GB or KiB/MiB/GiB, us/ms/s, mJ/J, ips, percent for top1/top5"
+)
 
 
 def pytest_configure(config: pytest.Config) -> None:
     from .session import EdgeprofSession
 
+    config.addinivalue_line("markers", BUDGET_MARKER)
     session = config.stash[SESSION] = EdgeprofSession(load_settings(config))
     if read_option(config, "device") is not None or session.settings.grid != "default":
         _grid(session)  # an explicit --device the host lacks is a usage error before anything runs
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    session = config.stash.get(SESSION, None)
+    if session is not None:
+        session.close()
 
 
 def _grid(session: EdgeprofSession):  # -> grid.Grid, resolving the device
@@ -104,6 +141,27 @@ def _grid(session: EdgeprofSession):  # -> grid.Grid, resolving the device
         return session.grid()
     except UsageError as exc:
         raise pytest.UsageError(str(exc)) from None
+
+
+def marker_budgets(item: pytest.Item) -> dict[str, Budget]:
+    """The budgets of the test's ``budget`` markers (the closest marker wins per metric)."""
+    from .budgets import parse_budget
+
+    budgets: dict[str, Budget] = {}
+    for marker in reversed(list(item.iter_markers("budget"))):
+        if marker.args:
+            raise pytest.UsageError(f"{item.nodeid}: budget marker takes keywords only, e.g. budget(memory='2.6GB')")
+        for metric, value in marker.kwargs.items():
+            try:
+                budgets[metric] = parse_budget(metric, value)
+            except UsageError as exc:
+                raise pytest.UsageError(f"{item.nodeid}: budget marker: {exc}") from None
+    return budgets
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        marker_budgets(item)  # a bad budget marker stops the run before anything is measured
 
 
 def pytest_report_header(config: pytest.Config) -> str | None:
@@ -118,6 +176,27 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         return
     cells = _grid(metafunc.config.stash[SESSION]).cells()
     metafunc.parametrize("edgeprof_cell", cells, ids=[cell.id for cell in cells])
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    callspec = getattr(item, "callspec", None)
+    cell = callspec.params.get("edgeprof_cell") if callspec else None
+    if cell is not None:
+        reason = item.config.stash[SESSION].capacity_skip_reason(cell)
+        if reason:
+            pytest.skip(reason)
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    broken = config.stash[SESSION].broken_budgets
+    if not broken:
+        return
+    terminalreporter.write_sep("=", "edgeprof: broken budgets", red=True, bold=True)
+    width = max(len(cell_id) for cell_id, _ in broken)
+    terminalreporter.write_line(f"{'cell':<{width}}  broken budget")
+    for cell_id, lines in broken:
+        for line in lines:
+            terminalreporter.write_line(f"{cell_id:<{width}}  {line.rsplit(' (', 1)[0]}")
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -145,10 +224,14 @@ def edgeprof_model(pytestconfig: pytest.Config, edgeprof_cell):
 
 
 @pytest.fixture
-def edgeprof(benchmark, edgeprof_device):
+def edgeprof(request: pytest.FixtureRequest, benchmark, edgeprof_device):
     """Device-aware timer around pytest-benchmark's ``benchmark``: ``edgeprof(model, cell=...)`` or
     ``edgeprof(model, batch_size=4, input_shape=(3, 64, 64))`` warms up, times with CUDA events or
-    perf_counter, and saves the DESIGN.md keys (latency, throughput, ...) in ``extra_info``."""
+    perf_counter, measures peak memory, energy and FLOPs, saves the DESIGN.md keys in ``extra_info``,
+    and fails the test when a budget (device memory, ``--budget``, ``budget`` marker) is broken."""
+    from .budgets import merge_budgets
     from .fixture import EdgeprofTimer
 
-    return EdgeprofTimer(benchmark, edgeprof_device)
+    session = request.config.stash[SESSION]
+    budgets = merge_budgets(session.device_budgets(), *session.settings.budget_layers, marker_budgets(request.node))
+    return EdgeprofTimer(benchmark, session, budgets)

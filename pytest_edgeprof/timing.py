@@ -54,6 +54,11 @@ class CallRecorder:
     def method(self) -> str:
         return "cuda-events" if self._cuda else "perf_counter"
 
+    @property
+    def calls(self) -> int:
+        """Calls recorded since the last ``clear``."""
+        return len(self._events) + len(self._host_times)
+
     def latencies_s(self) -> list[float]:
         """Every recorded call's latency in seconds, oldest first."""
         if self._cuda:

@@ -103,8 +103,6 @@ def reference_input_shape(name: str) -> tuple[int, int, int]:
     crop = weights.transforms.keywords.get("crop_size", 224)
     side = crop[0] if isinstance(crop, (list, tuple)) else crop
     return (3, int(side), int(side))
-
-
 _SHAPE = re.compile(r"([0-9]+)(?:[xX]([0-9]+))?")
 _POSITIVE_INT = re.compile(r"[0-9]+")
 

@@ -1,0 +1,83 @@
+"""Checks the suite's timer against torch.utils.benchmark and measures the harness's overhead.
+
+    python benchmarks/check_timer.py            # both checks
+    python benchmarks/check_timer.py truth      # resnet18 b1 224x224: suite median vs blocked_autorange, bar 5 %
+    python benchmarks/check_timer.py overhead   # a ~5 ms model: suite median vs a bare loop, bar 1 %
+
+Each runs the real suite (benchmarks/test_inference.py) in this process through pytest.main, reads
+the median it saved, then measures the same model and input in the same process. Run it on a quiet
+machine: other processes competing for the cores move both numbers.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import torch.utils.benchmark as torch_benchmark
+
+from pytest_edgeprof.zoo import build_model, example_input
+
+SUITE = str(Path(__file__).with_name("test_inference.py"))
+
+
+def suite_median_ms(model: str, shape: int, max_time: float) -> float:
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "run.json"
+        args = [SUITE, "-q", "-p", "no:cacheprovider", "--device", "cpu", "--models", model, "--batch-sizes", "1",
+                "--shapes", str(shape), f"--benchmark-max-time={max_time}", f"--benchmark-json={out}"]
+        if pytest.main(args) != 0:
+            sys.exit("the suite failed")
+        return json.loads(out.read_text())["benchmarks"][0]["extra_info"]["latency_ms_median"]
+
+
+def check_truth() -> bool:
+    suite = suite_median_ms("resnet18", 224, max_time=3.0)
+    model, x = build_model("resnet18"), example_input(1, (3, 224, 224))
+    timer = torch_benchmark.Timer(
+        "with torch.inference_mode(): model(x)", globals={"model": model, "x": x, "torch": torch},
+        num_threads=torch.get_num_threads(),
+    )
+    reference = timer.blocked_autorange(min_run_time=3.0).median * 1e3
+    diff = (suite - reference) / reference
+    print(f"timer truth: resnet18 b1 224x224 cpu, {torch.get_num_threads()} threads: suite median {suite:.2f} ms, "
+          f"blocked_autorange median {reference:.2f} ms, difference {diff:+.1%} (bar: within 5 %)")
+    return abs(diff) <= 0.05
+
+
+def bare_median_ms(model: torch.nn.Module, x: torch.Tensor, seconds: float) -> float:
+    times = []
+    with torch.inference_mode():
+        end = time.perf_counter() + seconds
+        while time.perf_counter() < end:
+            began = time.perf_counter()
+            model(x)
+            times.append(time.perf_counter() - began)
+    return statistics.median(times) * 1e3
+
+
+def check_overhead(model_name: str = "resnet18", shape: int = 96, repeats: int = 3) -> bool:
+    """Interleaves suite runs with bare loops, so drift in the machine's speed hits both alike."""
+    model, x = build_model(model_name), example_input(1, (3, shape, shape))
+    bare_median_ms(model, x, 2.0)  # warm the bare path as the suite warms its own
+    suite, bare = [], []
+    for _ in range(repeats):
+        suite.append(suite_median_ms(model_name, shape, max_time=2.0))
+        bare.append(bare_median_ms(model, x, 2.0))
+    overhead = (statistics.median(suite) - statistics.median(bare)) / statistics.median(bare)
+    print(f"overhead: {model_name} b1 {shape}x{shape} cpu: suite medians {', '.join(f'{s:.3f}' for s in suite)} ms; "
+          f"bare loop medians {', '.join(f'{b:.3f}' for b in bare)} ms; harness adds {overhead:+.2%} (bar: at most 1 %)")
+    return overhead <= 0.01
+
+
+if __name__ == "__main__":
+    checks = {"truth": check_truth, "overhead": check_overhead}
+    chosen = sys.argv[1:] or list(checks)
+    results = [checks[name]() for name in chosen]
+    sys.exit(0 if all(results) else 1)

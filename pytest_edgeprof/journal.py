@@ -1,0 +1,84 @@
+"""The per-cell journal: one JSON line per finished cell, on disk the moment the cell ends.
+
+pytest-benchmark writes its JSON only when the session ends, so a process killed mid-sweep (a
+Jetson's out-of-memory killer, a SIGKILL) would lose every cell measured so far. The journal is
+appended, flushed and fsynced after each cell; ``--resume`` reads it back.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import UsageError
+
+FORMAT = "edgeprof-journal/1"
+
+
+class JournalWarning(UserWarning):
+    """A journal line could not be read (typically the last one, cut off by a kill)."""
+
+
+@dataclass(frozen=True)
+class JournalEntry:
+    key: str  # which measurement this is: device, weights and cell id (see ``entry_key``)
+    outcome: str  # "passed", "over-budget", "out-of-memory", "failed"
+    extra_info: dict[str, Any]
+    latencies_s: list[float]  # the timed rounds, per call, as pytest-benchmark recorded them
+    iterations: int
+    message: str = ""
+
+    def to_json(self) -> str:
+        return json.dumps({"format": FORMAT, **self.__dict__}, separators=(",", ":"))
+
+
+def entry_key(device: str, weights: str | None, cell_id: str) -> str:
+    return f"{device}|{weights or 'random'}|{cell_id}"
+
+
+class Journal:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def append(self, entry: JournalEntry) -> None:
+        """Write one line and make it durable before returning."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, (entry.to_json() + "\n").encode())
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def read(self) -> dict[str, JournalEntry]:
+        """The entries by key (a later line for the same key wins); unreadable lines are skipped with a warning."""
+        try:
+            lines = self.path.read_bytes().splitlines()
+        except FileNotFoundError:
+            return {}
+        except OSError as exc:
+            raise UsageError(f"cannot read journal {self.path}: {exc.strerror}") from None
+        entries: dict[str, JournalEntry] = {}
+        for number, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            entry = _parse_line(line)
+            if entry is None:
+                warnings.warn(JournalWarning(f"{self.path}:{number}: unreadable journal line ignored (cut off by a kill?)"))
+                continue
+            entries[entry.key] = entry
+        return entries
+
+
+def _parse_line(line: bytes) -> JournalEntry | None:
+    try:
+        record = json.loads(line)
+        if record.pop("format") != FORMAT:
+            return None
+        return JournalEntry(**record)
+    except (ValueError, TypeError, KeyError, AttributeError):
+        return None
