@@ -225,7 +225,7 @@ def render_table(comparison: Comparison, *, color: bool = False, failed: Sequenc
             m = change.metric
             rows.append((
                 cell.id if first else "",
-                m.label,
+                max(cell.a.label(m), cell.b.label(m), key=len),
                 _value_text(change.a, m, cell.a),
                 _value_text(change.b, m, cell.b),
                 _percent_text(change.percent),

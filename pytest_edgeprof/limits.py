@@ -8,16 +8,20 @@ objective (throughput by default; energy, latency or accuracy).
 What this reads from each cell's ``extra_info`` (written by the plugin's budget checks):
 
 - ``outcome``: ``"passed"``, ``"over-budget"``, ``"out-of-memory"`` or ``"skipped"``; a run
-  without the key counts its cells as passed;
+  without the key counts its cells as passed; ``error``, the first line of what ended the cell;
 - ``budgets``: metric -> the budget as written, e.g. ``{"memory": "2.6GB", "latency": "50ms"}``;
 - ``budget_verdicts``: a list of ``{"metric", "measured", "limit", "passed"}`` (plus ``"budget"``,
   the text), ``measured`` and ``limit`` in the metric's base unit (bytes, ms, J, ips, %),
   ``measured`` None where the metric could not be measured.
+
+Cells without timings (out of memory, skipped) are not among pytest-benchmark's ``benchmarks``;
+they are read from the run's top-level ``"edgeprof": {"untimed_cells": [...]}`` (see results.py).
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -30,10 +34,12 @@ OBJECTIVES: dict[str, str] = {"throughput": "throughput", "energy": "energy", "l
 
 def reasons(cell: SavedCell) -> list[str]:
     """Why a cell is not within its budgets, one short phrase each; [] when it is."""
+    error = str(cell.extra_info.get("error") or "")
     if cell.outcome == "out-of-memory":
-        return ["out of memory"]
+        tried = re.search(r"[Tt]ried to allocate ([0-9.]+ ?[KMGT]i?B)", error)
+        return ["out of memory" + (f" (tried to allocate {tried[1]})" if tried else "")]
     if cell.outcome == "skipped":
-        return ["skipped"]
+        return ["skipped" + (f": {error}" if error else "")]
     found = [_verdict_text(v) for v in cell.verdicts if not v.get("passed")]
     if not found and cell.outcome != "passed":
         found.append(cell.outcome.replace("-", " "))
@@ -171,7 +177,7 @@ def render(run: SavedRun, objective: str = "throughput") -> str:
 
 
 def _numbers(cell: SavedCell) -> list[str]:
-    return [f"{m.label} {m.format(v)}" for m in METRICS.values() if (v := cell.value(m.key)) is not None]
+    return [f"{cell.label(m)} {m.format(v)}" for m in METRICS.values() if (v := cell.value(m.key)) is not None]
 
 
 def to_json(run: SavedRun, objective: str = "throughput") -> str:

@@ -45,10 +45,10 @@ def _fmt_joules(j: float) -> str:
 
 
 def _fmt_flops(n: float) -> str:
-    for unit, factor in (("TFLOPs", 1e12), ("GFLOPs", 1e9), ("MFLOPs", 1e6)):
+    for unit, factor in (("TFLOPs", 1e12), ("GFLOPs", 1e9), ("MFLOPs", 1e6), ("kFLOPs", 1e3)):
         if abs(n) >= factor:
             return f"{n / factor:.3g} {unit}"
-    return f"{n:.3g} FLOPs"
+    return f"{n:.0f} FLOPs"
 
 
 @dataclass(frozen=True)
@@ -120,6 +120,13 @@ class SavedCell:
         except UsageError:
             key = name
         return _number(self.extra_info.get(key))
+
+    def label(self, m: Metric) -> str:
+        """The metric's label, with "(estimate)" where the cell's figure is one (DESIGN.md: an
+        estimate is never presented as measured)."""
+        if m.name == "energy" and "estimate" in str(self.extra_info.get("energy_source", "")):
+            return f"{m.label} (estimate)"
+        return m.label
 
     @property
     def budgets(self) -> dict[str, str]:
@@ -247,7 +254,7 @@ def parse_run(path: Path, data: Any) -> SavedRun:
         raise UsageError(f"{path} is not a pytest-benchmark run: no 'benchmarks' list at its top level")
     machine_info = data.get("machine_info") if isinstance(data.get("machine_info"), dict) else {}
     cells: dict[str, SavedCell] = {}
-    for index, bench in enumerate(data["benchmarks"]):
+    for index, bench in enumerate([*data["benchmarks"], *_untimed_cells(path, data)]):
         saved = _saved_cell(path, index, bench)
         if saved is not None:
             key = saved.id if saved.id not in cells else f"{saved.id} [{saved.test}]"
@@ -258,6 +265,20 @@ def parse_run(path: Path, data: Any) -> SavedRun:
             "model/variant/batch_size/input_shape extra_info the edgeprof fixture saves"
         )
     return SavedRun(path, str(data.get("datetime") or ""), machine_info, _run_device(machine_info, cells), cells)
+
+
+def _untimed_cells(path: Path, data: Mapping[str, Any]) -> list[Any]:
+    """Cells that have no timings, so no entry in ``benchmarks`` (pytest-benchmark saves only timed
+    ones, and its own loader needs their stats): out-of-memory and skipped cells, which the plugin
+    lists under the top-level key ``"edgeprof": {"untimed_cells": [...]}``, each an ``extra_info``
+    dict or a ``{"fullname": ..., "extra_info": {...}}`` object."""
+    section = data.get("edgeprof")
+    if section is None:
+        return []
+    untimed = section.get("untimed_cells", []) if isinstance(section, Mapping) else None
+    if not isinstance(untimed, list):
+        raise UsageError(f"{path}: its 'edgeprof' section has no 'untimed_cells' list")
+    return [entry if isinstance(entry, Mapping) and "extra_info" in entry else {"extra_info": entry} for entry in untimed]
 
 
 def _saved_cell(path: Path, index: int, bench: Any) -> SavedCell | None:

@@ -96,7 +96,7 @@ def test_cells_in_one_run_only_are_listed(grid_run, scratch_storage, capsys):
     code = main(["compare", str(grid_run), "1", "--storage", str(scratch_storage), "--fail", "latency:10%"])
     out = capsys.readouterr().out
     assert code == 0  # nothing to compare is nothing regressed
-    assert "only in A (12): tiny-base-b1-32x32" in out
+    assert "only in A (5): tiny-base-b1-48x48" in out
     assert f"only in B (1): {SCRATCH_ID}" in out
 
 

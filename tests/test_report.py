@@ -37,18 +37,19 @@ def test_report_writes_every_plot_and_an_index(budgeted, tmp_path, capsys):
 
 def test_what_a_run_lacks_is_said_not_plotted(grid_run, tmp_path):
     written = write_report(load_run(grid_run), tmp_path)
-    assert [p.name for p in written] == ["tiny_latency.png", "tiny_memory.png", "index.html"]
-    assert "Not in this run, so not plotted: energy per image, top-1 with FLOPs." in (tmp_path / "index.html").read_text()
+    assert [p.name for p in written] == ["tiny_latency.png", "tiny_memory.png", "tiny_energy.png", "index.html"]
+    assert "Not in this run, so not plotted: top-1 with FLOPs." in (tmp_path / "index.html").read_text()
 
 
-def test_estimated_energy_is_labelled_as_estimate(budgeted, tmp_path):
+def test_energy_plot_names_its_source_and_labels_estimates(budgeted, tmp_path):
     # the title text is kept in the figure; read it back from the figure that is saved
     from pytest_edgeprof.report import _energy_figure, _series
 
     run = load_run(budgeted)
     figure = _energy_figure("tiny", _series(list(run.cells.values())), run)
-    assert "ESTIMATED" in figure.get_suptitle()
-    assert "codecarbon-estimate" in figure.axes[0].get_ylabel()
+    [source] = {c.extra_info["energy_source"] for c in run.cells.values() if c.value("energy") is not None}
+    assert source in figure.axes[0].get_ylabel()
+    assert ("ESTIMATED" in figure.get_suptitle()) == source.endswith("estimate")
 
 
 def test_memory_plot_has_budget_line_and_oom_marks(budgeted):
@@ -62,7 +63,7 @@ def test_memory_plot_has_budget_line_and_oom_marks(budgeted):
     budget_mb = run.cells["tiny-base-b2-48x48"].value("memory") / 1e6
     assert any(list(line.get_ydata()) == [budget_mb, budget_mb] for line in ax.get_lines())
     oom_marks = [line for line in ax.get_lines() if line.get_marker() == "x" and len(line.get_xdata()) == 1]
-    assert len(oom_marks) == 4 and all(line.get_xdata()[0] == 8 for line in oom_marks)
+    assert len(oom_marks) == 3 and all(line.get_xdata()[0] == 8 for line in oom_marks)
 
 
 def test_bad_run_is_a_usage_error(tmp_path, capsys):

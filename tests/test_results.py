@@ -8,6 +8,7 @@ import pytest
 from saved_runs import grid_run, plain_run, scratch_storage  # noqa: F401  (fixtures)
 
 from pytest_edgeprof.errors import UsageError
+from pytest_edgeprof.measurement import Cell
 from pytest_edgeprof.results import _machine_id, load_run
 
 
@@ -15,14 +16,36 @@ def test_json_file_becomes_cells_keyed_by_id(grid_run):
     run = load_run(grid_run)
     assert run.path == grid_run and run.device == "cpu" and run.datetime
     assert run.machine_info["edgeprof"]["device"] == "cpu"
-    assert len(run.cells) == 12
-    saved = run.cells["tiny-p50-b4-48x48"]
-    assert (saved.cell.variant, saved.cell.batch_size, saved.cell.input_shape) == ("p50", 4, (3, 48, 48))
-    assert saved.outcome == "passed"  # a run without the key: every saved cell ran
+    assert len(run.cells) == 5
+    saved = run.cells["tiny-p50-b2-48x48"]
+    assert (saved.cell.variant, saved.cell.batch_size, saved.cell.input_shape) == ("p50", 2, (3, 48, 48))
+    assert saved.outcome == "passed"
     # the latency is pytest-benchmark's own median of the same rounds, in ms
     assert saved.value("latency") == pytest.approx(saved.stats["median"] * 1e3)
     assert saved.value("latency_ms_median") == saved.value("latency")
-    assert saved.value("energy") is None  # not measured in this run
+    assert saved.value("memory") > 0 and saved.value("flops") > 0
+    assert saved.value("top1") is None  # not measured in this run
+    assert [v["metric"] for v in saved.verdicts] == ["memory"] and saved.budgets["memory"].endswith("iB")  # the device's
+
+
+def test_cells_without_timings_are_read_from_the_edgeprof_section(grid_run, tmp_path):
+    # Hand-edited: an out-of-memory cell and a skipped one where the plugin lists cells that have no
+    # timings (pytest-benchmark saves only timed benchmarks).
+    data = json.loads(grid_run.read_text())
+    identity = {"model": "tiny", "variant": "base", "input_shape": [3, 48, 48], "device": "cpu"}
+    data["edgeprof"] = {"untimed_cells": [
+        {"fullname": "t::oom", "extra_info": dict(identity, batch_size=8, outcome="out-of-memory", error="tried to allocate 3 GB")},
+        dict(identity, batch_size=16, outcome="skipped", error="exceeds capacity (b=8 ran out of memory)"),
+    ]}
+    path = tmp_path / "untimed.json"
+    path.write_text(json.dumps(data))
+    cells = load_run(path).cells
+    assert cells["tiny-base-b8-48x48"].outcome == "out-of-memory" and cells["tiny-base-b8-48x48"].test == "t::oom"
+    assert cells["tiny-base-b16-48x48"].outcome == "skipped" and cells["tiny-base-b16-48x48"].value("latency") is None
+    data["edgeprof"] = {"untimed_cells": "x"}
+    path.write_text(json.dumps(data))
+    with pytest.raises(UsageError, match="'edgeprof' section has no 'untimed_cells' list"):
+        load_run(path)
 
 
 def test_run_number_name_and_latest_are_found_like_pytest_benchmark_compare(scratch_storage, tmp_path):
@@ -117,7 +140,7 @@ def test_failed_cell_without_latency_is_read(grid_run, tmp_path):
     data["benchmarks"].append({"fullname": "test_grid.py::test_grid[oom]", "extra_info": info})
     path = tmp_path / "with_oom.json"
     path.write_text(json.dumps(data))
-    saved = load_run(path).cells["tiny-base-b64-32x32"]
+    saved = load_run(path).cells[Cell.from_extra_info(info).id]
     assert saved.outcome == "out-of-memory"
     assert saved.value("latency") is None and saved.value("throughput") is None and saved.stats == {}
 
@@ -129,5 +152,5 @@ def test_same_cell_twice_in_one_run_is_kept_apart(grid_run, tmp_path):
     path = tmp_path / "twice.json"
     path.write_text(json.dumps(data))
     cells = load_run(path).cells
-    assert len(cells) == 13
+    assert len(cells) == len(data["benchmarks"])
     assert any(key.endswith("[test_other.py::test_grid]") for key in cells)
