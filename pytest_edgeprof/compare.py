@@ -207,7 +207,7 @@ def _percent_text(percent: float | None) -> str:
         return ""
     if math.isinf(percent):
         return "new" if percent > 0 else "-inf %"
-    return f"{percent:+.1f} %"
+    return f"{round(percent, 1) + 0.0:+.1f} %"  # + 0.0: no "-0.0 %" for a change that rounds to nothing
 
 
 def render_table(comparison: Comparison, *, color: bool = False, failed: Sequence[Regression] = ()) -> str:
