@@ -26,7 +26,7 @@ from pathlib import Path
 
 import torch
 
-from pytest_edgeprof.flops import reference_input_shape
+from pytest_edgeprof.zoo import reference_input_shape
 from pytest_edgeprof.prune import DEFAULT_TOLERANCE, PruneUnsupported, prune_to_flops, pruned_model
 from pytest_edgeprof.zoo import build_model
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -209,7 +210,7 @@ def _taylor_data(args: argparse.Namespace, name: str) -> tuple[Any, str]:
     if args.data is None:
         raise UsageError("--method taylor needs --data DIR, an ImageFolder of labelled images")
     from .accuracy import image_folder_loader
-    from .flops import reference_input_shape
+    from .zoo import reference_input_shape
 
     loader, eval_set = image_folder_loader(args.data, name, reference_input_shape(name), limit=args.data_limit)
     return loader, f"{args.data.resolve()}:{eval_set}"
@@ -228,6 +229,156 @@ def _prune_summary(row: dict[str, Any], out: Path | None) -> str:
     if out is not None:
         lines.append(f"  saved   {out}")
     return "\n".join(lines)
+
+
+# --- answers from saved runs: compare, limits, report, layers ------------------------------------
+
+_RUN_HELP = "a saved run: a JSON file, a run number (0001), a name or fragment of one, or latest"
+
+
+def _add_storage(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--storage", default=".benchmarks", metavar="DIR",
+        help="where run numbers and names are looked up, as pytest-benchmark's --benchmark-storage (default: .benchmarks)",
+    )
+
+
+def _color(stream: Any) -> bool:
+    """ANSI colours only on a terminal, and never when NO_COLOR is set (https://no-color.org)."""
+    return stream.isatty() and not os.environ.get("NO_COLOR")
+
+
+def _configure_compare(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run_a", metavar="RUN_A", help=f"the baseline: {_RUN_HELP}")
+    parser.add_argument("run_b", metavar="RUN_B", help=f"the run compared with it: {_RUN_HELP}")
+    parser.add_argument(
+        "--fail", metavar="SPEC", default=None,
+        help="exit 1 when a cell gets worse past a limit, e.g. latency:10%%,memory:5%%,energy:10%%,top1:-0.5 "
+        "(more latency/memory/energy/flops is worse, less throughput/top1; top1 in percentage points)",
+    )
+    output = parser.add_mutually_exclusive_group()
+    output.add_argument("--csv", action="store_true", help="print CSV: one row per cell and metric")
+    output.add_argument("--json", action="store_true", help="print JSON")
+    _add_storage(parser)
+
+
+@subcommand(
+    "compare",
+    "compare two saved runs cell by cell; exit 1 with --fail when a cell regressed, 2 on bad input",
+    _configure_compare,
+)
+def run_compare(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .compare import compare_runs, parse_fail_spec, regressions, render_table, to_csv, to_json
+    from .results import load_run
+
+    thresholds = parse_fail_spec(args.fail) if args.fail is not None else []  # bad spec: before any file is read
+    run_a, run_b = load_run(args.run_a, Path(args.storage)), load_run(args.run_b, Path(args.storage))
+    comparison = compare_runs(run_a, run_b)
+    failed = regressions(run_a, run_b, thresholds)
+    if args.csv:
+        print(to_csv(comparison), end="")
+    elif args.json:
+        print(to_json(comparison, failed))
+    else:
+        print(render_table(comparison, color=_color(sys.stdout), failed=failed))
+    for regression in failed:
+        print(f"REGRESSION {regression.line()}", file=sys.stderr)
+    if failed:
+        print(f"edgeprof compare: {len(failed)} regression(s) past --fail {args.fail}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _configure_limits(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run_ref", metavar="RUN", help=_RUN_HELP)
+    parser.add_argument(
+        "--objective", choices=("throughput", "energy", "latency", "accuracy"), default="throughput",
+        help="what the recommended configuration is best at, among the cells within every budget (default: throughput)",
+    )
+    parser.add_argument("--json", action="store_true", help="print JSON")
+    _add_storage(parser)
+
+
+@subcommand(
+    "limits",
+    "per model, variant and input shape: the largest batch within every budget, the first beyond and why; "
+    "then the best configuration within all budgets",
+    _configure_limits,
+)
+def run_limits(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from . import limits
+    from .results import load_run
+
+    run = load_run(args.run_ref, Path(args.storage))
+    print(limits.to_json(run, args.objective) if args.json else limits.render(run, args.objective))
+    return 0
+
+
+def _configure_report(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run_ref", metavar="RUN", help=_RUN_HELP)
+    parser.add_argument("--out", default="edgeprof-report", metavar="DIR", help="where to write the PNGs and index.html (default: edgeprof-report)")
+    _add_storage(parser)
+
+
+@subcommand("report", "PNG plots per model and an index.html from a saved run", _configure_report)
+def run_report(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .report import write_report
+    from .results import load_run
+
+    run = load_run(args.run_ref, Path(args.storage))
+    written = write_report(run, Path(args.out))
+    for path in written:
+        print(path)
+    return 0
+
+
+def _positive_int(text: str) -> int:
+    if not text.strip().isdigit() or int(text) < 1:
+        raise UsageError(f"bad count {text!r}: expected a positive integer")
+    return int(text)
+
+
+def _configure_layers(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", metavar="MODEL", help="a torchvision classification model name")
+    parser.add_argument("--shape", type=_typed(parse_shape), default=None,
+                        help="input size, 224 or HxW like 224x160 (default: the model's own size, 224 for most)")
+    parser.add_argument("--batch", type=_typed(parse_batch_size), default=1, help="batch size (default: 1)")
+    parser.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N, auto, or a device profile name")
+    parser.add_argument("--variant", default="base", help="base (pruned variants such as p50 come with pruning)")
+    parser.add_argument("--top", type=_typed(_positive_int), default=None, metavar="N", help="show only the N costliest layers")
+    parser.add_argument("--sort", choices=("latency", "flops", "params", "activations"), default="latency",
+                        help="what 'costliest' means (default: latency, the measured time)")
+    parser.add_argument("--runs", type=_typed(_positive_int), default=10, help="timed runs after the warm-up (default: 10)")
+    parser.add_argument("--plot", metavar="FILE", default=None, help="also draw a bar chart of the top layers (PNG)")
+    parser.add_argument("--json", action="store_true", help="print JSON")
+
+
+@subcommand("layers", "per layer: FLOPs, parameters, output activations and measured share of the time", _configure_layers)
+def run_layers(args: argparse.Namespace) -> int:
+    if args.variant != "base":
+        raise UsageError(f"--variant {args.variant}: pruned variants are not available yet; accepted: base")
+    from . import layers
+    from .device import resolve_device
+    from .zoo import build_model, reference_input_shape
+
+    name = resolve_model_name(args.model)
+    profile_device = resolve_device(args.device)
+    shape = args.shape or reference_input_shape(name)
+    model = build_model(name, None, profile_device.torch_device)
+    profile = layers.profile_layers(model, shape, args.batch, profile_device.torch_device, args.runs, name=name)
+    if args.json:
+        print(layers.to_json(profile, args.top, args.sort))
+    else:
+        print(layers.render(profile, args.top, args.sort))
+    if args.plot:
+        layers.plot(profile, args.plot, args.top or 20, args.sort)
+        print(f"plot: {args.plot}", file=sys.stderr)
+    return 0
 
 
 if __name__ == "__main__":

@@ -48,8 +48,8 @@ import torch
 from torch import nn
 
 from .errors import UsageError
-from .flops import ModelCost, _meta_copy, count_cost, reference_input_shape
-from .zoo import build_model, resolve_model_name
+from .flops import ModelCost, _meta_copy, count_cost
+from .zoo import build_model, reference_input_shape, resolve_model_name
 
 METHODS = ("magnitude", "taylor")
 MIN_TARGET, MAX_TARGET = 0.05, 0.8

@@ -1,0 +1,310 @@
+"""Two saved runs side by side, cell by cell, and the regression gate over them.
+
+``compare_runs(a, b)`` matches cells by id and, for each DESIGN.md metric either run has, gives the
+value in A, in B and the change. ``parse_fail_spec("latency:10%,memory:5%,top1:-0.5")`` reads the
+gate; ``regressions(a, b, thresholds)`` lists every cell and metric that got worse past its
+threshold. The ``edgeprof compare`` command and the ``--edgeprof-compare-fail`` pytest option both
+call these.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from .errors import UsageError
+from .results import METRICS, Metric, SavedCell, SavedRun
+
+# --- the comparison --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Change:
+    """One metric of one cell, A -> B."""
+
+    metric: Metric
+    a: float | None
+    b: float | None
+
+    @property
+    def percent(self) -> float | None:
+        """(B - A) / A in percent; None where either is missing; +-inf where A is 0 and B is not."""
+        if self.a is None or self.b is None:
+            return None
+        if self.a == 0:
+            return 0.0 if self.b == 0 else math.copysign(math.inf, self.b)
+        return (self.b - self.a) / abs(self.a) * 100
+
+    @property
+    def worsening(self) -> float | None:
+        """How much worse B is, in percent: positive is worse whichever way the metric runs."""
+        percent = self.percent
+        if percent is None:
+            return None
+        return percent if self.metric.worse == "higher" else -percent
+
+
+@dataclass(frozen=True)
+class CellComparison:
+    id: str
+    a: SavedCell
+    b: SavedCell
+    changes: tuple[Change, ...]  # only metrics that at least one of the two runs has
+
+
+@dataclass(frozen=True)
+class Comparison:
+    run_a: SavedRun
+    run_b: SavedRun
+    cells: tuple[CellComparison, ...]
+    only_a: tuple[str, ...]  # ids of cells run A has and B has not
+    only_b: tuple[str, ...]
+
+
+def compare_runs(run_a: SavedRun, run_b: SavedRun) -> Comparison:
+    common = [cell_id for cell_id in run_a.cells if cell_id in run_b.cells]
+    cells = []
+    for cell_id in sorted(common, key=lambda i: (run_a.cells[i].cell, i)):
+        a, b = run_a.cells[cell_id], run_b.cells[cell_id]
+        changes = tuple(
+            Change(m, a.value(m.key), b.value(m.key))
+            for m in METRICS.values()
+            if a.value(m.key) is not None or b.value(m.key) is not None
+        )
+        cells.append(CellComparison(cell_id, a, b, changes))
+    return Comparison(
+        run_a,
+        run_b,
+        tuple(cells),
+        tuple(sorted(set(run_a.cells) - set(run_b.cells))),
+        tuple(sorted(set(run_b.cells) - set(run_a.cells))),
+    )
+
+
+# --- the gate --------------------------------------------------------------------------------------
+
+_FAIL_FORM = "METRIC:LIMIT[,METRIC:LIMIT...], e.g. latency:10%,memory:5%,energy:10%,top1:-0.5"
+_POINTS = {"top1"}  # accuracy thresholds are in percentage points, the others relative, in percent
+_THRESHOLD = re.compile(r"(?P<sign>[+-]?)(?P<number>[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?P<unit>%|pp|)")
+
+
+@dataclass(frozen=True)
+class Threshold:
+    """Fail when ``metric`` gets worse by more than ``limit``: percent of A, or percentage points (top1)."""
+
+    metric: Metric
+    limit: float
+    unit: Literal["%", "pp"]
+    text: str  # as the user wrote it, e.g. "memory:5%"
+
+    def excess(self, change: Change) -> float | None:
+        """How far ``change`` went the wrong way in this threshold's unit, or None if it cannot tell."""
+        if self.unit == "%":
+            return change.worsening
+        if change.a is None or change.b is None:
+            return None
+        points = change.b - change.a
+        return points if self.metric.worse == "higher" else -points
+
+    def broken_by(self, change: Change) -> bool:
+        excess = self.excess(change)
+        return excess is not None and excess > self.limit
+
+
+def parse_fail_spec(text: str) -> list[Threshold]:
+    """``"latency:10%,memory:5%,energy:10%,top1:-0.5"`` -> thresholds.
+
+    Latency, memory, energy and FLOPs are worse when they grow, throughput and top-1 when they fall;
+    the sign is optional and, when given, must point the way that is worse. Top-1 takes percentage
+    points (``top1:-0.5`` or ``top1:0.5pp``), the others percent of A's value (``memory:5%``).
+    """
+    if not isinstance(text, str) or not text.strip():
+        raise UsageError(f"bad --fail {text!r}: expected {_FAIL_FORM}")
+    thresholds: dict[str, Threshold] = {}
+    for item in (part.strip() for part in text.split(",")):
+        threshold = _parse_threshold(item, text)
+        if threshold.metric.name in thresholds:
+            raise UsageError(f"bad --fail {text!r}: {threshold.metric.name} given twice")
+        thresholds[threshold.metric.name] = threshold
+    return list(thresholds.values())
+
+
+def _parse_threshold(item: str, whole: str) -> Threshold:
+    name, sep, limit = item.partition(":")
+    metric = METRICS.get(name.strip())
+    if not sep or metric is None:
+        raise UsageError(f"bad --fail item {item!r} in {whole!r}: expected {_FAIL_FORM}; metrics: {', '.join(METRICS)}")
+    match = _THRESHOLD.fullmatch(limit.strip())
+    wanted = "pp" if metric.name in _POINTS else "%"
+    example = f"{metric.name}:{'-0.5' if wanted == 'pp' else '10%'}"
+    if match is None or (match["unit"] or "pp") != wanted:
+        what = "percentage points, a number like -0.5" if wanted == "pp" else "percent, like 10%"
+        raise UsageError(f"bad --fail item {item!r}: {metric.name} takes {what} (e.g. {example})")
+    worse_sign = "+" if metric.worse == "higher" else "-"
+    if match["sign"] and match["sign"] != worse_sign:
+        way = "grows" if metric.worse == "higher" else "falls"
+        raise UsageError(f"bad --fail item {item!r}: {metric.name} gets worse when it {way}, so its limit is {worse_sign}N or N")
+    return Threshold(metric, float(match["number"]), wanted, item)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class Regression:
+    """A cell whose metric got worse past a threshold, or that went out of memory in B."""
+
+    cell_id: str
+    metric: str  # the metric's short name, or "outcome"
+    a: float | None
+    b: float | None
+    excess: float  # how much worse, in the threshold's unit (inf for an out-of-memory cell)
+    threshold: Threshold | None
+    message: str
+
+    def line(self) -> str:
+        return f"{self.cell_id}: {self.message}"
+
+
+def regressions(run_a: SavedRun, run_b: SavedRun, thresholds: list[Threshold]) -> list[Regression]:
+    """Every cell of both runs, every threshold: what got worse past its limit (A is the baseline).
+
+    A cell that ran in A and went out of memory in B is a regression of its own (it has no numbers
+    left to compare). Cells in only one run are not: the grid may have changed.
+    """
+    found = []
+    for cell in compare_runs(run_a, run_b).cells:
+        if thresholds and cell.b.outcome == "out-of-memory" and cell.a.outcome != "out-of-memory":
+            found.append(Regression(cell.id, "outcome", None, None, math.inf, None, f"out of memory in B ({run_b.name}), ran in A"))
+            continue
+        for change in cell.changes:
+            for threshold in thresholds:
+                if threshold.metric == change.metric and threshold.broken_by(change):
+                    found.append(_regression(cell.id, change, threshold))
+    return found
+
+
+def _regression(cell_id: str, change: Change, threshold: Threshold) -> Regression:
+    m = change.metric
+    excess = threshold.excess(change)
+    assert change.a is not None and change.b is not None and excess is not None
+    by = f"{change.b - change.a:+.2f} pp" if threshold.unit == "pp" else _percent_text(change.percent)
+    message = f"{m.label} {m.format(change.a)} -> {m.format(change.b)} ({by}), past --fail {threshold.text}"
+    return Regression(cell_id, m.name, change.a, change.b, excess, threshold, message)
+
+
+# --- output ----------------------------------------------------------------------------------------
+
+_RED, _GREEN, _BOLD, _RESET = "\033[31m", "\033[32m", "\033[1m", "\033[0m"
+NOISE_PERCENT = 1.0  # changes smaller than this are not coloured: timings move that much between runs
+
+
+def _percent_text(percent: float | None) -> str:
+    if percent is None:
+        return ""
+    if math.isinf(percent):
+        return "new" if percent > 0 else "-inf %"
+    return f"{round(percent, 1) + 0.0:+.1f} %"  # + 0.0: no "-0.0 %" for a change that rounds to nothing
+
+
+def render_table(comparison: Comparison, *, color: bool = False, failed: Sequence[Regression] = ()) -> str:
+    """The comparison as text: a header naming both runs and devices, one line per cell and metric."""
+    a, b = comparison.run_a, comparison.run_b
+    lines = [f"A: {a.describe()}", f"B: {b.describe()}"]
+    if a.device != b.device:
+        lines.append(f"note: different devices ({a.device} vs {b.device}): changes include the device's difference")
+    flagged = {(r.cell_id, r.metric) for r in failed}
+    rows = [("cell", "metric", "A", "B", "change")]
+    styles: list[str] = [""]
+    for cell in comparison.cells:
+        first = True
+        for change in cell.changes:
+            m = change.metric
+            rows.append((
+                cell.id if first else "",
+                max(cell.a.label(m), cell.b.label(m), key=len),
+                _value_text(change.a, m, cell.a),
+                _value_text(change.b, m, cell.b),
+                _percent_text(change.percent),
+            ))
+            styles.append(_style(change, (cell.id, m.name) in flagged))
+            first = False
+        if not cell.changes:
+            rows.append((cell.id, "(no metrics)", cell.a.outcome, cell.b.outcome, ""))
+            styles.append("")
+    widths = [max(len(row[i]) for row in rows) for i in range(5)]
+    for row, style in zip(rows, styles):
+        text = f"{row[0]:<{widths[0]}}  {row[1]:<{widths[1]}}  {row[2]:>{widths[2]}}  {row[3]:>{widths[3]}}  {row[4]:>{widths[4]}}"
+        lines.append(f"{style}{text}{_RESET}" if color and style else text)
+    if comparison.only_a:
+        lines.append(f"only in A ({len(comparison.only_a)}): {', '.join(comparison.only_a)}")
+    if comparison.only_b:
+        lines.append(f"only in B ({len(comparison.only_b)}): {', '.join(comparison.only_b)}")
+    return "\n".join(lines)
+
+
+def _value_text(value: float | None, metric: Metric, cell: SavedCell) -> str:
+    if value is not None:
+        return metric.format(value)
+    return "-" if cell.outcome == "passed" else cell.outcome
+
+
+def _style(change: Change, failed: bool) -> str:
+    worsening = change.worsening
+    if failed:
+        return _BOLD + _RED
+    if worsening is None or abs(worsening) < NOISE_PERCENT:
+        return ""
+    return _RED if worsening > 0 else _GREEN
+
+
+def to_csv(comparison: Comparison) -> str:
+    """One row per cell and metric (``key``: the DESIGN.md name); cells of one run only, with empty values."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["cell", "metric", "a", "b", "change_percent", "in"])
+    for cell in comparison.cells:
+        for change in cell.changes:
+            writer.writerow([cell.id, change.metric.key, _csv_number(change.a), _csv_number(change.b), _csv_number(change.percent), "both"])
+    for which, ids in (("a", comparison.only_a), ("b", comparison.only_b)):
+        for cell_id in ids:
+            writer.writerow([cell_id, "", "", "", "", which])
+    return out.getvalue()
+
+
+def _csv_number(value: float | None) -> str:
+    return "" if value is None else repr(value)
+
+
+def to_json(comparison: Comparison, failed: Sequence[Regression] = ()) -> str:
+    def run(r: SavedRun) -> dict[str, Any]:
+        return {"path": str(r.path), "device": r.device, "datetime": r.datetime}
+
+    def finite(value: float | None) -> float | str | None:
+        return value if value is None or math.isfinite(value) else str(value)
+
+    return json.dumps(
+        {
+            "a": run(comparison.run_a),
+            "b": run(comparison.run_b),
+            "cells": [
+                {
+                    "id": cell.id,
+                    "outcome": {"a": cell.a.outcome, "b": cell.b.outcome},
+                    "metrics": {
+                        c.metric.key: {"a": c.a, "b": c.b, "change_percent": finite(c.percent)} for c in cell.changes
+                    },
+                }
+                for cell in comparison.cells
+            ],
+            "only_in_a": list(comparison.only_a),
+            "only_in_b": list(comparison.only_b),
+            "regressions": [
+                {"cell": r.cell_id, "metric": r.metric, "a": r.a, "b": r.b, "message": r.message} for r in failed
+            ],
+        },
+        indent=2,
+    )

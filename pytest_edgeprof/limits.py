@@ -1,0 +1,211 @@
+"""The device's limits as a saved run shows them, and the configuration to pick.
+
+For each model, variant and input shape of a run: the largest batch size whose cell stayed within
+every budget, the first larger one that did not and why (out of memory, over the memory budget, over
+latency, ...). Then the recommendation: among all cells within every budget, the one with the best
+objective (throughput by default; energy, latency or accuracy).
+
+What this reads from each cell's ``extra_info`` (written by the plugin's budget checks):
+
+- ``outcome``: ``"passed"``, ``"over-budget"``, ``"out-of-memory"`` or ``"skipped"``; a run
+  without the key counts its cells as passed; ``error``, the first line of what ended the cell;
+- ``budgets``: metric -> the budget as written, e.g. ``{"memory": "2.6GB", "latency": "50ms"}``;
+- ``budget_verdicts``: a list of ``{"metric", "measured", "limit", "passed"}`` (plus ``"budget"``,
+  the text), ``measured`` and ``limit`` in the metric's base unit (bytes, ms, J, ips, %),
+  ``measured`` None where the metric could not be measured.
+
+Cells without timings (out of memory, skipped) are not among pytest-benchmark's ``benchmarks``;
+they are read from the run's top-level ``"edgeprof": {"untimed_cells": [...]}`` (see results.py).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import UsageError
+from .results import METRICS, Metric, SavedCell, SavedRun, metric
+
+OBJECTIVES: dict[str, str] = {"throughput": "throughput", "energy": "energy", "latency": "latency", "accuracy": "top1"}
+
+
+def reasons(cell: SavedCell) -> list[str]:
+    """Why a cell is not within its budgets, one short phrase each; [] when it is."""
+    error = str(cell.extra_info.get("error") or "")
+    if cell.outcome == "out-of-memory":
+        tried = re.search(r"[Tt]ried to allocate ([0-9.]+ ?[KMGT]i?B)", error)
+        return ["out of memory" + (f" (tried to allocate {tried[1]})" if tried else "")]
+    if cell.outcome == "skipped":
+        return ["skipped" + (f": {error}" if error else "")]
+    found = [_verdict_text(v) for v in cell.verdicts if not v.get("passed")]
+    if not found and cell.outcome != "passed":
+        found.append(cell.outcome.replace("-", " "))
+    return found
+
+
+def within_budgets(cell: SavedCell) -> bool:
+    return not reasons(cell)
+
+
+def _verdict_text(verdict: Mapping[str, Any]) -> str:
+    name = str(verdict.get("metric", "?"))
+    try:
+        m: Metric | None = metric(name)
+    except UsageError:
+        m = None
+    label = m.label if m else name
+    limit, measured = verdict.get("limit"), verdict.get("measured")
+    budget = verdict.get("budget") or (m.format(limit) if m and isinstance(limit, (int, float)) else limit)
+    if measured is None:
+        return f"{label} not measured (budget {budget})"
+    measured_text = m.format(measured) if m and isinstance(measured, (int, float)) else str(measured)
+    relation = "<" if m and m.worse == "lower" else ">"
+    return f"{label} {measured_text} {relation} budget {budget}"
+
+
+@dataclass(frozen=True)
+class Limit:
+    """One model, variant and input shape: how far its batch size went within every budget."""
+
+    model: str
+    variant: str
+    input_shape: tuple[int, int, int]
+    largest_within: SavedCell | None  # None: not even the smallest batch stayed within
+    first_beyond: SavedCell | None  # the smallest larger batch that did not; None: none did
+    why: tuple[str, ...]  # first_beyond's reasons
+    also_beyond: tuple[SavedCell, ...]  # smaller batches that did not stay within (noise near a limit)
+    batches: tuple[int, ...]  # every batch size the run has for this configuration
+
+    @property
+    def shape_text(self) -> str:
+        return f"{self.input_shape[1]}x{self.input_shape[2]}"
+
+
+def find_limits(run: SavedRun) -> list[Limit]:
+    groups: dict[tuple[str, str, tuple[int, int, int]], list[SavedCell]] = {}
+    for saved in run.cells.values():
+        c = saved.cell
+        groups.setdefault((c.model, c.variant, c.input_shape), []).append(saved)
+    limits = []
+    for (model, variant, shape), cells in sorted(groups.items()):
+        cells.sort(key=lambda s: s.cell.batch_size)
+        within = [s for s in cells if within_budgets(s)]
+        largest = within[-1] if within else None
+        top = largest.cell.batch_size if largest else 0
+        beyond = [s for s in cells if not within_budgets(s)]
+        first = next((s for s in beyond if s.cell.batch_size > top), None)
+        limits.append(
+            Limit(
+                model, variant, shape, largest, first,
+                tuple(reasons(first)) if first else (),
+                tuple(s for s in beyond if s.cell.batch_size < top),
+                tuple(s.cell.batch_size for s in cells),
+            )
+        )
+    return limits
+
+
+def objective_metric(objective: str) -> Metric:
+    if objective not in OBJECTIVES:
+        raise UsageError(f"unknown objective {objective!r}; accepted: {', '.join(OBJECTIVES)}")
+    return METRICS[OBJECTIVES[objective]]
+
+
+def recommend(run: SavedRun, objective: str = "throughput") -> SavedCell | None:
+    """The cell within every budget with the best objective; None when no cell is within.
+
+    Ties go to the smaller batch (less memory and latency for the same objective).
+    """
+    m = objective_metric(objective)
+    candidates = [s for s in run.cells.values() if within_budgets(s) and s.value(m.key) is not None]
+    if not candidates:
+        if any(within_budgets(s) for s in run.cells.values()):
+            raise UsageError(f"objective {objective!r}: no cell of {run.path} has {m.key}; "
+                             f"choose another objective ({', '.join(OBJECTIVES)})")
+        return None
+    sign = 1 if m.worse == "higher" else -1
+    return min(candidates, key=lambda s: (sign * s.value(m.key), s.cell.batch_size, s.id))  # type: ignore[operator]
+
+
+def run_budgets(run: SavedRun) -> dict[str, str]:
+    """The budgets the run's cells ran under (the first cell's text where cells differ)."""
+    merged: dict[str, str] = {}
+    for saved in run.cells.values():
+        for name, text in saved.budgets.items():
+            merged.setdefault(name, text)
+    return merged
+
+
+# --- output ----------------------------------------------------------------------------------------
+
+
+def render(run: SavedRun, objective: str = "throughput") -> str:
+    limits = find_limits(run)
+    best = recommend(run, objective)
+    budgets = run_budgets(run)
+    lines = [f"run: {run.describe()}"]
+    if budgets:
+        lines.append("budgets: " + ", ".join(f"{name} {text}" for name, text in budgets.items()))
+    else:
+        lines.append("budgets: none recorded in this run; only out-of-memory and failed cells count as beyond")
+    rows = [("model", "variant", "input", "largest within", "first beyond", "why")]
+    for limit in limits:
+        largest = f"b{limit.largest_within.cell.batch_size}" if limit.largest_within else "none"
+        if limit.largest_within and limit.first_beyond is None:
+            largest += " (largest run)"
+        first = f"b{limit.first_beyond.cell.batch_size}" if limit.first_beyond else "-"
+        why = "; ".join(limit.why)
+        if limit.also_beyond:
+            why += ("; " if why else "") + "also beyond: " + ", ".join(
+                f"b{s.cell.batch_size} ({'; '.join(reasons(s))})" for s in limit.also_beyond
+            )
+        rows.append((limit.model, limit.variant, limit.shape_text, largest, first, why))
+    widths = [max(len(row[i]) for row in rows) for i in range(5)]
+    for row in rows:
+        lines.append("  ".join(f"{cell:<{w}}" for cell, w in zip(row[:5], widths)) + "  " + row[5])
+    lines.append("")
+    m = objective_metric(objective)
+    if best is None:
+        lines.append("recommended: none: no cell stayed within every budget")
+    else:
+        lines.append(f"recommended (best {m.label} within every budget): {best.id}")
+        lines.append("  " + ", ".join(_numbers(best)))
+    return "\n".join(lines)
+
+
+def _numbers(cell: SavedCell) -> list[str]:
+    return [f"{cell.label(m)} {m.format(v)}" for m in METRICS.values() if (v := cell.value(m.key)) is not None]
+
+
+def to_json(run: SavedRun, objective: str = "throughput") -> str:
+    def cell(saved: SavedCell | None) -> dict[str, Any] | None:
+        if saved is None:
+            return None
+        values = {m.key: saved.value(m.key) for m in METRICS.values() if saved.value(m.key) is not None}
+        return {"id": saved.id, "batch_size": saved.cell.batch_size, "outcome": saved.outcome, **values}
+
+    best = recommend(run, objective)
+    return json.dumps(
+        {
+            "run": str(run.path),
+            "device": run.device,
+            "budgets": run_budgets(run),
+            "limits": [
+                {
+                    "model": limit.model,
+                    "variant": limit.variant,
+                    "input_shape": list(limit.input_shape),
+                    "largest_within": cell(limit.largest_within),
+                    "first_beyond": cell(limit.first_beyond),
+                    "why": list(limit.why),
+                }
+                for limit in find_limits(run)
+            ],
+            "objective": objective,
+            "recommended": cell(best),
+        },
+        indent=2,
+    )

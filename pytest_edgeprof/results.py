@@ -1,0 +1,314 @@
+"""Reading saved runs: the JSON files pytest-benchmark writes, as edgeprof cells.
+
+A run is what ``pytest --benchmark-json=FILE`` writes, or what ``--benchmark-autosave`` /
+``--benchmark-save=NAME`` put under ``.benchmarks/<machine>/NNNN_<name>.json``. ``load_run`` finds one
+the way ``pytest-benchmark compare`` does (a path, a run number, a name) or takes the latest, checks
+that it is pytest-benchmark's and holds edgeprof cells, and returns a :class:`SavedRun` whose cells are
+keyed by :attr:`Cell.id`. ``compare``, ``limits`` and ``report`` read nothing else.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import platform
+import re
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from .errors import UsageError
+from .measurement import Cell
+
+DEFAULT_STORAGE = Path(".benchmarks")
+_RUN_FILE = re.compile(r"(?P<number>[0-9]{4})_.*\.json")
+_IDENTITY_KEYS = ("model", "variant", "batch_size", "input_shape")
+
+# --- the metrics a saved cell answers ------------------------------------------------------------
+
+
+def _fmt_ms(ms: float) -> str:
+    return f"{ms:.3g} ms" if ms < 1000 else f"{ms / 1000:.3g} s"
+
+
+def _fmt_bytes(n: float) -> str:
+    for unit, factor in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if abs(n) >= factor:
+            return f"{n / factor:.3g} {unit}"
+    return f"{n:.0f} B"
+
+
+def _fmt_joules(j: float) -> str:
+    return f"{j * 1000:.3g} mJ" if abs(j) < 1 else f"{j:.3g} J"
+
+
+def _fmt_flops(n: float) -> str:
+    for unit, factor in (("TFLOPs", 1e12), ("GFLOPs", 1e9), ("MFLOPs", 1e6), ("kFLOPs", 1e3)):
+        if abs(n) >= factor:
+            return f"{n / factor:.3g} {unit}"
+    return f"{n:.0f} FLOPs"
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One DESIGN.md metric: its ``extra_info`` key, how it reads, and which way is worse."""
+
+    name: str  # the short name used on command lines: --fail latency:10%, --objective latency
+    key: str  # the DESIGN.md ``extra_info`` key
+    label: str
+    worse: Literal["higher", "lower"]
+    format: Callable[[float], str]
+
+
+METRICS: dict[str, Metric] = {
+    m.name: m
+    for m in (
+        Metric("latency", "latency_ms_median", "median latency", "higher", _fmt_ms),
+        Metric("throughput", "throughput_ips", "throughput", "lower", lambda v: f"{v:.0f} ips" if v >= 100 else f"{v:.3g} ips"),
+        Metric("memory", "peak_mem_bytes", "peak memory", "higher", _fmt_bytes),
+        Metric("energy", "energy_j_per_image", "energy per image", "higher", _fmt_joules),
+        Metric("flops", "flops", "FLOPs", "higher", _fmt_flops),
+        Metric("top1", "top1", "top-1", "lower", lambda v: f"{v:.2f} %"),
+    )
+}
+# Metrics a budget may name besides those (budgets.py's names), so verdicts can be written out.
+_BUDGET_ONLY = {
+    "p99": Metric("p99", "latency_ms_p99", "p99 latency", "higher", _fmt_ms),
+    "top5": Metric("top5", "top5", "top-5", "lower", lambda v: f"{v:.2f} %"),
+}
+
+
+def metric(name: str) -> Metric:
+    """The metric of a short name (``memory``) or an ``extra_info`` key (``peak_mem_bytes``)."""
+    for m in (*METRICS.values(), *_BUDGET_ONLY.values()):
+        if name in (m.name, m.key):
+            return m
+    raise UsageError(f"unknown metric {name!r}; accepted: {', '.join(METRICS)}")
+
+
+# --- saved cells and runs ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SavedCell:
+    """One edgeprof cell of a saved run: what pytest-benchmark stored for it."""
+
+    cell: Cell
+    test: str  # pytest-benchmark's "fullname": the test's node id
+    extra_info: Mapping[str, Any]
+    stats: Mapping[str, Any]  # pytest-benchmark's timing stats in seconds; empty if the cell never ran
+
+    @property
+    def id(self) -> str:
+        return self.cell.id
+
+    @property
+    def device(self) -> str:
+        return str(self.extra_info.get("device", ""))
+
+    @property
+    def outcome(self) -> str:
+        """"passed", "over-budget", "out-of-memory", "skipped" ... ; "passed" when the run predates the key."""
+        return str(self.extra_info.get("outcome", "passed"))
+
+    def value(self, name: str) -> float | None:
+        """A metric by short name or ``extra_info`` key; None where the cell has no such measurement."""
+        try:
+            key = metric(name).key
+        except UsageError:
+            key = name
+        return _number(self.extra_info.get(key))
+
+    def label(self, m: Metric) -> str:
+        """The metric's label, with "(estimate)" where the cell's figure is one (DESIGN.md: an
+        estimate is never presented as measured)."""
+        if m.name == "energy" and "estimate" in str(self.extra_info.get("energy_source", "")):
+            return f"{m.label} (estimate)"
+        return m.label
+
+    @property
+    def budgets(self) -> dict[str, str]:
+        """The budgets the cell ran under: metric name -> the budget as written (``"2.6GB"``)."""
+        budgets = self.extra_info.get("budgets") or {}
+        return {str(k): str(v) for k, v in budgets.items()} if isinstance(budgets, Mapping) else {}
+
+    @property
+    def verdicts(self) -> list[dict[str, Any]]:
+        """The checked budgets: dicts with ``metric``, ``measured``, ``limit``, ``passed`` (and ``budget``)."""
+        verdicts = self.extra_info.get("budget_verdicts") or []
+        return [v for v in verdicts if isinstance(v, Mapping)] if isinstance(verdicts, list) else []
+
+
+@dataclass(frozen=True)
+class SavedRun:
+    path: Path
+    datetime: str  # when pytest-benchmark saved it (ISO 8601), "" if it did not say
+    machine_info: Mapping[str, Any]
+    device: str
+    cells: dict[str, SavedCell] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def when(self) -> str:
+        """The save time to the minute, ``2025-01-02 10:11 UTC`` (pytest-benchmark saves UTC); "" if unknown."""
+        text = self.datetime.replace("T", " ")[:16]
+        return f"{text} UTC" if text and self.datetime.endswith(("+00:00", "Z")) else text
+
+    def describe(self) -> str:
+        """``.benchmarks/.../0003_baseline.json (device cpu, 2025-01-02 10:11 UTC)`` for headers."""
+        return f"{self.path} (device {self.device or 'unknown'}{', ' + self.when if self.when else ''})"
+
+
+def load_run(ref: str | Path, storage: Path | str = DEFAULT_STORAGE) -> SavedRun:
+    """The saved run ``ref`` names: a JSON file's path, a run number (``0001`` or ``1``), a name or
+    fragment of a saved file's name (``baseline``), ``MACHINE/REF``, or ``latest``.
+
+    Numbers and names are looked up under ``storage`` (a folder, or pytest-benchmark's
+    ``--benchmark-storage`` URI ``file://./.benchmarks``) in every machine's folder. Where several files match, the newest (highest
+    number) is taken; where they lie in several machines' folders, this machine's folder wins, else it
+    is a UsageError listing them.
+    """
+    storage_text = str(storage)
+    if storage_text.startswith("file://"):  # pytest-benchmark's --benchmark-storage is a URI
+        storage_text = storage_text[len("file://"):]
+    path = resolve_run_path(str(ref), Path(storage_text))
+    return parse_run(path, _read_json(path))
+
+
+def resolve_run_path(ref: str, storage: Path) -> Path:
+    """The file ``ref`` names (see :func:`load_run`)."""
+    candidate = Path(ref).expanduser()
+    if candidate.is_file():
+        return candidate
+    if candidate.exists():
+        raise UsageError(f"bad run {ref!r}: a folder, not a file; expected a JSON file, a run number like 0001, a name, or latest")
+    if candidate.is_absolute() or ref.count("/") > 1:
+        raise UsageError(f"no run file {ref!r}: no such file")
+    machine_glob, _, name = ref.rpartition("/") if "/" in ref else ("*", "", ref)
+    runs = [p for p in sorted(storage.glob(f"{machine_glob}/*.json")) if _RUN_FILE.fullmatch(p.name)]
+    if not runs:
+        raise UsageError(
+            f"no run {ref!r}: not a file, and there are no saved runs under {storage}/ to look it up in "
+            "(save runs with pytest --benchmark-autosave, or pass a --benchmark-json file)"
+        )
+    matches = runs if name == "latest" else _matching(name, runs)
+    if not matches:
+        latest = ", ".join(p.name for p in runs[-3:])
+        raise UsageError(
+            f"no run {ref!r}: not a file, and no saved run under {storage}/ matches it (latest: {latest}); "
+            "expected a file, a run number, a name or latest"
+        )
+    return _newest(_one_machine(ref, matches))
+
+
+def _matching(name: str, runs: list[Path]) -> list[Path]:
+    if name.isdigit():
+        number = f"{int(name):04d}"
+        return [p for p in runs if p.name.startswith(number + "_")]
+    prefix = [p for p in runs if p.name.startswith(name)]  # pytest-benchmark's own rule: a prefix glob
+    return prefix or [p for p in runs if name in p.name]
+
+
+def _one_machine(ref: str, matches: list[Path]) -> list[Path]:
+    folders = {p.parent for p in matches}
+    if len(folders) == 1:
+        return matches
+    here = [p for p in matches if p.parent.name == _machine_id()]
+    if here:
+        return here
+    listed = ", ".join(f"{p.parent.name}/{p.name}" for p in matches)
+    raise UsageError(f"run {ref!r} matches files of several machines: {listed}; write MACHINE/{ref.split('/')[-1]}")
+
+
+def _newest(matches: list[Path]) -> Path:
+    return max(matches, key=lambda p: (int(_RUN_FILE.fullmatch(p.name)["number"]), p.name))  # type: ignore[index]
+
+
+def _machine_id() -> str:
+    """The folder pytest-benchmark autosaves this machine's runs in (its ``get_machine_id``)."""
+    return "{}-{}-{}-{}".format(
+        platform.system(),
+        platform.python_implementation(),
+        ".".join(platform.python_version_tuple()[:2]),
+        platform.architecture()[0],
+    )
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"cannot read run {path}: {exc}") from None
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"{path} is not a pytest-benchmark run: not valid JSON ({exc})") from None
+
+
+def parse_run(path: Path, data: Any) -> SavedRun:
+    """A SavedRun from the loaded JSON of ``path``; UsageError naming the file where it is not one."""
+    if not isinstance(data, dict) or not isinstance(data.get("benchmarks"), list):
+        raise UsageError(f"{path} is not a pytest-benchmark run: no 'benchmarks' list at its top level")
+    machine_info = data.get("machine_info") if isinstance(data.get("machine_info"), dict) else {}
+    cells: dict[str, SavedCell] = {}
+    for index, bench in enumerate([*data["benchmarks"], *_untimed_cells(path, data)]):
+        saved = _saved_cell(path, index, bench)
+        if saved is not None:
+            key = saved.id if saved.id not in cells else f"{saved.id} [{saved.test}]"
+            cells[key] = saved
+    if not cells:
+        raise UsageError(
+            f"{path} holds no edgeprof cells: none of its {len(data['benchmarks'])} benchmarks has the "
+            "model/variant/batch_size/input_shape extra_info the edgeprof fixture saves"
+        )
+    return SavedRun(path, str(data.get("datetime") or ""), machine_info, _run_device(machine_info, cells), cells)
+
+
+def _untimed_cells(path: Path, data: Mapping[str, Any]) -> list[Any]:
+    """Cells that have no timings, so no entry in ``benchmarks`` (pytest-benchmark saves only timed
+    ones, and its own loader needs their stats): out-of-memory and skipped cells, which the plugin
+    lists under the top-level key ``"edgeprof": {"untimed_cells": [...]}``, each an ``extra_info``
+    dict or a ``{"fullname": ..., "extra_info": {...}}`` object."""
+    section = data.get("edgeprof")
+    if section is None:
+        return []
+    untimed = section.get("untimed_cells", []) if isinstance(section, Mapping) else None
+    if not isinstance(untimed, list):
+        raise UsageError(f"{path}: its 'edgeprof' section has no 'untimed_cells' list")
+    return [entry if isinstance(entry, Mapping) and "extra_info" in entry else {"extra_info": entry} for entry in untimed]
+
+
+def _saved_cell(path: Path, index: int, bench: Any) -> SavedCell | None:
+    if not isinstance(bench, dict):
+        raise UsageError(f"{path}: benchmark #{index} is a {type(bench).__name__}, not an object")
+    test = str(bench.get("fullname") or bench.get("name") or f"#{index}")
+    info = bench.get("extra_info")
+    if not isinstance(info, dict) or not any(key in info for key in _IDENTITY_KEYS):
+        return None  # a plain pytest-benchmark test beside the edgeprof ones
+    try:
+        cell = Cell.from_extra_info(info)
+    except UsageError as exc:
+        raise UsageError(f"{path}: benchmark {test}: {exc}") from None
+    for m in (*METRICS.values(), *_BUDGET_ONLY.values()):
+        value = info.get(m.key)
+        if value is not None and _number(value) is None:
+            raise UsageError(f"{path}: benchmark {test}: {m.key} is {value!r}, not a number")
+    stats = bench.get("stats") if isinstance(bench.get("stats"), dict) else {}
+    return SavedCell(cell, test, info, stats)
+
+
+def _run_device(machine_info: Mapping[str, Any], cells: Mapping[str, SavedCell]) -> str:
+    edgeprof = machine_info.get("edgeprof")
+    if isinstance(edgeprof, Mapping) and edgeprof.get("device"):
+        return str(edgeprof["device"])
+    devices = Counter(c.device for c in cells.values() if c.device)
+    return ", ".join(device for device, _ in devices.most_common())
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return None
+    return float(value)
