@@ -238,3 +238,10 @@ def parse_eval_limit(text: str) -> int:
     if not cleaned.isdigit() or int(cleaned) < 1:
         raise UsageError(f"--eval-limit {text!r}: expected a positive number of images, e.g. 500")
     return int(cleaned)
+
+
+def parse_image_folder(text: str) -> Path:
+    """An option's ImageFolder path, checked up front so a bad folder stops the run before anything is measured."""
+    root = Path(text).expanduser()
+    check_image_folder(root)
+    return root

@@ -17,7 +17,7 @@ from .journal import JournalEntry
 from .measure import measure_cell
 from .measurement import Cell, LatencyStats, Measurement
 from .timing import CallRecorder
-from .zoo import ModelRef
+from .variants import ModelRef
 
 if TYPE_CHECKING:
     from .session import EdgeprofSession
@@ -74,6 +74,10 @@ class EdgeprofTimer:
             measurement = measure_cell(module, cell, self.profile, meter, self._benchmark_rounds, example)
         if measurement.outcome == "out-of-memory" or killed_by_oom_killer(measurement):
             self._session.record_out_of_memory(self._test, cell)
+        ref = model if isinstance(model, ModelRef) else self._session.ref_of(model)
+        if ref is not None:  # a grid model: what the variant is, and its accuracy at this shape
+            measurement.extra.update(self._session.variant_extra(ref))
+            measurement.extra.update(self._session.accuracy(ref, cell.input_shape))
         self.measurement = measurement
         self._judge(measurement)
         return measurement

@@ -21,7 +21,7 @@ from torch import nn
 from .device import DeviceProfile
 from .measure import first_line, measure_cell, timed_rounds
 from .measurement import Cell, Measurement
-from .zoo import ModelRef
+from .variants import ModelRef, build
 
 
 @dataclass(frozen=True)
@@ -76,7 +76,8 @@ def _child_main(job: IsolatedJob, sender: Connection) -> None:
     try:
         if job.num_threads:
             torch.set_num_threads(job.num_threads)
-        model = job.module if job.module is not None else job.model.build("cpu")  # type: ignore[union-attr]
+        built = build(job.model, "cpu") if job.module is None else None  # type: ignore[arg-type]
+        model = built.model if built is not None else job.module
         if job.memory_limit_bytes:
             _limit_address_space(job.memory_limit_bytes)
         meter = open_meter(job.profile, job.no_energy)
@@ -84,6 +85,8 @@ def _child_main(job: IsolatedJob, sender: Connection) -> None:
             measurement = measure_cell(model, job.cell, job.profile, meter, timed_rounds(job.max_time_s, job.min_rounds))
         finally:
             meter.close()
+        if built is not None:
+            measurement.extra.update(built.extra)
         sender.send(measurement)
     except BaseException as exc:  # anything short of a kill: report it, the parent records it
         sender.send(f"{type(exc).__name__}: {first_line(exc)}")

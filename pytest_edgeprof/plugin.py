@@ -73,6 +73,34 @@ OPTIONS: dict[str, Option] = {
         "a test's budget marker over both; the device's memory capacity is the default memory budget",
         "budgets:parse_budget_spec",
     ),
+    "prune_targets": Option(
+        "--prune", "edgeprof_prune", "TARGETS",
+        "add, for every model, a variant per target with that fraction of its FLOPs removed by structured "
+        "channel pruning (torch-pruning), e.g. 0.25,0.5 gives ids like resnet50-p50-b8-224x224; targets 0.05 to 0.8",
+        "prune:parse_prune_targets",
+    ),
+    "prune_method": Option(
+        "--prune-method", "edgeprof_prune_method", "METHOD",
+        "channel importance: magnitude (default) or taylor (needs --prune-data)", "prune:check_method",
+    ),
+    "prune_data": Option(
+        "--prune-data", "edgeprof_prune_data", "DIR", "an ImageFolder whose first images Taylor importance sees",
+        "accuracy:parse_image_folder",
+    ),
+    "prune_cache": Option(
+        "--prune-cache", "edgeprof_prune_cache", "DIR",
+        "where pruned variants are cached (default: $XDG_CACHE_HOME/pytest-edgeprof/variants)", "prune:parse_cache_dir",
+    ),
+    "eval_data": Option(
+        "--eval-data", "edgeprof_eval_data", "DIR",
+        "an ImageFolder laid out like ImageNet's validation set (optional class_index.json): adds top1/top5 per "
+        "model, variant and input shape, with the preprocessing of the model's weights",
+        "accuracy:parse_image_folder",
+    ),
+    "eval_limit": Option(
+        "--eval-limit", "edgeprof_eval_limit", "N", "evaluate only the first N images (eval_set says so)",
+        "accuracy:parse_eval_limit",
+    ),
     "no_energy": Option(
         "--no-energy", "edgeprof_no_energy", "",
         "do not measure energy (saves the source's minimum window per cell: 3 s for the CodeCarbon estimate, "
@@ -138,6 +166,8 @@ def load_settings(config: pytest.Config) -> Settings:
             values[name] = bool(text)
         elif text is not None:
             values[name] = _parse(option, text)
+    if values.get("prune_method") == "taylor" and "prune_data" not in values:
+        raise pytest.UsageError("--prune-method taylor needs --prune-data DIR, an ImageFolder of labelled images")
     if "journal" not in values:
         values["journal"] = _benchmark_storage(config) / "edgeprof-journal.jsonl"
     budget = OPTIONS["budget"]
@@ -224,7 +254,8 @@ def pytest_report_header(config: pytest.Config) -> str | None:
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "edgeprof_cell" not in metafunc.fixturenames:
         return
-    cells = _grid(metafunc.config.stash[SESSION]).cells()
+    session = metafunc.config.stash[SESSION]
+    cells = _grid(session).cells(session.variants())
     metafunc.parametrize("edgeprof_cell", cells, ids=[cell.id for cell in cells])
 
 
@@ -271,11 +302,19 @@ def edgeprof_model(pytestconfig: pytest.Config, edgeprof_cell):
     """The cell's torchvision model on the device, in eval mode, built once per session and weights
     (``--weights``) and warmed up until its timings settle. Under ``--isolate``, and for a cell that
     ``--resume`` replays, it is a ``ModelRef`` (name, weights, variant) that is built where it runs."""
+    from .prune import PruneUnsupported
+
     session = pytestconfig.stash[SESSION]
     ref = session.model_ref(edgeprof_cell)
-    if session.settings.isolate or session.journaled(edgeprof_cell) is not None:
+    if session.journaled(edgeprof_cell) is not None:
         return ref
-    return session.build(ref)
+    try:
+        if session.settings.isolate:
+            session.prepare_variant(ref)  # pruned here once, loaded from the cache by each child
+            return ref
+        return session.build(ref)
+    except PruneUnsupported as exc:
+        pytest.skip(f"{edgeprof_cell.model} cannot be pruned: {exc}")
 
 
 @pytest.fixture

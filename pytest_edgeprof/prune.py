@@ -750,3 +750,10 @@ def _shape_text(shape: tuple[int, ...]) -> str:
 def _first_line(error: BaseException) -> str:
     text = str(error).strip()
     return f"{type(error).__name__}: {text.splitlines()[0]}" if text else type(error).__name__
+
+
+def parse_cache_dir(text: str) -> Path:
+    path = Path(text).expanduser()
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"--prune-cache {text}: not a folder; give a folder for the pruned-variant cache")
+    return path

@@ -16,9 +16,11 @@ from .device import DeviceProfile, resolve_device
 from .energy import EnergyMeter, NoEnergyMeter, open_energy_meter
 from .grid import Grid, default_grid
 from .measurement import Cell, Measurement
+from .prune import PruneUnsupported, variant_name
 from .timing import warm_up
 from .journal import Journal, JournalEntry, entry_key
-from .zoo import ModelRef, example_input, reference_input_shape
+from .variants import ModelRef, build
+from .zoo import example_input, reference_input_shape
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,12 @@ class Settings:
     isolate: bool = False  # each cell in a fresh spawned child process
     isolate_memory_limit: int | None = None  # bytes an isolated child may map beyond its start
     no_energy: bool = False
+    prune_targets: tuple[float, ...] = ()  # each adds a variant pNN to every model of the grid
+    prune_method: str = "magnitude"
+    prune_cache: Path | None = None
+    prune_data: Path | None = None
+    eval_data: Path | None = None  # an ImageFolder: adds top1/top5 per model, variant and shape
+    eval_limit: int | None = None
 
 
 @dataclass
@@ -49,6 +57,9 @@ class EdgeprofSession:
     benchmark_options: dict[str, Any] = field(default_factory=dict)  # pytest-benchmark's max_time, min_rounds
     _journal: Journal | None = None
     _resumable: dict[str, JournalEntry] = field(default_factory=dict)
+    _variant_extras: dict[ModelRef, dict[str, Any]] = field(default_factory=dict)
+    _unprunable: dict[ModelRef, str] = field(default_factory=dict)
+    _accuracy: dict[tuple[ModelRef, tuple[int, int, int]], dict[str, Any]] = field(default_factory=dict)
     out_of_memory: dict[tuple[str, str, str, tuple[int, int, int]], int] = field(default_factory=dict)
     broken_budgets: list[tuple[str, list[str]]] = field(default_factory=list)  # (cell id, lines)
 
@@ -67,30 +78,75 @@ class EdgeprofSession:
             shapes=self.settings.shapes or base.shapes,
         )
 
+    def variants(self) -> tuple[str, ...]:
+        return ("base", *(variant_name(target) for target in self.settings.prune_targets))
+
     def device_budgets(self) -> dict[str, Budget]:
         """The device's own limit: its memory capacity is the default memory budget."""
         capacity = self.profile.memory_bytes
         return {"memory": Budget("memory", float(capacity), format_bytes(capacity, like="GiB").replace(" ", ""))}
 
     def model_ref(self, cell: Cell) -> ModelRef:
-        return ModelRef(cell.model, self.settings.weights, cell.variant)
+        settings = self.settings
+        return ModelRef(cell.model, settings.weights, cell.variant, settings.prune_method, settings.prune_cache,
+                        settings.prune_data)
 
     def build(self, ref: ModelRef) -> nn.Module:
         """The model on the session's device, built and warmed once per session, weights and variant.
 
         Only the current model is kept: the grid is model-major, and a model left on the device would
-        count against the next model's memory (and may not fit beside it on a small board).
+        count against the next model's memory (and may not fit beside it on a small board). A variant
+        that cannot be pruned raises ``PruneUnsupported`` (remembered, so it is tried once).
         """
+        if ref in self._unprunable:
+            raise PruneUnsupported(self._unprunable[ref])
         if ref != self._model_ref:
             self._release_model()
             device = self.profile.torch_device
-            model = ref.build(device)
+            try:
+                built = build(ref, device, progress=True)
+            except PruneUnsupported as exc:
+                self._unprunable[ref] = str(exc)
+                raise
             sample = example_input(1, reference_input_shape(ref.name), device)
             with torch.inference_mode():
-                warm_up(lambda: model(sample), device)
-            self._model_ref, self._model = ref, model
+                warm_up(lambda: built.model(sample), device)
+            self._model_ref, self._model = ref, built.model
+            self._variant_extras[ref] = built.extra
         assert self._model is not None
         return self._model
+
+    def ref_of(self, model: nn.Module) -> ModelRef | None:
+        """The reference of ``model`` if it is the session's current grid model."""
+        return self._model_ref if model is self._model else None
+
+    def prepare_variant(self, ref: ModelRef) -> None:
+        """Prune (or find in the cache) a variant without keeping it, for a child process to load."""
+        if ref.variant == "base" or ref in self._variant_extras:
+            return
+        if ref in self._unprunable:
+            raise PruneUnsupported(self._unprunable[ref])
+        try:
+            self._variant_extras[ref] = build(ref, "cpu", progress=True).extra
+        except PruneUnsupported as exc:
+            self._unprunable[ref] = str(exc)
+            raise
+
+    def variant_extra(self, ref: ModelRef) -> dict[str, Any]:
+        """What a built variant really is (prune_target, prune_achieved, ...); empty for base."""
+        return self._variant_extras.get(ref, {})
+
+    def accuracy(self, ref: ModelRef, input_shape: tuple[int, int, int]) -> dict[str, Any]:
+        """top1/top5/eval_set of the variant at the shape on --eval-data, evaluated once per session."""
+        key = (ref, input_shape)
+        if key not in self._accuracy and self.settings.eval_data is not None:
+            from .accuracy import evaluate, image_folder_loader
+
+            loader, eval_set = image_folder_loader(self.settings.eval_data, ref.name, input_shape,
+                                                   limit=self.settings.eval_limit)
+            model, device = self.build(ref), self.profile.torch_device
+            self._accuracy[key] = evaluate(model, loader, device=device, eval_set=eval_set, progress=True).extra_info()
+        return self._accuracy.get(key, {})
 
     @property
     def journal(self) -> Journal:

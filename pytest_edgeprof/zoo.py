@@ -5,7 +5,6 @@ from __future__ import annotations
 import difflib
 import re
 import warnings
-from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
@@ -125,14 +124,3 @@ def parse_batch_size(text: str) -> int:
         raise UsageError(f"bad batch size {text!r}: expected a positive integer like 1 or 32")
     return int(cleaned)
 
-
-@dataclass(frozen=True)
-class ModelRef:
-    """A model by name, to be built where it runs (in this process, or in an isolated child)."""
-
-    name: str
-    weights: str | None = None
-    variant: str = "base"
-
-    def build(self, device: str = "cpu") -> nn.Module:
-        return build_model(self.name, self.weights, device)

@@ -1,0 +1,58 @@
+"""A model variant by reference ("resnet50", "p50", weights ...) and building it where it runs.
+
+The grid's variant axis: ``base`` is the torchvision model, ``pNN`` the model with NN % of its FLOPs
+removed by structured pruning (``prune.py``), read from the variant cache when it is there.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from .prune import pruned_model, variant_target
+from .zoo import build_model, reference_input_shape
+
+TAYLOR_IMAGES = 256  # images of --prune-data that Taylor importance sees
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """A model by name, to be built where it runs (in this process, or in an isolated child)."""
+
+    name: str
+    weights: str | None = None
+    variant: str = "base"
+    prune_method: str = "magnitude"
+    prune_cache: Path | None = None  # None: $XDG_CACHE_HOME/pytest-edgeprof/variants
+    prune_data: Path | None = None  # an ImageFolder for Taylor importance
+
+
+@dataclass
+class BuiltModel:
+    model: nn.Module
+    extra: dict[str, Any] = field(default_factory=dict)  # what the variant really is: prune_target, prune_achieved ...
+
+
+def build(ref: ModelRef, device: str = "cpu", progress: bool = False) -> BuiltModel:
+    """The model in eval mode on ``device``; a pruned variant is pruned once and cached, then loaded."""
+    target = variant_target(ref.variant)
+    if target is None:
+        return BuiltModel(build_model(ref.name, ref.weights, device))
+    example_data, data_key = _taylor_data(ref)
+    result = pruned_model(
+        ref.name, target, weights=ref.weights, method=ref.prune_method, cache_dir=ref.prune_cache,
+        progress=progress, example_data=example_data, data_key=data_key,
+    )
+    return BuiltModel(result.model.eval().to(device), result.extra_info())
+
+
+def _taylor_data(ref: ModelRef) -> tuple[Any, str]:
+    if ref.prune_method != "taylor" or ref.prune_data is None:
+        return None, ""
+    from .accuracy import image_folder_loader
+
+    loader, eval_set = image_folder_loader(ref.prune_data, ref.name, reference_input_shape(ref.name), limit=TAYLOR_IMAGES)
+    return loader, f"{ref.prune_data.resolve()}:{eval_set}"
