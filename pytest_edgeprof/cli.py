@@ -349,7 +349,7 @@ def _configure_layers(parser: argparse.ArgumentParser) -> None:
                         help="input size, 224 or HxW like 224x160 (default: the model's own size, 224 for most)")
     parser.add_argument("--batch", type=_typed(parse_batch_size), default=1, help="batch size (default: 1)")
     parser.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N, auto, or a device profile name")
-    parser.add_argument("--variant", default="base", help="base (pruned variants such as p50 come with pruning)")
+    _add_variant(parser)
     parser.add_argument("--top", type=_typed(_positive_int), default=None, metavar="N", help="show only the N costliest layers")
     parser.add_argument("--sort", choices=("latency", "flops", "params", "activations"), default="latency",
                         help="what 'costliest' means (default: latency, the measured time)")
@@ -360,16 +360,15 @@ def _configure_layers(parser: argparse.ArgumentParser) -> None:
 
 @subcommand("layers", "per layer: FLOPs, parameters, output activations and measured share of the time", _configure_layers)
 def run_layers(args: argparse.Namespace) -> int:
-    if args.variant != "base":
-        raise UsageError(f"--variant {args.variant}: pruned variants are not available yet; accepted: base")
     from . import layers
     from .device import resolve_device
-    from .zoo import build_model, reference_input_shape
+    from .variants import build
+    from .zoo import reference_input_shape
 
     name = resolve_model_name(args.model)
     profile_device = resolve_device(args.device)
     shape = args.shape or reference_input_shape(name)
-    model = build_model(name, None, profile_device.torch_device)
+    model = build(_model_ref(name, args), profile_device.torch_device, progress=True).model
     profile = layers.profile_layers(model, shape, args.batch, profile_device.torch_device, args.runs, name=name)
     if args.json:
         print(layers.to_json(profile, args.top, args.sort))
@@ -378,6 +377,63 @@ def run_layers(args: argparse.Namespace) -> int:
     if args.plot:
         layers.plot(profile, args.plot, args.top or 20, args.sort)
         print(f"plot: {args.plot}", file=sys.stderr)
+    return 0
+
+
+def _add_variant(parser: argparse.ArgumentParser) -> None:
+    from .prune import variant_target
+
+    parser.add_argument("--variant", type=_typed(_checked(variant_target)), default="base",
+                        help="base (default) or a pruned variant such as p50 (50 %% of the FLOPs removed), from the variant cache")
+    parser.add_argument("--weights", default=None, help="random (default), weights in the torch cache, or a state-dict path")
+
+
+def _checked(check: Callable[[str], object]) -> Callable[[str], str]:
+    """A parser that keeps the text once ``check`` accepts it."""
+
+    def parse(text: str) -> str:
+        check(text)
+        return text
+
+    return parse
+
+
+def _model_ref(name: str, args: argparse.Namespace):  # -> variants.ModelRef
+    from .variants import ModelRef
+
+    return ModelRef(name, args.weights, args.variant)
+
+
+# --- edgeprof capacity -----------------------------------------------------------------------------
+
+
+def _configure_capacity(parser: argparse.ArgumentParser) -> None:
+    from .budgets import parse_bytes
+
+    parser.add_argument("model", metavar="MODEL", help="a torchvision classification model name")
+    parser.add_argument("--shape", type=_typed(parse_shape), default=None,
+                        help="input size, 224 or HxW like 224x160 (default: the model's own size)")
+    parser.add_argument("--memory", type=_typed(parse_bytes), required=True,
+                        help="the memory budget, e.g. 2.6GB (2.6e9 bytes) or 2.6GiB")
+    parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N, jetson or a device profile")
+    _add_variant(parser)
+    parser.add_argument("--json", action="store_true", help="print JSON: the probes and the answer")
+
+
+@subcommand("capacity", "the largest batch that fits a memory budget, found by measuring isolated probes", _configure_capacity)
+def run_capacity(args: argparse.Namespace) -> int:
+    from .capacity import find_capacity
+    from .device import resolve_device
+    from .zoo import reference_input_shape
+
+    name = resolve_model_name(args.model)
+    profile = resolve_device(args.device)
+    shape = args.shape or reference_input_shape(name)
+    ref = _model_ref(name, args)
+    if not args.json:
+        print(f"{name} {args.variant} at {shape[1]}x{shape[2]} on {profile.name}: largest batch within {args.memory:,} bytes")
+    report = find_capacity(ref, shape, profile, args.memory, on_probe=None if args.json else lambda p: print(p.line()))
+    print(report.to_json() if args.json else report.summary())
     return 0
 
 

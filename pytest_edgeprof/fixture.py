@@ -130,6 +130,8 @@ class EdgeprofTimer:
         """A cell the journal holds: its saved rounds and extra_info, and its outcome again."""
         self._record_rounds(entry.latencies_s, entry.iterations)
         self._benchmark.extra_info.update(entry.extra_info)
+        if not entry.latencies_s:
+            self._session.record_untimed(self._benchmark.fullname, entry.extra_info)
         if entry.outcome == "out-of-memory" or entry.message.startswith("child killed by SIGKILL"):
             self._session.record_out_of_memory(self._test, Cell.from_extra_info(entry.extra_info))
         if entry.outcome != "passed":
@@ -153,6 +155,8 @@ class EdgeprofTimer:
         self._benchmark.extra_info.update(info)
         stats = self._benchmark.stats
         rounds, iterations = (list(stats.stats.data), stats.iterations) if stats else ([], 1)
+        if not rounds:
+            self._session.record_untimed(self._benchmark.fullname, info)
         self._session.journal_cell(measurement.cell, measurement.outcome, info, rounds, iterations, "\n".join(broken))
         if broken:
             self._session.record_broken(measurement, broken)

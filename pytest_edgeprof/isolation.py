@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from .device import DeviceProfile
-from .measure import first_line, measure_cell, timed_rounds
+from .measure import first_line, measure_cell, probe_memory, timed_rounds
 from .measurement import Cell, Measurement
 from .variants import ModelRef, build
 
@@ -37,6 +37,7 @@ class IsolatedJob:
     memory_limit_bytes: int | None = None  # extra address space the child may map (CPU only)
     num_threads: int = 0
     no_energy: bool = False
+    probe_only: bool = False  # peak memory of one call, nothing timed (edgeprof capacity)
 
 
 def run_isolated(job: IsolatedJob) -> Measurement:
@@ -80,11 +81,14 @@ def _child_main(job: IsolatedJob, sender: Connection) -> None:
         model = built.model if built is not None else job.module
         if job.memory_limit_bytes:
             _limit_address_space(job.memory_limit_bytes)
-        meter = open_meter(job.profile, job.no_energy)
-        try:
-            measurement = measure_cell(model, job.cell, job.profile, meter, timed_rounds(job.max_time_s, job.min_rounds))
-        finally:
-            meter.close()
+        if job.probe_only:
+            measurement = probe_memory(model, job.cell, job.profile)
+        else:
+            meter = open_meter(job.profile, job.no_energy)
+            try:
+                measurement = measure_cell(model, job.cell, job.profile, meter, timed_rounds(job.max_time_s, job.min_rounds))
+            finally:
+                meter.close()
         if built is not None:
             measurement.extra.update(built.extra)
         sender.send(measurement)

@@ -64,15 +64,37 @@ def _measure(
         with EnergyWindow(meter) as window:
             measurement.latency = run_rounds(recorder)
             window.extend(recorder)
-        memory = measure_peak_memory(lambda: model(example), device, shared_memory=profile.shared_memory)
+        measurement.extra.update(memory_info(model, example, profile))
     measurement.timer = recorder.method
     measurement.extra.update(warmup_calls=warmup.calls, warmup_settled=warmup.settled)
     assert window.reading is not None
     measurement.extra.update(energy_extra_info(window.reading, recorder.calls, cell.batch_size))
-    # The cell holds its weights and its input as well as what the forward pass allocates.
+
+
+def memory_info(model: nn.Module, example: torch.Tensor, profile: DeviceProfile) -> dict[str, object]:
+    """The peak-memory keys of one more call. The cell holds its weights and its input as well as
+    what the forward pass allocates, so ``peak_mem_bytes`` counts all three."""
+    memory = measure_peak_memory(lambda: model(example), profile.torch_device, shared_memory=profile.shared_memory)
     resident = model_bytes(model) + example.numel() * example.element_size()
-    measurement.extra.update(memory.as_extra_info())
-    measurement.extra.update(peak_mem_bytes=memory.peak_mem_bytes + resident, activation_peak_bytes=memory.peak_mem_bytes)
+    return {**memory.as_extra_info(), "peak_mem_bytes": memory.peak_mem_bytes + resident,
+            "activation_peak_bytes": memory.peak_mem_bytes}
+
+
+def probe_memory(model: nn.Module, cell: Cell, profile: DeviceProfile) -> Measurement:
+    """Peak memory of one forward pass of the cell (after one call for lazy initialisation), nothing
+    timed: what each probe of ``edgeprof capacity`` asks. Running out of memory is recorded."""
+    measurement = Measurement(cell, profile.name)
+    model = model.eval().to(profile.torch_device)
+    try:
+        example = example_input(cell.batch_size, cell.input_shape, profile.torch_device)
+        with torch.inference_mode():
+            model(example)
+            measurement.extra.update(memory_info(model, example, profile))
+    except Exception as exc:
+        if not is_out_of_memory(exc):
+            raise
+        measurement.outcome, measurement.error = "out-of-memory", first_line(exc)
+    return measurement
 
 
 def cost_info(model: nn.Module, cell: Cell) -> dict[str, object]:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import ctypes
 import gc
+import os
 import resource
 import sys
 from collections.abc import Callable, Iterator
@@ -39,6 +40,11 @@ from torch._C._profiler import _EventType, _ProfilerEvent
 from torch.profiler import ProfilerActivity, profile
 
 from .errors import UsageError
+
+# The CPU peak below reads torch's profiler (Kineto), which prints its own start/stop trace lines and,
+# on a CUDA build without a GPU, a device-count error to stderr on every use: silence its logger
+# unless the user has set a level. Read once, when the profiler first starts.
+os.environ.setdefault("KINETO_LOG_LEVEL", "6")
 
 _PROC_STATUS = Path("/proc/self/status")
 _CLEAR_REFS = Path("/proc/self/clear_refs")

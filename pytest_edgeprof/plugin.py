@@ -136,6 +136,11 @@ OPTIONS: dict[str, Option] = {
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup(GROUP, "edgeprof: CNN benchmarks on edge devices")
+    group.addoption(
+        "--edgeprof-compare-fail", metavar="SPEC", default=None,
+        help="with --benchmark-compare[=RUN]: fail the run when a cell regressed past a limit against that saved "
+        "run, e.g. latency:10%%,memory:5%%,energy:10%%,top1:-0.5 (as edgeprof compare --fail)",
+    )
     for option in OPTIONS.values():
         if option.flag_only:
             group.addoption(option.flag, action="store_true", default=None, help=option.help)
@@ -202,6 +207,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
     config.addinivalue_line("markers", BUDGET_MARKER)
     session = config.stash[SESSION] = EdgeprofSession(load_settings(config))
+    session.compare_baseline = load_compare_baseline(config)
     session.benchmark_options = {
         "max_time": float(config.getoption("benchmark_max_time", None) or 1.0),
         "min_rounds": int(config.getoption("benchmark_min_rounds", None) or 5),
@@ -263,13 +269,21 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     callspec = getattr(item, "callspec", None)
     cell = callspec.params.get("edgeprof_cell") if callspec else None
     if cell is not None:
-        reason = item.config.stash[SESSION].capacity_skip_reason(item.nodeid.split("[")[0], cell)
+        session = item.config.stash[SESSION]
+        reason = session.capacity_skip_reason(item.nodeid.split("[")[0], cell)
         if reason:
+            skipped = {**cell.identity(session.profile.name), "outcome": "skipped", "error": reason}
+            session.record_untimed(item.nodeid, skipped)
             pytest.skip(reason)
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
-    broken = config.stash[SESSION].broken_budgets
+    state = config.stash[SESSION]
+    if state.regressions:
+        terminalreporter.write_sep("=", "edgeprof: regressions past --edgeprof-compare-fail", red=True, bold=True)
+        for line in state.regressions:
+            terminalreporter.write_line(line)
+    broken = state.broken_budgets
     if not broken:
         return
     terminalreporter.write_sep("=", "edgeprof: broken budgets", red=True, bold=True)
@@ -278,6 +292,51 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
     for cell_id, lines in broken:
         for line in lines:
             terminalreporter.write_line(f"{cell_id:<{width}}  {line.rsplit(' (', 1)[0]}")
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_benchmark_update_json(config: pytest.Config, benchmarks: list, output_json: dict[str, Any]) -> None:
+    untimed = config.stash[SESSION].untimed_cells
+    if untimed:
+        output_json["edgeprof"] = {"untimed_cells": untimed}
+
+
+def load_compare_baseline(config: pytest.Config) -> Any:  # -> results.SavedRun | None
+    """``--edgeprof-compare-fail``'s baseline: the run ``--benchmark-compare`` names, read before this run is saved."""
+    spec = config.getoption("edgeprof_compare_fail")
+    if not spec:
+        return None
+    from .compare import parse_fail_spec
+    from .results import load_run
+
+    compare = config.getoption("benchmark_compare", None)
+    if not compare:
+        raise pytest.UsageError("--edgeprof-compare-fail needs --benchmark-compare[=RUN], the run to compare with")
+    try:
+        parse_fail_spec(spec)
+        return load_run(compare if isinstance(compare, str) else "latest", config.getoption("benchmark_storage"))
+    except UsageError as exc:
+        raise pytest.UsageError(f"--edgeprof-compare-fail: {exc}") from None
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """``--edgeprof-compare-fail``: fail the run when a cell regressed against the baseline."""
+    state = session.config.stash[SESSION]
+    benchmark_session = getattr(session.config, "_benchmarksession", None)
+    if state.compare_baseline is None or benchmark_session is None:
+        return
+    from .compare import parse_fail_spec, regressions
+    from .results import parse_run
+
+    current = parse_run(Path("this run"), {
+        "benchmarks": [bench.as_dict(include_data=False) for bench in benchmark_session.benchmarks if bench],
+        "edgeprof": {"untimed_cells": state.untimed_cells},
+    })
+    found = regressions(state.compare_baseline, current, parse_fail_spec(session.config.getoption("edgeprof_compare_fail")))
+    state.regressions = [regression.line() for regression in found]
+    if found:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 @pytest.hookimpl(optionalhook=True)

@@ -62,6 +62,11 @@ class EdgeprofSession:
     _accuracy: dict[tuple[ModelRef, tuple[int, int, int]], dict[str, Any]] = field(default_factory=dict)
     out_of_memory: dict[tuple[str, str, str, tuple[int, int, int]], int] = field(default_factory=dict)
     broken_budgets: list[tuple[str, list[str]]] = field(default_factory=list)  # (cell id, lines)
+    # Cells without timings (out of memory, failed, skipped for capacity): pytest-benchmark saves only
+    # timed ones, so they go to the saved run's "edgeprof": {"untimed_cells": [...]} section.
+    untimed_cells: list[dict[str, Any]] = field(default_factory=list)
+    compare_baseline: Any = None  # the saved run --edgeprof-compare-fail compares with (results.SavedRun)
+    regressions: list[str] = field(default_factory=list)  # --edgeprof-compare-fail lines
 
     @property
     def profile(self) -> DeviceProfile:
@@ -195,6 +200,9 @@ class EdgeprofSession:
         """``test``: the test function's node id without its parameters (two tests may share a cell id)."""
         key = (test, cell.model, cell.variant, cell.input_shape)
         self.out_of_memory[key] = min(cell.batch_size, self.out_of_memory.get(key, cell.batch_size))
+
+    def record_untimed(self, nodeid: str, extra_info: dict[str, Any]) -> None:
+        self.untimed_cells.append({"fullname": nodeid, "extra_info": extra_info})
 
     def capacity_skip_reason(self, test: str, cell: Cell) -> str | None:
         """Why a cell need not run: a smaller batch of the same test, model, variant and shape ran out of memory."""

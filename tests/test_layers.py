@@ -69,11 +69,23 @@ def test_command_json_and_plot(tmp_path, capsys):
     assert image.shape[0] > 300 and image.std() > 0.05
 
 
+def test_a_pruned_variant_is_profiled(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))  # start cold: prune, then cache
+    reports = []
+    for variant in ("base", "p50"):
+        assert main(["layers", "resnet18", "--variant", variant, "--shape", "32", "--runs", "2", "--json"]) == 0
+        reports.append(json.loads(capsys.readouterr().out))
+    base, pruned = reports
+    flops = [sum(layer["flops"] for layer in report["layers"]) for report in (base, pruned)]
+    assert 0.4 < flops[1] / flops[0] < 0.6  # half the FLOPs at 224; about half at 32 too
+    assert list((tmp_path / "pytest-edgeprof" / "variants").iterdir())
+
+
 @pytest.mark.parametrize(
     "args, message",
     [
         (["resnt18"], "unknown model 'resnt18'"),
-        (["resnet18", "--variant", "p50"], "--variant p50: pruned variants are not available yet; accepted: base"),
+        (["resnet18", "--variant", "half"], "variant 'half' is not 'base' or p<percent of FLOPs removed> like p50"),
         (["resnet18", "--top", "0"], "bad count '0'"),
         (["resnet18", "--shape", "3x"], "bad input shape '3x'"),
         (["resnet18", "--device", "tpu"], "unknown --device 'tpu'"),

@@ -135,5 +135,43 @@ def test_out_of_memory_is_a_result_and_larger_batches_are_skipped(pytester, tmp_
         "resnet18-base-b16-8x8  peak memory: out of memory at batch 16 (tried to allocate 3.2 GB) > budget *GiB",
         "*exceeds capacity (b=16 ran out of memory)*",
     ])
-    saved = json.loads(out.read_text())["benchmarks"]
-    assert [b["extra_info"]["batch_size"] for b in saved] == [1]  # the out-of-memory cell has no timings to save
+    saved = json.loads(out.read_text())
+    assert [b["extra_info"]["batch_size"] for b in saved["benchmarks"]] == [1]
+    # cells without timings are saved beside pytest-benchmark's, for limits and report to read
+    untimed = [(c["extra_info"]["batch_size"], c["extra_info"]["outcome"]) for c in saved["edgeprof"]["untimed_cells"]]
+    assert untimed == [(16, "out-of-memory"), (32, "skipped")]
+
+
+SCRATCH = """
+import os
+import torch
+from torch import nn
+
+class Scratch(nn.Module):
+    def forward(self, x):
+        scratch = torch.ones(int(os.environ["SCRATCH_FLOATS"]))
+        return x.mean() + scratch[0]
+
+def test_scratch(edgeprof):
+    edgeprof(Scratch(), batch_size=1, input_shape=(3, 8, 8), name="scratch")
+"""
+
+
+def test_compare_fail_gates_the_run_against_a_saved_one(pytester, monkeypatch):
+    pytester.makepyfile(SCRATCH)
+    monkeypatch.setenv("SCRATCH_FLOATS", str(1_000_000))
+    pytester.runpytest_subprocess(*FAST, "--benchmark-autosave").assert_outcomes(passed=1)
+    same = pytester.runpytest_subprocess(*FAST, "--benchmark-compare", "--edgeprof-compare-fail", "memory:5%")
+    assert same.ret == 0
+    monkeypatch.setenv("SCRATCH_FLOATS", str(4_000_000))
+    grown = pytester.runpytest_subprocess(*FAST, "--benchmark-compare=0001", "--edgeprof-compare-fail", "memory:5%")
+    assert grown.ret == pytest.ExitCode.TESTS_FAILED
+    grown.stdout.fnmatch_lines(["*edgeprof: regressions past --edgeprof-compare-fail*",
+                                "scratch-base-b1-8x8: peak memory * -> * past --fail memory:5%*"])
+
+
+def test_compare_fail_needs_a_run_to_compare_with(pytester):
+    pytester.makepyfile(SCRATCH)
+    result = pytester.runpytest(*FAST, "--edgeprof-compare-fail", "memory:5%")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--edgeprof-compare-fail needs --benchmark-compare*"])
