@@ -198,7 +198,7 @@ def _read_class_index(path: Path, folders: list[str]) -> dict[str, int]:
     form = 'JSON like {"0": ["n01440764", "tench"], ...} or {"0": "n01440764", ...}'
     try:
         raw = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise UsageError(f"class index {path}: cannot read it ({reason}); expected {form}") from None
     if not isinstance(raw, dict) or not raw:

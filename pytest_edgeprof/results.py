@@ -246,6 +246,8 @@ def _read_json(path: Path) -> Any:
         raise UsageError(f"cannot read run {path}: {exc}") from None
     except json.JSONDecodeError as exc:
         raise UsageError(f"{path} is not a pytest-benchmark run: not valid JSON ({exc})") from None
+    except RecursionError:  # json's decoder recurses once per level: a foreign file nested thousands deep
+        raise UsageError(f"{path} is not a pytest-benchmark run: JSON nested too deeply to read") from None
 
 
 def parse_run(path: Path, data: Any) -> SavedRun:
