@@ -206,7 +206,7 @@ def _read_class_index(path: Path, folders: list[str]) -> dict[str, int]:
     indices: dict[str, int] = {}
     for key, value in raw.items():
         folder = value[0] if isinstance(value, list) and value else value
-        if not (isinstance(key, str) and key.strip().isdigit() and isinstance(folder, str)):
+        if not (isinstance(key, str) and key.strip().isascii() and key.strip().isdigit() and isinstance(folder, str)):
             raise UsageError(f"class index {path}: entry {key!r}: {value!r} is not index -> folder; expected {form}")
         indices[folder] = int(key)
     unknown = [folder for folder in folders if folder not in indices]
@@ -235,7 +235,7 @@ def _suffixes() -> str:
 def parse_eval_limit(text: str) -> int:
     """Parse ``--eval-limit``: a positive number of images."""
     cleaned = str(text).strip()
-    if not cleaned.isdigit() or int(cleaned) < 1:
+    if not (cleaned.isascii() and cleaned.isdigit()) or int(cleaned) < 1:  # str.isdigit alone takes '²'
         raise UsageError(f"--eval-limit {text!r}: expected a positive number of images, e.g. 500")
     return int(cleaned)
 

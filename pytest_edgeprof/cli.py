@@ -152,7 +152,7 @@ def _configure_prune(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--method", choices=METHODS, default="magnitude", help="channel importance")
     parser.add_argument("--weights", default=None, help="random (default), weights in the torch cache, or a path")
     parser.add_argument("--data", type=Path, default=None, help="an ImageFolder for Taylor importance")
-    parser.add_argument("--data-limit", type=_typed(parse_batch_size), default=256, help="images of --data (256)")
+    parser.add_argument("--data-limit", type=_typed(_positive_int), default=256, help="images of --data (256)")
     parser.add_argument("--out", type=Path, default=None, help="also write the variant to FILE (load_variant reads it)")
     parser.add_argument(
         "--cache-dir", type=Path, default=None, help="variant cache (default: $XDG_CACHE_HOME/pytest-edgeprof/variants)"
@@ -338,7 +338,7 @@ def run_report(args: argparse.Namespace) -> int:
 
 
 def _positive_int(text: str) -> int:
-    if not text.strip().isdigit() or int(text) < 1:
+    if not (text.strip().isascii() and text.strip().isdigit()) or int(text) < 1:  # str.isdigit alone takes '²'
         raise UsageError(f"bad count {text!r}: expected a positive integer")
     return int(text)
 
