@@ -155,7 +155,10 @@ def read_option(config: pytest.Config, name: str) -> str | None:
     option = OPTIONS[name]
     value = config.getoption(option.flag)
     if value is None:
-        value = config.getini(option.ini) or None
+        try:
+            value = config.getini(option.ini) or None
+        except pytest.UsageError as exc:  # pytest's bool parsing says "invalid truth value 'maybe'" without the key
+            raise pytest.UsageError(f"{option.ini}: {exc}; accepted: true, false, yes, no, on, off, 1, 0") from None
     return value
 
 
