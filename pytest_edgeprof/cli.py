@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from .errors import UsageError
+from .paths import output_file, output_folder
 from .zoo import parse_batch_size, parse_shape, resolve_model_name
 
 Run = Callable[[argparse.Namespace], int]
@@ -153,12 +154,20 @@ def _configure_prune(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--weights", default=None, help="random (default), weights in the torch cache, or a path")
     parser.add_argument("--data", type=Path, default=None, help="an ImageFolder for Taylor importance")
     parser.add_argument("--data-limit", type=_typed(_positive_int), default=256, help="images of --data (256)")
-    parser.add_argument("--out", type=Path, default=None, help="also write the variant to FILE (load_variant reads it)")
+    parser.add_argument("--out", type=_typed(_variant_out), default=None, help="also write the variant to FILE (load_variant reads it)")
     parser.add_argument(
-        "--cache-dir", type=Path, default=None, help="variant cache (default: $XDG_CACHE_HOME/pytest-edgeprof/variants)"
+        "--cache-dir", type=_typed(_cache_dir), default=None, help="variant cache (default: $XDG_CACHE_HOME/pytest-edgeprof/variants)"
     )
     parser.add_argument("--no-cache", action="store_true", help="neither read nor write the cache")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def _variant_out(text: str) -> Path:
+    return output_file(text, "--out", "resnet50-p50.pt")
+
+
+def _cache_dir(text: str) -> Path:
+    return output_folder(text, "--cache-dir", "the pruned-variant cache")
 
 
 @subcommand("prune", "Prune a model to remove a fraction of its FLOPs (structured, torch-pruning)", _configure_prune)
@@ -319,8 +328,13 @@ def run_limits(args: argparse.Namespace) -> int:
 
 def _configure_report(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run_ref", metavar="RUN", help=_RUN_HELP)
-    parser.add_argument("--out", default="edgeprof-report", metavar="DIR", help="where to write the PNGs and index.html (default: edgeprof-report)")
+    parser.add_argument("--out", type=_typed(_report_folder), default="edgeprof-report", metavar="DIR",
+                        help="where to write the PNGs and index.html (default: edgeprof-report)")
     _add_storage(parser)
+
+
+def _report_folder(text: str) -> Path:
+    return output_folder(text, "--out", "the report's PNGs and index.html")
 
 
 @subcommand("report", "PNG plots per model and an index.html from a saved run", _configure_report)
@@ -354,8 +368,21 @@ def _configure_layers(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sort", choices=("latency", "flops", "params", "activations"), default="latency",
                         help="what 'costliest' means (default: latency, the measured time)")
     parser.add_argument("--runs", type=_typed(_positive_int), default=10, help="timed runs after the warm-up (default: 10)")
-    parser.add_argument("--plot", metavar="FILE", default=None, help="also draw a bar chart of the top layers (PNG)")
+    parser.add_argument("--plot", metavar="FILE", type=_typed(_plot_file), default=None,
+                        help="also draw a bar chart of the top layers (PNG)")
     parser.add_argument("--json", action="store_true", help="print JSON")
+
+
+def _plot_file(text: str) -> str:
+    """--plot FILE: a writable path whose suffix matplotlib can write (checked before profiling)."""
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    formats = FigureCanvasBase.get_supported_filetypes()
+    suffix = Path(text).suffix.lower().lstrip(".")
+    if suffix and suffix not in formats:
+        raise UsageError(f"--plot {text}: cannot draw a .{suffix} file; accepted suffixes: {', '.join(sorted(formats))}")
+    output_file(text, "--plot", "layers.png")
+    return text
 
 
 @subcommand("layers", "per layer: FLOPs, parameters, output activations and measured share of the time", _configure_layers)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import UsageError
+from .paths import output_file
 
 FORMAT = "edgeprof-journal/1"
 
@@ -85,7 +86,4 @@ def _parse_line(line: bytes) -> JournalEntry | None:
 
 
 def parse_journal_path(text: str) -> Path:
-    path = Path(text).expanduser()
-    if path.is_dir():
-        raise UsageError(f"--journal {text}: is a folder; give a file path such as .benchmarks/edgeprof-journal.jsonl")
-    return path
+    return output_file(text, "--journal", ".benchmarks/edgeprof-journal.jsonl")

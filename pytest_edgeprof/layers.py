@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -228,4 +229,5 @@ def plot(profile: LayersProfile, path: str, top: int = 20, by: str = "latency") 
     ax.legend(loc="lower right", fontsize=8)
     shape = "x".join(str(d) for d in profile.input_shape[1:])
     ax.set_title(f"{profile.model}: top {len(rows)} layers by {by} (batch {profile.batch_size}, {shape}, {profile.device})", fontsize=10)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)  # like the report's and the journal's folders
     figure.savefig(path)

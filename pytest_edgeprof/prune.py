@@ -49,6 +49,7 @@ from torch import nn
 
 from .errors import UsageError
 from .flops import ModelCost, _meta_copy, count_cost
+from .paths import output_folder
 from .zoo import build_model, reference_input_shape, resolve_model_name
 
 METHODS = ("magnitude", "taylor")
@@ -752,8 +753,5 @@ def _first_line(error: BaseException) -> str:
     return f"{type(error).__name__}: {text.splitlines()[0]}" if text else type(error).__name__
 
 
-def parse_cache_dir(text: str) -> Path:
-    path = Path(text).expanduser()
-    if path.exists() and not path.is_dir():
-        raise UsageError(f"--prune-cache {text}: not a folder; give a folder for the pruned-variant cache")
-    return path
+def parse_cache_dir(text: str, option: str = "--prune-cache") -> Path:
+    return output_folder(text, option, "the pruned-variant cache")
