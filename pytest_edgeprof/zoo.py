@@ -53,17 +53,45 @@ def build_model(name: str, weights: str | None = None, device: str = "cpu") -> n
         model = torchvision.models.get_model(name, weights=None, **extra)
     if state_dict is not None:
         state_dict = {k: v for k, v in state_dict.items() if not k.startswith("AuxLogits.") and not k.startswith("aux")}
-        model.load_state_dict(state_dict)
+        _load_into(model, state_dict, weights or "", name)
     return model.eval().to(device)
+
+
+def _load_into(model: nn.Module, state_dict: dict[str, torch.Tensor], weights: str, name: str) -> None:
+    """``model.load_state_dict``, whose many-line error becomes one line naming what does not fit."""
+    try:
+        model.load_state_dict(state_dict)
+    except (RuntimeError, TypeError, AttributeError) as exc:
+        wanted, given = model.state_dict().keys(), state_dict.keys()
+        missing, unexpected = [k for k in wanted if k not in given], [k for k in given if k not in wanted]
+        if missing or unexpected:
+            what = f"{len(missing)} of its keys missing (e.g. {missing[0]!r})" if missing else ""
+            what += ", " if missing and unexpected else ""
+            what += f"{len(unexpected)} foreign keys (e.g. {unexpected[0]!r})" if unexpected else ""
+        else:
+            lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+            what = next((line for line in lines if "size mismatch" in line), lines[-1] if lines else type(exc).__name__)
+        raise UsageError(f"--weights {weights}: not a state dict of {name}: {what}") from None
+
+
+def check_weights(model_name: str, weights: str | None) -> None:
+    """``UsageError`` now if ``weights`` cannot be loaded for the model later (nothing is read)."""
+    if weights and weights.lower() not in RANDOM_WEIGHTS:
+        _weights_file(resolve_model_name(model_name), weights)
 
 
 def load_weights(model_name: str, weights: str) -> dict[str, torch.Tensor]:
     """A state dict from a file path or from the torch cache; ``UsageError`` rather than a download."""
+    return _load_state_dict(_weights_file(model_name, weights))
+
+
+def _weights_file(model_name: str, weights: str) -> Path:
+    """The file ``weights`` names: a state dict's path, or the torch cache's file of a weights name."""
     path = Path(weights).expanduser()
     if path.suffix in (".pth", ".pt", ".bin") or path.exists():
         if not path.is_file():
-            raise UsageError(f"--weights {weights}: no such file")
-        return _load_state_dict(path)
+            raise UsageError(f"--weights {weights}: no such file; expected random, a weights name such as DEFAULT, or a state dict's path")
+        return path
     enum = torchvision.models.get_model_weights(model_name)
     try:
         entry = enum[weights.upper()] if weights.upper() != "DEFAULT" else enum.DEFAULT
@@ -77,16 +105,17 @@ def load_weights(model_name: str, weights: str) -> dict[str, torch.Tensor]:
             f"--weights {weights}: {model_name}'s {entry} weights are not in the torch cache ({cached}) and "
             "edgeprof never downloads; put the file there or pass its path"
         )
-    return _load_state_dict(cached)
+    return cached
 
 
 def _load_state_dict(path: Path) -> dict[str, torch.Tensor]:
     try:
         loaded = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # a corrupt or foreign file: name it, do not show torch's traceback
-        raise UsageError(f"cannot read weights from {path}: {type(exc).__name__}: {exc}".splitlines()[0]) from None
+        reason = f"{type(exc).__name__}: {exc}".splitlines()[0].rstrip(": ")
+        raise UsageError(f"cannot read weights from {path} ({reason}); expected a file of torch.save(model.state_dict())") from None
     if not isinstance(loaded, dict):
-        raise UsageError(f"{path} holds a {type(loaded).__name__}, not a state dict")
+        raise UsageError(f"{path} holds a {type(loaded).__name__}, not a state dict; expected a file of torch.save(model.state_dict())")
     return loaded
 
 
