@@ -251,6 +251,34 @@ def marker_budgets(item: pytest.Item) -> dict[str, Budget]:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         marker_budgets(item)  # a bad budget marker stops the run before anything is measured
+    cells = [cell for cell in map(_cell_of, items) if cell is not None]
+    if cells:
+        check_grid(config.stash[SESSION].settings.weights, cells)
+
+
+def _cell_of(item: pytest.Item):  # -> measurement.Cell | None
+    callspec = getattr(item, "callspec", None)
+    return callspec.params.get("edgeprof_cell") if callspec else None
+
+
+def check_grid(weights: str | None, cells: list) -> None:
+    """What the grid asks of each model, checked before anything is measured: that its ``--weights``
+    can be found, and that it takes each input shape (counted on meta tensors, no real compute)."""
+    from .flops import count_model_cost
+    from .zoo import check_weights
+
+    try:
+        for model in dict.fromkeys(cell.model for cell in cells):
+            check_weights(model, weights)
+        for model, shape in dict.fromkeys((cell.model, cell.input_shape) for cell in cells):
+            try:
+                count_model_cost(model, shape)
+            except UsageError as exc:
+                raise UsageError(f"--shapes: {exc}") from None
+            except Exception:  # a model the counter cannot follow: its cells run and say so (flops_error)
+                pass
+    except UsageError as exc:
+        raise pytest.UsageError(str(exc)) from None
 
 
 def pytest_report_header(config: pytest.Config) -> str | None:
@@ -269,8 +297,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
-    callspec = getattr(item, "callspec", None)
-    cell = callspec.params.get("edgeprof_cell") if callspec else None
+    cell = _cell_of(item)
     if cell is not None:
         session = item.config.stash[SESSION]
         reason = session.capacity_skip_reason(item.nodeid.split("[")[0], cell)
