@@ -112,11 +112,23 @@ def _load_state_dict(path: Path) -> dict[str, torch.Tensor]:
     try:
         loaded = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # a corrupt or foreign file: name it, do not show torch's traceback
-        reason = f"{type(exc).__name__}: {exc}".splitlines()[0].rstrip(": ")
-        raise UsageError(f"cannot read weights from {path} ({reason}); expected a file of torch.save(model.state_dict())") from None
+        raise UsageError(f"cannot read weights from {path} ({_load_failure(exc)}); "
+                         "expected a file of torch.save(model.state_dict())") from None
     if not isinstance(loaded, dict):
         raise UsageError(f"{path} holds a {type(loaded).__name__}, not a state dict; expected a file of torch.save(model.state_dict())")
     return loaded
+
+
+def _load_failure(exc: Exception) -> str:
+    """Why torch.load refused a file, in a few words. Its weights-only message is a page long and
+    suggests ``weights_only=False``, which would run whatever the file holds: edgeprof never does."""
+    text = str(exc)
+    if "WeightsUnpickler error:" in text:
+        detail = next((line.strip() for line in text.split("WeightsUnpickler error:", 1)[1].splitlines() if line.strip()), "")
+        return f"not a weights-only torch file: {detail.split('. ')[0]}"
+    if isinstance(exc, EOFError):
+        return "empty or cut short"
+    return f"{type(exc).__name__}: {text.splitlines()[0] if text.strip() else ''}".rstrip(": ")
 
 
 def example_input(batch_size: int, input_shape: tuple[int, int, int], device: str = "cpu") -> torch.Tensor:
