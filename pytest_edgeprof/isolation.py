@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from .device import DeviceProfile
+from .errors import UsageError
 from .measure import first_line, measure_cell, probe_memory, timed_rounds
 from .measurement import Cell, Measurement
 from .variants import ModelRef, build
@@ -41,7 +42,8 @@ class IsolatedJob:
 
 
 def run_isolated(job: IsolatedJob) -> Measurement:
-    """Measure ``job.cell`` in a spawned child; a child that dies gives a failed Measurement."""
+    """Measure ``job.cell`` in a spawned child; a child that dies gives a failed Measurement, a child
+    that meets bad input (``UsageError``) raises it here."""
     context = multiprocessing.get_context("spawn")
     receiver, sender = context.Pipe(duplex=False)
     child = context.Process(target=_child_main, args=(job, sender), name=f"edgeprof-{job.cell.id}", daemon=True)
@@ -54,6 +56,8 @@ def run_isolated(job: IsolatedJob) -> Measurement:
     child.join()
     if isinstance(result, Measurement):
         return result
+    if isinstance(result, UsageError):
+        raise result
     failed = Measurement(job.cell, job.profile.name, outcome="failed")
     failed.error = result if isinstance(result, str) else _death(child.exitcode)
     return failed
@@ -92,6 +96,8 @@ def _child_main(job: IsolatedJob, sender: Connection) -> None:
         if built is not None:
             measurement.extra.update(built.extra)
         sender.send(measurement)
+    except UsageError as exc:  # bad input (a weights file, an image folder): the parent raises it again
+        sender.send(exc)
     except BaseException as exc:  # anything short of a kill: report it, the parent records it
         sender.send(f"{type(exc).__name__}: {first_line(exc)}")
     finally:

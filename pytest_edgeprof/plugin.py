@@ -6,6 +6,8 @@ Measuring lives in the other modules; this one wires them to pytest.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
@@ -296,7 +298,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     metafunc.parametrize("edgeprof_cell", cells, ids=[cell.id for cell in cells])
 
 
-def pytest_runtest_setup(item: pytest.Item) -> None:
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item: pytest.Item):
     cell = _cell_of(item)
     if cell is not None:
         session = item.config.stash[SESSION]
@@ -305,6 +308,27 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
             skipped = {**cell.identity(session.profile.name), "outcome": "skipped", "error": reason}
             session.record_untimed(item.nodeid, skipped)
             pytest.skip(reason)
+    with _stop_on_usage_error(item):
+        return (yield)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item):
+    with _stop_on_usage_error(item):
+        return (yield)
+
+
+@contextmanager
+def _stop_on_usage_error(item: pytest.Item) -> Iterator[None]:
+    """Bad input found only mid-run (a weights file that is no state dict, an unreadable image, labels
+    beyond the model's classes) stops the session with the usage exit code and one line. Cells measured
+    before it stay in the journal, and pytest-benchmark still saves them when the session ends."""
+    try:
+        yield
+    except UsageError as exc:
+        journal = item.config.stash[SESSION].settings.journal
+        pytest.exit(f"{exc} (stopped at {item.nodeid}; the cells measured before it are in {journal})",
+                    returncode=pytest.ExitCode.USAGE_ERROR)
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
