@@ -8,6 +8,7 @@ appended, flushed and fsynced after each cell; ``--resume`` reads it back.
 from __future__ import annotations
 
 import json
+import math
 import os
 import warnings
 from dataclasses import dataclass
@@ -80,10 +81,31 @@ def _parse_line(line: bytes) -> JournalEntry | None:
         record = json.loads(line)
         if record.pop("format") != FORMAT:
             return None
-        return JournalEntry(**record)
-    except (ValueError, TypeError, KeyError, AttributeError):
+        entry = JournalEntry(**record)
+    except (ValueError, TypeError, KeyError, AttributeError, RecursionError):
         return None
+    return entry if _well_formed(entry) else None
+
+
+def _well_formed(entry: JournalEntry) -> bool:
+    """Fields of the types a replay needs (a hand-edited or damaged line may parse as JSON and not be one)."""
+    texts = all(isinstance(text, str) for text in (entry.key, entry.outcome, entry.message))
+    rounds = isinstance(entry.latencies_s, list) and all(
+        isinstance(s, (int, float)) and not isinstance(s, bool) and math.isfinite(s) and s >= 0 for s in entry.latencies_s
+    )
+    counts = isinstance(entry.iterations, int) and not isinstance(entry.iterations, bool) and entry.iterations >= 1
+    return texts and isinstance(entry.extra_info, dict) and rounds and counts
+
+
+_LINE_START = b'{"format":"edgeprof-journal/'  # how every line JournalEntry.to_json writes begins
 
 
 def parse_journal_path(text: str) -> Path:
-    return output_file(text, "--journal", ".benchmarks/edgeprof-journal.jsonl")
+    path = output_file(text, "--journal", ".benchmarks/edgeprof-journal.jsonl")
+    if path.is_file():  # a run moves an old journal aside and --resume appends to it: never another file
+        with path.open("rb") as handle:
+            start = handle.read(len(_LINE_START))
+        if not _LINE_START.startswith(start):
+            raise UsageError(f"--journal {text}: not an edgeprof journal (its first line is not one); "
+                             "give a new path or an edgeprof journal file")
+    return path
