@@ -109,17 +109,19 @@ def image_folder_loader(
     batch_size: int = 32,
     class_index: Path | None = None,
     num_workers: int = 0,
+    option: str = "--eval-data",
 ) -> tuple[DataLoader, str]:
     """A loader over an ImageFolder with ``model_name``'s preprocessing at ``input_shape``, and its eval_set text.
 
     ``limit`` takes the first N images in a fixed order that goes round the classes (the first image
     of every class, then the second, ...), so a quick look still covers many classes; the eval_set
     text says so. ``class_index`` defaults to ``root/class_index.json`` when that file exists.
+    ``option`` is how errors name the folder (the option that gave it).
     """
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
         raise UsageError(f"--eval-limit {limit!r}: expected a positive number of images")
     root = Path(root).expanduser()
-    by_class = _labelled_images(root, class_index)
+    by_class = _labelled_images(root, class_index, option)
     total = sum(len(images) for images in by_class)
     samples = _round_robin(by_class)[:limit] if limit else [s for images in by_class for s in images]
     dataset = _ImageList(samples, preprocessing(model_name, input_shape))
@@ -127,20 +129,20 @@ def image_folder_loader(
     return loader, _eval_set_text(root, len(samples), total, len(by_class), limit)
 
 
-def check_image_folder(root: Path, class_index: Path | None = None) -> int:
+def check_image_folder(root: Path, class_index: Path | None = None, option: str = "--eval-data") -> int:
     """Check an evaluation folder (and class-index file) up front; the number of images, or ``UsageError``."""
-    return sum(len(images) for images in _labelled_images(Path(root).expanduser(), class_index))
+    return sum(len(images) for images in _labelled_images(Path(root).expanduser(), class_index, option))
 
 
-def _labelled_images(root: Path, class_index: Path | None) -> list[list[tuple[Path, int]]]:
+def _labelled_images(root: Path, class_index: Path | None, option: str) -> list[list[tuple[Path, int]]]:
     """Each class folder's images with their label, folders sorted by name."""
     if class_index is None and (root / "class_index.json").is_file():
         class_index = root / "class_index.json"
-    folders = _class_folders(root)
+    folders = _class_folders(root, option)
     indices = _read_class_index(class_index, folders) if class_index else {f: i for i, f in enumerate(folders)}
     by_class = [[(path, indices[folder]) for path in _images(root / folder)] for folder in folders]
     if not any(by_class):
-        raise UsageError(f"--eval-data {root}: no images in its class folders (accepted: {_suffixes()})")
+        raise UsageError(f"{option} {root}: no images in its class folders (accepted: {_suffixes()})")
     return by_class
 
 
@@ -178,13 +180,13 @@ class _ImageList(Dataset):
         return self.transform(image), label
 
 
-def _class_folders(root: Path) -> list[str]:
+def _class_folders(root: Path, option: str) -> list[str]:
     if not root.is_dir():
         what = "not a folder" if root.exists() else "no such folder"
-        raise UsageError(f"--eval-data {root}: {what}; expected an ImageFolder (one sub-folder of images per class)")
+        raise UsageError(f"{option} {root}: {what}; expected an ImageFolder (one sub-folder of images per class)")
     folders = sorted(entry.name for entry in root.iterdir() if entry.is_dir() and not entry.name.startswith("."))
     if not folders:
-        raise UsageError(f"--eval-data {root}: no class sub-folders; expected {root}/<class>/<image>.jpg")
+        raise UsageError(f"{option} {root}: no class sub-folders; expected {root}/<class>/<image>.jpg")
     return folders
 
 
@@ -240,8 +242,13 @@ def parse_eval_limit(text: str) -> int:
     return int(cleaned)
 
 
-def parse_image_folder(text: str) -> Path:
+def parse_image_folder(text: str, option: str = "--eval-data") -> Path:
     """An option's ImageFolder path, checked up front so a bad folder stops the run before anything is measured."""
     root = Path(text).expanduser()
-    check_image_folder(root)
+    check_image_folder(root, option=option)
     return root
+
+
+def parse_prune_data(text: str) -> Path:
+    """``--prune-data``: the ImageFolder Taylor importance reads."""
+    return parse_image_folder(text, "--prune-data")

@@ -221,7 +221,7 @@ def _taylor_data(args: argparse.Namespace, name: str) -> tuple[Any, str]:
     from .accuracy import image_folder_loader
     from .zoo import reference_input_shape
 
-    loader, eval_set = image_folder_loader(args.data, name, reference_input_shape(name), limit=args.data_limit)
+    loader, eval_set = image_folder_loader(args.data, name, reference_input_shape(name), limit=args.data_limit, option="--data")
     return loader, f"{args.data.resolve()}:{eval_set}"
 
 

@@ -87,7 +87,7 @@ OPTIONS: dict[str, Option] = {
     ),
     "prune_data": Option(
         "--prune-data", "edgeprof_prune_data", "DIR", "an ImageFolder whose first images Taylor importance sees",
-        "accuracy:parse_image_folder",
+        "accuracy:parse_prune_data",
     ),
     "prune_cache": Option(
         "--prune-cache", "edgeprof_prune_cache", "DIR",

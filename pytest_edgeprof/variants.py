@@ -54,5 +54,6 @@ def _taylor_data(ref: ModelRef) -> tuple[Any, str]:
         return None, ""
     from .accuracy import image_folder_loader
 
-    loader, eval_set = image_folder_loader(ref.prune_data, ref.name, reference_input_shape(ref.name), limit=TAYLOR_IMAGES)
+    loader, eval_set = image_folder_loader(ref.prune_data, ref.name, reference_input_shape(ref.name), limit=TAYLOR_IMAGES,
+                                           option="--prune-data")
     return loader, f"{ref.prune_data.resolve()}:{eval_set}"
