@@ -173,8 +173,10 @@ def _cache_dir(text: str) -> Path:
 @subcommand("prune", "Prune a model to remove a fraction of its FLOPs (structured, torch-pruning)", _configure_prune)
 def run_prune(args: argparse.Namespace) -> int:
     from .prune import PruneUnsupported, pruned_model, save_variant, variant_name
+    from .zoo import check_weights
 
     name = resolve_model_name(args.model)
+    check_weights(name, args.weights)  # before the progress bar starts
     example_data, data_key = _taylor_data(args, name)
     try:
         result = pruned_model(
@@ -389,13 +391,16 @@ def _plot_file(text: str) -> str:
 def run_layers(args: argparse.Namespace) -> int:
     from . import layers
     from .device import resolve_device
+    from .prune import PruneUnsupported
     from .variants import build
-    from .zoo import reference_input_shape
 
-    name = resolve_model_name(args.model)
+    name, shape = _model_and_shape(args)
     profile_device = resolve_device(args.device)
-    shape = args.shape or reference_input_shape(name)
-    model = build(_model_ref(name, args), profile_device.torch_device, progress=True).model
+    try:
+        model = build(_model_ref(name, args), profile_device.torch_device, progress=True).model
+    except PruneUnsupported as error:
+        print(f"edgeprof: cannot prune {name}: {error}", file=sys.stderr)
+        return 1
     profile = layers.profile_layers(model, shape, args.batch, profile_device.torch_device, args.runs, name=name)
     if args.json:
         print(layers.to_json(profile, args.top, args.sort))
@@ -425,6 +430,19 @@ def _checked(check: Callable[[str], object]) -> Callable[[str], str]:
     return parse
 
 
+def _model_and_shape(args: argparse.Namespace) -> tuple[str, tuple[int, int, int]]:
+    """layers/capacity: the model's name and input shape, checked before anything is built or run:
+    its --weights can be found, and it takes the shape (counted on meta tensors)."""
+    from .flops import check_model_input
+    from .zoo import check_weights, reference_input_shape
+
+    name = resolve_model_name(args.model)
+    check_weights(name, args.weights)
+    shape = args.shape or reference_input_shape(name)
+    check_model_input(name, shape)
+    return name, shape
+
+
 def _model_ref(name: str, args: argparse.Namespace):  # -> variants.ModelRef
     from .variants import ModelRef
 
@@ -451,12 +469,18 @@ def _configure_capacity(parser: argparse.ArgumentParser) -> None:
 def run_capacity(args: argparse.Namespace) -> int:
     from .capacity import find_capacity
     from .device import resolve_device
-    from .zoo import reference_input_shape
+    from .prune import PruneUnsupported
+    from .variants import build
 
-    name = resolve_model_name(args.model)
+    name, shape = _model_and_shape(args)
     profile = resolve_device(args.device)
-    shape = args.shape or reference_input_shape(name)
     ref = _model_ref(name, args)
+    if ref.variant != "base":  # pruned (or found in the cache) once here; each probe loads it from the cache
+        try:
+            build(ref, "cpu", progress=not args.json)
+        except PruneUnsupported as error:
+            print(f"edgeprof: cannot prune {name}: {error}", file=sys.stderr)
+            return 1
     if not args.json:
         print(f"{name} {args.variant} at {shape[1]}x{shape[2]} on {profile.name}: largest batch within {args.memory:,} bytes")
     report = find_capacity(ref, shape, profile, args.memory, on_probe=None if args.json else lambda p: print(p.line()))

@@ -116,6 +116,18 @@ def count_model_cost(
         ) from error
 
 
+def check_model_input(name: str, input_shape: tuple[int, int, int]) -> None:
+    """``UsageError`` if the model cannot take ``input_shape`` (too small, not square, not divisible by a
+    patch), found on meta tensors without real compute. A model the counter cannot follow passes: a
+    real run will tell."""
+    try:
+        count_model_cost(name, input_shape)
+    except UsageError:
+        raise
+    except Exception:  # not the user's shape (count_model_cost lets those through at the model's own size)
+        pass
+
+
 # --- building a torchvision model without memory ---------------------------------------------------
 
 
