@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import PIL.Image
 import torch
 import torchvision
 from torch import Tensor, nn
@@ -175,8 +176,10 @@ class _ImageList(Dataset):
         path, label = self.samples[index]
         try:
             image = torchvision.datasets.folder.pil_loader(str(path))
-        except OSError as error:
-            raise UsageError(f"cannot read image {path}: {error}") from None
+        except (OSError, PIL.Image.DecompressionBombError) as error:
+            reason = "Pillow cannot identify it" if isinstance(error, PIL.UnidentifiedImageError) else str(error).splitlines()[0]
+            raise UsageError(f"cannot read image {path}: {reason}; expected an image file ({_suffixes()}), "
+                             "or remove it from the folder") from None
         return self.transform(image), label
 
 
