@@ -10,6 +10,7 @@ Agg canvas (no pyplot, no display, no global backend switch).
 from __future__ import annotations
 
 import html
+import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -60,7 +61,7 @@ def write_report(run: SavedRun, out: Path) -> list[Path]:
     sections: list[Section] = []
     for model, cells in _by_model(run).items():
         series = _series(cells)
-        section = Section(model, [_save(_latency_figure(model, series, run), out / f"{model}_latency.png")], [])
+        section = Section(model, [_save(_latency_figure(model, series, run), out / f"{_file_stem(model)}_latency.png")], [])
         plots = (
             ("memory", "peak memory", lambda c: c.value("peak_mem_bytes") is not None or c.outcome == "out-of-memory", _memory_figure),
             ("energy", "energy per image", lambda c: c.value("energy_j_per_image") is not None, _energy_figure),
@@ -71,13 +72,19 @@ def write_report(run: SavedRun, out: Path) -> list[Path]:
                 section.missing.append(what)
                 continue
             figure = draw(model, series, run) if draw else _accuracy_figure(model, cells, run)
-            section.pngs.append(_save(figure, out / f"{model}_{name}.png"))
+            section.pngs.append(_save(figure, out / f"{_file_stem(model)}_{name}.png"))
         sections.append(section)
         written.extend(section.pngs)
     index = out / "index.html"
     index.write_text(_index_html(run, sections), encoding="utf8")
     written.append(index)
     return written
+
+
+def _file_stem(model: str) -> str:
+    """The model name as a file name inside the report folder: a saved run is data, and a name such as
+    '../x' from a foreign or edited file must not choose where the report writes."""
+    return re.sub(r"[^A-Za-z0-9._-]", "_", model)
 
 
 def _by_model(run: SavedRun) -> dict[str, list[SavedCell]]:
