@@ -7,6 +7,7 @@ the only place the DESIGN.md key names are spelled out for writing.
 
 from __future__ import annotations
 
+import math
 import statistics
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
@@ -39,13 +40,29 @@ class Cell:
 
     @classmethod
     def from_extra_info(cls, info: Mapping[str, Any]) -> "Cell":
+        """The cell a saved ``extra_info`` describes; ``UsageError`` where it does not describe one."""
         try:
-            shape = tuple(int(v) for v in info["input_shape"])
+            shape = tuple(_count(v, "'input_shape'") for v in info["input_shape"])
             if len(shape) != 3:
-                raise ValueError(shape)
-            return cls(str(info["model"]), str(info["variant"]), int(info["batch_size"]), shape)  # type: ignore[arg-type]
+                raise ValueError("'input_shape'")
+            model, variant = info["model"], info["variant"]
+            if not (isinstance(model, str) and isinstance(variant, str)):
+                raise ValueError("'model'" if not isinstance(model, str) else "'variant'")
+            return cls(model, variant, _count(info["batch_size"], "'batch_size'"), shape)  # type: ignore[arg-type]
         except (KeyError, TypeError, ValueError) as exc:
             raise UsageError(f"not an edgeprof cell (missing or bad {exc}): {dict(info)!r:.120}") from None
+
+
+def _count(value: Any, key: str) -> int:
+    """A positive whole number from JSON (an int, or a float such as 8.0) that torch could take (below 2**63);
+    ValueError naming ``key`` otherwise."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(key)
+    if isinstance(value, float) and not (math.isfinite(value) and value.is_integer()):
+        raise ValueError(key)
+    if not 1 <= value < 2**63:
+        raise ValueError(key)
+    return int(value)
 
 
 @dataclass(frozen=True)
