@@ -391,6 +391,8 @@ def _plot_file(text: str) -> str:
 def run_layers(args: argparse.Namespace) -> int:
     from . import layers
     from .device import resolve_device
+    from .measure import first_line
+    from .memory import is_out_of_memory
     from .prune import PruneUnsupported
     from .variants import build
 
@@ -401,7 +403,14 @@ def run_layers(args: argparse.Namespace) -> int:
     except PruneUnsupported as error:
         print(f"edgeprof: cannot prune {name}: {error}", file=sys.stderr)
         return 1
-    profile = layers.profile_layers(model, shape, args.batch, profile_device.torch_device, args.runs, name=name)
+    try:
+        profile = layers.profile_layers(model, shape, args.batch, profile_device.torch_device, args.runs, name=name)
+    except Exception as error:  # a batch too large for the device is an answer, said in one line
+        if not is_out_of_memory(error):
+            raise
+        print(f"edgeprof: {name} at batch {args.batch}, {shape[1]}x{shape[2]} ran out of memory on "
+              f"{profile_device.name}: {first_line(error)}", file=sys.stderr)
+        return 1
     if args.json:
         print(layers.to_json(profile, args.top, args.sort))
     else:
