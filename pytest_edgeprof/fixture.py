@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from .budgets import Budget, evaluate, format_bytes
+from .flops import check_batch_size, check_input_shape
 from .isolation import IsolatedJob, killed_by_oom_killer, run_isolated
 from .journal import JournalEntry
 from .measure import measure_cell
@@ -61,6 +62,7 @@ class EdgeprofTimer:
             if example is not None:
                 batch_size, input_shape = example.shape[0], tuple(example.shape[1:])  # type: ignore[assignment]
             cell = Cell(name or type(model).__name__.lower(), "base", batch_size, input_shape)
+        check_batch_size(cell.batch_size), check_input_shape(cell.input_shape)  # before anything runs
         self._benchmark.group = cell.model
         entry = self._session.journaled(cell)
         if entry is not None:

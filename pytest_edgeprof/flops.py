@@ -69,8 +69,8 @@ def count_cost(
     The model may live on any device with real weights: it is copied onto meta tensors first, so it is
     not run, moved, put in eval mode or otherwise changed.
     """
-    shape = _check_input_shape(input_shape)
-    batch = _check_batch_size(batch_size)
+    shape = check_input_shape(input_shape)
+    batch = check_batch_size(batch_size)
     meta_model = _meta_copy(model).eval()
     x = torch.empty((batch, *shape), dtype=_input_dtype(model), device="meta")
     tracker = _LayerTracker(meta_model)
@@ -100,7 +100,7 @@ def count_model_cost(
     whose architecture depends on the input size (ViT, MaxViT) are built for the shape asked for.
     """
     name = resolve_model_name(name)
-    shape = reference_input_shape(name) if input_shape is None else _check_input_shape(input_shape)
+    shape = reference_input_shape(name) if input_shape is None else check_input_shape(input_shape)
     try:
         model = _meta_model(name, _size_kwargs(name, shape))
         return count_cost(model, shape, batch_size, per_layer)
@@ -303,7 +303,8 @@ def _flatten(output: Any) -> Iterator[Any]:
 # --- argument checks -------------------------------------------------------------------------------
 
 
-def _check_input_shape(input_shape: Any) -> tuple[int, int, int]:
+def check_input_shape(input_shape: Any) -> tuple[int, int, int]:
+    """``input_shape`` as (C, H, W) of positive ints, or ``UsageError`` naming it."""
     try:
         shape = tuple(input_shape)
     except TypeError:
@@ -313,7 +314,8 @@ def _check_input_shape(input_shape: Any) -> tuple[int, int, int]:
     return shape  # type: ignore[return-value]
 
 
-def _check_batch_size(batch_size: Any) -> int:
+def check_batch_size(batch_size: Any) -> int:
+    """``batch_size`` if it is a positive int, else ``UsageError`` naming it."""
     if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
         raise UsageError(f"batch size {batch_size!r} is not a positive integer")
     return batch_size
