@@ -48,17 +48,23 @@ def default_grid(profile: DeviceProfile, name: str = "default") -> Grid:
     return CUDA_GRID if profile.is_cuda else CPU_GRID
 
 
+# Repeats (resnet18,RESNET18 or 1,01) are dropped, as --prune drops them: a cell measured twice
+# would be saved twice under one id.
+
+
 def parse_models(text: str) -> tuple[str, ...]:
     names = _split(text, "--models", "a comma list of torchvision model names")
-    return tuple(resolve_model_name(name) for name in names)
+    return tuple(dict.fromkeys(resolve_model_name(name) for name in names))
 
 
 def parse_batch_sizes(text: str) -> tuple[int, ...]:
-    return tuple(parse_batch_size(item) for item in _split(text, "--batch-sizes", "a comma list of positive integers"))
+    items = _split(text, "--batch-sizes", "a comma list of positive integers")
+    return tuple(dict.fromkeys(parse_batch_size(item) for item in items))
 
 
 def parse_shapes(text: str) -> tuple[tuple[int, int, int], ...]:
-    return tuple(parse_shape(item) for item in _split(text, "--shapes", "a comma list such as 224,160 or 224x160"))
+    items = _split(text, "--shapes", "a comma list such as 224,160 or 224x160")
+    return tuple(dict.fromkeys(parse_shape(item) for item in items))
 
 
 def _split(text: str, option: str, accepted: str) -> list[str]:
