@@ -21,6 +21,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 
 from . import limits
+from .errors import UsageError
 from .results import SavedCell, SavedRun
 
 _BUDGET_COLOR = "#7f8c8d"
@@ -261,6 +262,14 @@ def _save(figure: Figure, path: Path) -> Path:
 # --- index -----------------------------------------------------------------------------------------
 
 
+def _limits_text(run: SavedRun) -> str:
+    """``edgeprof limits`` of the run; where no cell has a throughput to rank by (none was timed), why not."""
+    try:
+        return limits.render(run)
+    except UsageError as exc:
+        return f"no limits: {exc}"
+
+
 def _index_html(run: SavedRun, sections: Sequence[Section]) -> str:
     e: Callable[[object], str] = lambda v: html.escape(str(v))  # noqa: E731
     machine = run.machine_info.get("edgeprof") if isinstance(run.machine_info.get("edgeprof"), dict) else {}
@@ -277,7 +286,7 @@ def _index_html(run: SavedRun, sections: Sequence[Section]) -> str:
         f"<h1>edgeprof report: {e(run.device)}</h1>",
         f"<table>{rows}</table>",
         "<h2>Limits</h2>",
-        f"<pre>{e(limits.render(run))}</pre>",
+        f"<pre>{e(_limits_text(run))}</pre>",
     ]
     for section in sections:
         parts.append(f'<h2 id="{e(section.model)}">{e(section.model)}</h2>')
