@@ -316,14 +316,20 @@ def pytest_runtest_call(item: pytest.Item):
         return (yield)
 
 
+EDGEPROF_FIXTURES = frozenset({"edgeprof", "edgeprof_model", "edgeprof_cell"})
+
+
 @contextmanager
 def _stop_on_usage_error(item: pytest.Item) -> Iterator[None]:
-    """Bad input found only mid-run (a weights file that is no state dict, an unreadable image, labels
-    beyond the model's classes) stops the session with the usage exit code and one line. Cells measured
-    before it stay in the journal, and pytest-benchmark still saves them when the session ends."""
+    """Bad input found only mid-run in an edgeprof test (a weights file that is no state dict, an
+    unreadable image, labels beyond the model's classes) stops the session with the usage exit code and
+    one line. Cells measured before it stay in the journal, and pytest-benchmark still saves them when
+    the session ends. Other tests are left alone: their exceptions are theirs."""
     try:
         yield
     except UsageError as exc:
+        if EDGEPROF_FIXTURES.isdisjoint(getattr(item, "fixturenames", ())):
+            raise
         journal = item.config.stash[SESSION].settings.journal
         pytest.exit(f"{exc} (stopped at {item.nodeid}; the cells measured before it are in {journal})",
                     returncode=pytest.ExitCode.USAGE_ERROR)
