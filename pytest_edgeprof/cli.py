@@ -361,15 +361,11 @@ def _configure_layers(parser: argparse.ArgumentParser) -> None:
 @subcommand("layers", "per layer: FLOPs, parameters, output activations and measured share of the time", _configure_layers)
 def run_layers(args: argparse.Namespace) -> int:
     from . import layers
-    from .device import resolve_device
     from .variants import build
-    from .zoo import reference_input_shape
 
-    name = resolve_model_name(args.model)
-    profile_device = resolve_device(args.device)
-    shape = args.shape or reference_input_shape(name)
-    model = build(_model_ref(name, args), profile_device.torch_device, progress=True).model
-    profile = layers.profile_layers(model, shape, args.batch, profile_device.torch_device, args.runs, name=name)
+    ref, profile_device, shape = _model_on_device(args)
+    model = build(ref, profile_device.torch_device, progress=True).model
+    profile = layers.profile_layers(model, shape, args.batch, profile_device.torch_device, args.runs, name=ref.name)
     if args.json:
         print(layers.to_json(profile, args.top, args.sort))
     else:
@@ -398,10 +394,15 @@ def _checked(check: Callable[[str], object]) -> Callable[[str], str]:
     return parse
 
 
-def _model_ref(name: str, args: argparse.Namespace):  # -> variants.ModelRef
+def _model_on_device(args: argparse.Namespace):  # -> (variants.ModelRef, DeviceProfile, shape)
+    """MODEL, --weights, --variant, --device and --shape (default: the model's own size), checked."""
+    from .device import resolve_device
     from .variants import ModelRef
+    from .zoo import reference_input_shape
 
-    return ModelRef(name, args.weights, args.variant)
+    name = resolve_model_name(args.model)
+    profile = resolve_device(args.device)
+    return ModelRef(name, args.weights, args.variant), profile, args.shape or reference_input_shape(name)
 
 
 # --- edgeprof capacity -----------------------------------------------------------------------------
@@ -423,15 +424,10 @@ def _configure_capacity(parser: argparse.ArgumentParser) -> None:
 @subcommand("capacity", "the largest batch that fits a memory budget, found by measuring isolated probes", _configure_capacity)
 def run_capacity(args: argparse.Namespace) -> int:
     from .capacity import find_capacity
-    from .device import resolve_device
-    from .zoo import reference_input_shape
 
-    name = resolve_model_name(args.model)
-    profile = resolve_device(args.device)
-    shape = args.shape or reference_input_shape(name)
-    ref = _model_ref(name, args)
+    ref, profile, shape = _model_on_device(args)
     if not args.json:
-        print(f"{name} {args.variant} at {shape[1]}x{shape[2]} on {profile.name}: largest batch within {args.memory:,} bytes")
+        print(f"{ref.name} {args.variant} at {shape[1]}x{shape[2]} on {profile.name}: largest batch within {args.memory:,} bytes")
     report = find_capacity(ref, shape, profile, args.memory, on_probe=None if args.json else lambda p: print(p.line()))
     print(report.to_json() if args.json else report.summary())
     return 0
