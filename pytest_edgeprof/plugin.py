@@ -250,10 +250,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         marker_budgets(item)  # a bad budget marker stops the run before anything is measured
 
 
-def pytest_report_header(config: pytest.Config) -> str | None:
+def pytest_report_header(config: pytest.Config) -> str:
     session = config.stash[SESSION]
-    if session._profile is None:
-        return None
+    _grid(session)  # resolves the device (a usage error where the host lacks it)
     return f"edgeprof: device {session.profile.name} ({session.profile.description})"
 
 
