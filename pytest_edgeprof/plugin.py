@@ -48,7 +48,7 @@ OPTIONS: dict[str, Option] = {
     ),
     "grid": Option(
         "--grid", "edgeprof_grid", "NAME",
-        "default: a grid sized for the device (on a CPU: vgg16, resnet50, mobilenet_v3_large x batch 1,2 x 112,160); "
+        "default: a grid sized for the device (on a CPU: vgg16, resnet50, mobilenet_v3_large x batch 1,4 x 224,160); "
         "study: the study's full grid, batch 1,8,16,32,64,128 x 224,192,160,112",
     ),
     "models": Option(
