@@ -390,25 +390,23 @@ def _plot_file(text: str) -> str:
 @subcommand("layers", "per layer: FLOPs, parameters, output activations and measured share of the time", _configure_layers)
 def run_layers(args: argparse.Namespace) -> int:
     from . import layers
-    from .device import resolve_device
     from .measure import first_line
     from .memory import is_out_of_memory
     from .prune import PruneUnsupported
     from .variants import build
 
-    name, shape = _model_and_shape(args)
-    profile_device = resolve_device(args.device)
+    ref, profile_device, shape = _model_on_device(args)
     try:
-        model = build(_model_ref(name, args), profile_device.torch_device, progress=True).model
+        model = build(ref, profile_device.torch_device, progress=True).model
     except PruneUnsupported as error:
-        print(f"edgeprof: cannot prune {name}: {error}", file=sys.stderr)
+        print(f"edgeprof: cannot prune {ref.name}: {error}", file=sys.stderr)
         return 1
     try:
-        profile = layers.profile_layers(model, shape, args.batch, profile_device.torch_device, args.runs, name=name)
+        profile = layers.profile_layers(model, shape, args.batch, profile_device.torch_device, args.runs, name=ref.name)
     except Exception as error:  # a batch too large for the device is an answer, said in one line
         if not is_out_of_memory(error):
             raise
-        print(f"edgeprof: {name} at batch {args.batch}, {shape[1]}x{shape[2]} ran out of memory on "
+        print(f"edgeprof: {ref.name} at batch {args.batch}, {shape[1]}x{shape[2]} ran out of memory on "
               f"{profile_device.name}: {first_line(error)}", file=sys.stderr)
         return 1
     if args.json:
@@ -439,23 +437,20 @@ def _checked(check: Callable[[str], object]) -> Callable[[str], str]:
     return parse
 
 
-def _model_and_shape(args: argparse.Namespace) -> tuple[str, tuple[int, int, int]]:
-    """layers/capacity: the model's name and input shape, checked before anything is built or run:
-    its --weights can be found, and it takes the shape (counted on meta tensors)."""
+def _model_on_device(args: argparse.Namespace):  # -> (variants.ModelRef, DeviceProfile, shape)
+    """MODEL, --weights, --variant, --device and --shape (default: the model's own size), checked before
+    anything is built or run: the weights can be found, and the model takes the shape (on meta tensors)."""
+    from .device import resolve_device
     from .flops import check_model_input
+    from .variants import ModelRef
     from .zoo import check_weights, reference_input_shape
 
     name = resolve_model_name(args.model)
     check_weights(name, args.weights)
     shape = args.shape or reference_input_shape(name)
     check_model_input(name, shape)
-    return name, shape
-
-
-def _model_ref(name: str, args: argparse.Namespace):  # -> variants.ModelRef
-    from .variants import ModelRef
-
-    return ModelRef(name, args.weights, args.variant)
+    profile = resolve_device(args.device)
+    return ModelRef(name, args.weights, args.variant), profile, shape
 
 
 # --- edgeprof capacity -----------------------------------------------------------------------------
@@ -477,21 +472,18 @@ def _configure_capacity(parser: argparse.ArgumentParser) -> None:
 @subcommand("capacity", "the largest batch that fits a memory budget, found by measuring isolated probes", _configure_capacity)
 def run_capacity(args: argparse.Namespace) -> int:
     from .capacity import find_capacity
-    from .device import resolve_device
     from .prune import PruneUnsupported
     from .variants import build
 
-    name, shape = _model_and_shape(args)
-    profile = resolve_device(args.device)
-    ref = _model_ref(name, args)
+    ref, profile, shape = _model_on_device(args)
     if ref.variant != "base":  # pruned (or found in the cache) once here; each probe loads it from the cache
         try:
             build(ref, "cpu", progress=not args.json)
         except PruneUnsupported as error:
-            print(f"edgeprof: cannot prune {name}: {error}", file=sys.stderr)
+            print(f"edgeprof: cannot prune {ref.name}: {error}", file=sys.stderr)
             return 1
     if not args.json:
-        print(f"{name} {args.variant} at {shape[1]}x{shape[2]} on {profile.name}: largest batch within {args.memory:,} bytes")
+        print(f"{ref.name} {args.variant} at {shape[1]}x{shape[2]} on {profile.name}: largest batch within {args.memory:,} bytes")
     report = find_capacity(ref, shape, profile, args.memory, on_probe=None if args.json else lambda p: print(p.line()))
     print(report.to_json() if args.json else report.summary())
     return 0

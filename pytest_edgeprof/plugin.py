@@ -50,7 +50,7 @@ OPTIONS: dict[str, Option] = {
     ),
     "grid": Option(
         "--grid", "edgeprof_grid", "NAME",
-        "default: a grid sized for the device (on a CPU: vgg16, resnet50, mobilenet_v3_large x batch 1,2 x 112,160); "
+        "default: a grid sized for the device (on a CPU: vgg16, resnet50, mobilenet_v3_large x batch 1,4 x 224,160); "
         "study: the study's full grid, batch 1,8,16,32,64,128 x 224,192,160,112",
     ),
     "models": Option(
@@ -281,10 +281,9 @@ def check_grid(weights: str | None, cells: list) -> None:
         raise pytest.UsageError(str(exc)) from None
 
 
-def pytest_report_header(config: pytest.Config) -> str | None:
+def pytest_report_header(config: pytest.Config) -> str:
     session = config.stash[SESSION]
-    if session._profile is None:
-        return None
+    _grid(session)  # resolves the device (a usage error where the host lacks it)
     return f"edgeprof: device {session.profile.name} ({session.profile.description})"
 
 

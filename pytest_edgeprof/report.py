@@ -185,15 +185,23 @@ def _latency_figure(model: str, series: Sequence[Series], run: SavedRun) -> Figu
     return figure
 
 
+OFF_SCALE = 4  # a memory budget more than this many times the largest peak is named, not drawn
+
+
 def _memory_figure(model: str, series: Sequence[Series], run: SavedRun) -> Figure:
     figure, (ax,) = _figure()
     _title(figure, f"{model}: peak memory", run)
     batches = _plot_series(ax, series, "peak_mem_bytes", 1e-6)
     ax.set_ylabel("peak memory (MB)")
     budget = _memory_budget(s for ser in series for s in ser.cells)
+    peaks = [c.extra_info["peak_mem_bytes"] for ser in series for c in ser.cells if c.extra_info.get("peak_mem_bytes")]
     if budget is not None:
         limit_bytes, text = budget
-        ax.axhline(limit_bytes / 1e6, color=_BUDGET_COLOR, linestyle="--", linewidth=1.2, label=f"budget {text}")
+        if peaks and limit_bytes > OFF_SCALE * max(peaks):  # a far budget (the device's RAM) would flatten the lines
+            ax.text(0.99, 0.03, f"budget {text}: {limit_bytes / max(peaks):.0f}x the largest peak, off the scale",
+                    transform=ax.transAxes, ha="right", va="bottom", color=_BUDGET_COLOR, fontsize=8)
+        else:
+            ax.axhline(limit_bytes / 1e6, color=_BUDGET_COLOR, linestyle="--", linewidth=1.2, label=f"budget {text}")
     ax.set_ylim(bottom=0)
     _batch_axis(ax, batches)
     _legend(ax, title="input")

@@ -63,12 +63,8 @@ def _train(model: nn.Module, data: TensorDataset, epochs: int = 6) -> nn.Module:
 
 
 @pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One torch thread: on a small, shared CPU, tiny batches train ~10x faster without thread contention."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+def one_thread(one_torch_thread):
+    """Tiny batches on a small, shared CPU run much faster on one thread than fighting over two."""
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,7 @@ def test_study_grid_is_the_full_sweep():
 def test_cells_have_readable_ids_with_batches_ascending_per_model_and_shape():
     cells = default_grid(cpu_profile()).cells()
     ids = [c.id for c in cells]
-    assert ids[0] == "vgg16-base-b1-112x112" and ids[1] == "vgg16-base-b2-112x112"
+    assert ids[0] == "vgg16-base-b1-224x224" and ids[1] == "vgg16-base-b4-224x224"
 
 
 def test_shapes_accept_square_and_height_by_width():
