@@ -1,6 +1,9 @@
 import pytest
 import torch
 
+# Saved runs made by real pytest runs, shared by the compare/limits/report/results tests.
+from saved_runs import grid_run, plain_run, scratch_storage  # noqa: F401
+
 
 @pytest.fixture(scope="module")
 def one_torch_thread():

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from saved_runs import grid_run, scratch_storage  # noqa: F401  (fixtures)
+
 
 from pytest_edgeprof.cli import main
 from pytest_edgeprof.compare import Change, compare_runs, parse_fail_spec, regressions, render_table

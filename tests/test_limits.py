@@ -3,7 +3,7 @@
 import json
 
 import pytest
-from saved_runs import grid_run, with_budget_keys  # noqa: F401  (fixture)
+from saved_runs import with_budget_keys
 
 from pytest_edgeprof.cli import main
 from pytest_edgeprof.limits import find_limits, reasons, recommend, within_budgets

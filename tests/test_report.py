@@ -4,7 +4,7 @@ import re
 
 import pytest
 from matplotlib.image import imread
-from saved_runs import grid_run, with_budget_keys  # noqa: F401  (fixture)
+from saved_runs import with_budget_keys
 
 from pytest_edgeprof.cli import main
 from pytest_edgeprof.report import write_report

@@ -5,7 +5,7 @@ import json
 import shutil
 
 import pytest
-from saved_runs import grid_run, plain_run, scratch_storage  # noqa: F401  (fixtures)
+
 
 from pytest_edgeprof.errors import UsageError
 from pytest_edgeprof.measurement import Cell

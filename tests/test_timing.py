@@ -1,4 +1,3 @@
-import statistics
 import time
 
 import numpy as np
