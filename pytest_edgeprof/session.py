@@ -19,7 +19,7 @@ from .measurement import Cell, Measurement
 from .prune import PruneUnsupported, variant_name
 from .timing import warm_up
 from .journal import Journal, JournalEntry, entry_key
-from .variants import ModelRef, build
+from .variants import BuiltModel, ModelRef, build
 from .zoo import example_input, reference_input_shape
 
 
@@ -103,23 +103,28 @@ class EdgeprofSession:
         count against the next model's memory (and may not fit beside it on a small board). A variant
         that cannot be pruned raises ``PruneUnsupported`` (remembered, so it is tried once).
         """
-        if ref in self._unprunable:
-            raise PruneUnsupported(self._unprunable[ref])
         if ref != self._model_ref:
             self._release_model()
             device = self.profile.torch_device
-            try:
-                built = build(ref, device, progress=True)
-            except PruneUnsupported as exc:
-                self._unprunable[ref] = str(exc)
-                raise
+            built = self._build_once(ref, device)
             sample = example_input(1, reference_input_shape(ref.name), device)
             with torch.inference_mode():
                 warm_up(lambda: built.model(sample), device)
             self._model_ref, self._model = ref, built.model
-            self._variant_extras[ref] = built.extra
         assert self._model is not None
         return self._model
+
+    def _build_once(self, ref: ModelRef, device: str) -> BuiltModel:
+        """Build ``ref``, remembering what the variant is, or that it cannot be pruned (tried once)."""
+        if ref in self._unprunable:
+            raise PruneUnsupported(self._unprunable[ref])
+        try:
+            built = build(ref, device, progress=True)
+        except PruneUnsupported as exc:
+            self._unprunable[ref] = str(exc)
+            raise
+        self._variant_extras[ref] = built.extra
+        return built
 
     def ref_of(self, model: nn.Module) -> ModelRef | None:
         """The reference of ``model`` if it is the session's current grid model."""
@@ -127,15 +132,8 @@ class EdgeprofSession:
 
     def prepare_variant(self, ref: ModelRef) -> None:
         """Prune (or find in the cache) a variant without keeping it, for a child process to load."""
-        if ref.variant == "base" or ref in self._variant_extras:
-            return
-        if ref in self._unprunable:
-            raise PruneUnsupported(self._unprunable[ref])
-        try:
-            self._variant_extras[ref] = build(ref, "cpu", progress=True).extra
-        except PruneUnsupported as exc:
-            self._unprunable[ref] = str(exc)
-            raise
+        if ref.variant != "base" and ref not in self._variant_extras:
+            self._build_once(ref, "cpu")
 
     def variant_extra(self, ref: ModelRef) -> dict[str, Any]:
         """What a built variant really is (prune_target, prune_achieved, ...); empty for base."""
