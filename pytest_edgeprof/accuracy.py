@@ -33,7 +33,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
 
-from .errors import UsageError
+from .errors import UsageError, first_line
 from .zoo import resolve_model_name
 
 IMAGE_SUFFIXES = frozenset(torchvision.datasets.folder.IMG_EXTENSIONS)
@@ -204,8 +204,7 @@ def _read_class_index(path: Path, folders: list[str]) -> dict[str, int]:
     try:
         raw = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
-        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise UsageError(f"class index {path}: cannot read it ({reason}); expected {form}") from None
+        raise UsageError(f"class index {path}: cannot read it ({first_line(error)}); expected {form}") from None
     if not isinstance(raw, dict) or not raw:
         raise UsageError(f"class index {path}: holds a {type(raw).__name__}, not a mapping; expected {form}")
     indices: dict[str, int] = {}

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
-from .errors import UsageError
+from .errors import UsageError, first_line
 from .paths import output_file, output_folder
 from .zoo import parse_batch_size, parse_shape, resolve_model_name
 
@@ -390,7 +390,6 @@ def _plot_file(text: str) -> str:
 @subcommand("layers", "per layer: FLOPs, parameters, output activations and measured share of the time", _configure_layers)
 def run_layers(args: argparse.Namespace) -> int:
     from . import layers
-    from .measure import first_line
     from .memory import is_out_of_memory
     from .prune import PruneUnsupported
     from .variants import build
@@ -407,7 +406,7 @@ def run_layers(args: argparse.Namespace) -> int:
         if not is_out_of_memory(error):
             raise
         print(f"edgeprof: {ref.name} at batch {args.batch}, {shape[1]}x{shape[2]} ran out of memory on "
-              f"{profile_device.name}: {first_line(error)}", file=sys.stderr)
+              f"{profile_device.name}: {first_line(error, limit=300)}", file=sys.stderr)
         return 1
     if args.json:
         print(layers.to_json(profile, args.top, args.sort))

@@ -8,3 +8,19 @@ the CLI into exit code 2; neither shows a traceback.
 
 class UsageError(ValueError):
     """Bad user input: an option, ini value, marker argument, file or CLI argument."""
+
+
+def first_line(error: BaseException, *, with_type: bool = False, limit: int | None = None) -> str:
+    """An exception in one line for a message: its text's first line (or its type's name when it has
+    no text), ``Type: text`` with ``with_type``, cut to ``limit`` characters when given."""
+    text = str(error).strip()
+    line = text.splitlines()[0] if text else ""
+    if with_type:
+        line = f"{type(error).__name__}: {line}" if line else type(error).__name__
+    line = line or type(error).__name__
+    return line[:limit] if limit else line
+
+
+def shape_text(shape: tuple[int, ...]) -> str:
+    """(3, 224, 224) -> ``3x224x224``."""
+    return "x".join(str(d) for d in shape)

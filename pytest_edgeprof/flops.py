@@ -29,7 +29,7 @@ import torchvision
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from .errors import UsageError
+from .errors import UsageError, first_line, shape_text
 from .zoo import reference_input_shape, resolve_model_name
 
 
@@ -111,8 +111,8 @@ def count_model_cost(
         if isinstance(error, UsageError) or shape == reference_input_shape(name):
             raise
         raise UsageError(
-            f"{name} cannot take input shape {_shape_text(shape)}: {_first_line(error)}; "
-            f"its own input shape is {_shape_text(reference_input_shape(name))}"
+            f"{name} cannot take input shape {shape_text(shape)}: {first_line(error)}; "
+            f"its own input shape is {shape_text(reference_input_shape(name))}"
         ) from error
 
 
@@ -141,7 +141,7 @@ def _size_kwargs(name: str, shape: tuple[int, int, int]) -> tuple[tuple[str, Any
     height, width = shape[1], shape[2]
     if family == "vision_transformer":
         if height != width:
-            raise UsageError(f"{name} takes square inputs only, not {_shape_text(shape)}")
+            raise UsageError(f"{name} takes square inputs only, not {shape_text(shape)}")
         return (("image_size", height),)
     if family == "maxvit":
         return (("input_size", (height, width)),)
@@ -319,12 +319,3 @@ def check_batch_size(batch_size: Any) -> int:
     if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
         raise UsageError(f"batch size {batch_size!r} is not a positive integer")
     return batch_size
-
-
-def _shape_text(shape: tuple[int, ...]) -> str:
-    return "x".join(str(d) for d in shape)
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__

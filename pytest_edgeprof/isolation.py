@@ -19,8 +19,8 @@ import torch
 from torch import nn
 
 from .device import DeviceProfile
-from .errors import UsageError
-from .measure import first_line, measure_cell, probe_memory, timed_rounds
+from .errors import UsageError, first_line
+from .measure import measure_cell, probe_memory, timed_rounds
 from .measurement import Cell, Measurement
 from .variants import ModelRef, build
 
@@ -99,7 +99,7 @@ def _child_main(job: IsolatedJob, sender: Connection) -> None:
     except UsageError as exc:  # bad input (a weights file, an image folder): the parent raises it again
         sender.send(exc)
     except BaseException as exc:  # anything short of a kill: report it, the parent records it
-        sender.send(f"{type(exc).__name__}: {first_line(exc)}")
+        sender.send(first_line(exc, with_type=True, limit=300))
     finally:
         sender.close()
 

@@ -16,6 +16,7 @@ from torch import nn
 from .device import DeviceProfile
 from .energy import EnergyMeter, EnergyWindow, energy_extra_info
 from .flops import count_cost
+from .errors import first_line
 from .measurement import Cell, LatencyStats, Measurement
 from .memory import is_out_of_memory, measure_peak_memory, model_bytes
 from .timing import CallRecorder, warm_up
@@ -42,7 +43,7 @@ def measure_cell(
         if not is_out_of_memory(exc):
             raise
         measurement.outcome = "out-of-memory"
-        measurement.error = first_line(exc)
+        measurement.error = first_line(exc, limit=300)
     measurement.extra.update(cost_info(model, cell))
     return measurement
 
@@ -93,7 +94,7 @@ def probe_memory(model: nn.Module, cell: Cell, profile: DeviceProfile) -> Measur
     except Exception as exc:
         if not is_out_of_memory(exc):
             raise
-        measurement.outcome, measurement.error = "out-of-memory", first_line(exc)
+        measurement.outcome, measurement.error = "out-of-memory", first_line(exc, limit=300)
     return measurement
 
 
@@ -102,7 +103,7 @@ def cost_info(model: nn.Module, cell: Cell) -> dict[str, object]:
     try:
         cost = count_cost(model, cell.input_shape, cell.batch_size)
     except Exception as exc:  # e.g. a forward that makes real tensors or reads values: say why, keep the cell
-        return {"flops": None, "macs": None, "params": None, "flops_error": first_line(exc), "model_bytes": model_bytes(model)}
+        return {"flops": None, "macs": None, "params": None, "flops_error": first_line(exc, limit=300), "model_bytes": model_bytes(model)}
     return {"flops": cost.flops, "macs": cost.macs, "params": cost.params, "model_bytes": model_bytes(model)}
 
 
@@ -119,9 +120,4 @@ def timed_rounds(max_time_s: float = 1.0, min_rounds: int = 5) -> RoundsRunner:
         return LatencyStats.of(recorder.latencies_s())
 
     return run
-
-
-def first_line(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0][:300]
 

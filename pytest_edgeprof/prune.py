@@ -47,7 +47,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .errors import UsageError
+from .errors import UsageError, first_line, shape_text
 from .flops import ModelCost, _meta_copy, count_cost
 from .paths import output_folder
 from .zoo import build_model, reference_input_shape, resolve_model_name
@@ -260,7 +260,7 @@ def _classifier(model: nn.Module, input_shape: tuple[int, int, int]) -> nn.Modul
         with torch.no_grad():
             output = meta(torch.empty((1, *input_shape), device="meta", dtype=_dtype(model)))
     except Exception as error:
-        raise PruneUnsupported(f"the model does not run at input {_shape_text(input_shape)}: {_first_line(error)}")
+        raise PruneUnsupported(f"the model does not run at input {shape_text(input_shape)}: {first_line(error, with_type=True)}")
     finally:
         for handle in handles:
             handle.remove()
@@ -283,7 +283,7 @@ def _dependency_graph(model: nn.Module, input_shape: tuple[int, int, int], ignor
         with torch.enable_grad():
             graph = tp.DependencyGraph().build_dependency(model, example_inputs=example, verbose=False)
     except Exception as error:
-        raise PruneUnsupported(f"torch-pruning cannot trace the model: {_first_line(error)}")
+        raise PruneUnsupported(f"torch-pruning cannot trace the model: {first_line(error, with_type=True)}")
     graph.edgeprof_ignored = list(ignored)
     return graph
 
@@ -347,7 +347,7 @@ def _rank_groups(graph: Any, method: str) -> list[_Group]:
         try:
             scores = importance(group)
         except Exception as error:  # e.g. a layer the example data never reached has no gradient
-            raise PruneUnsupported(f"ranking the channels ({method}) failed: {_first_line(error)}")
+            raise PruneUnsupported(f"ranking the channels ({method}) failed: {first_line(error, with_type=True)}")
         if scores is None or len(scores) % chunks:
             continue
         size = len(scores) // chunks
@@ -527,7 +527,7 @@ def _apply_plan(graph: Any, groups: list[_Group], plan: list[int]) -> list[list]
     except PruneUnsupported:
         raise
     except Exception as error:
-        raise PruneUnsupported(f"torch-pruning failed on the model: {_first_line(error)}")
+        raise PruneUnsupported(f"torch-pruning failed on the model: {first_line(error, with_type=True)}")
     return [[name, bool(out), [int(i) for i in idxs]] for name, out, idxs in graph.pruning_history()]
 
 
@@ -536,7 +536,7 @@ def _verified_cost(model: nn.Module, input_shape: tuple[int, int, int], classifi
     try:
         cost = count_cost(model, input_shape)
     except Exception as error:
-        raise PruneUnsupported(f"the pruned model does not run: {_first_line(error)}")
+        raise PruneUnsupported(f"the pruned model does not run: {first_line(error, with_type=True)}")
     if _width(classifier) != width:
         raise PruneUnsupported(f"pruning changed the classifier's output width from {width} to {_width(classifier)}")
     return cost
@@ -585,7 +585,7 @@ def pruned_model(
         try:
             return load_variant(entry, expected_key=key)
         except Exception as error:  # corrupt, truncated, foreign: say which file, then rebuild it
-            warnings.warn(PruneCacheWarning(f"cache entry {entry} is unreadable ({_first_line(error)}); rebuilding it"))
+            warnings.warn(PruneCacheWarning(f"cache entry {entry} is unreadable ({first_line(error, with_type=True)}); rebuilding it"))
             entry.unlink(missing_ok=True)
     started = time.perf_counter()
     with _stages(progress, f"pruning {name} to {variant_name(target)}", len(PRUNE_STAGES) + 2) as stage:
@@ -742,15 +742,6 @@ def _stages(enabled: bool, description: str, total: int) -> Iterator[Callable[[s
 
 def _dtype(model: nn.Module) -> torch.dtype:
     return next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.get_default_dtype())
-
-
-def _shape_text(shape: tuple[int, ...]) -> str:
-    return "x".join(str(d) for d in shape)
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return f"{type(error).__name__}: {text.splitlines()[0]}" if text else type(error).__name__
 
 
 def parse_cache_dir(text: str, option: str = "--prune-cache") -> Path:

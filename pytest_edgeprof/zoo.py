@@ -12,7 +12,7 @@ import torch
 import torchvision
 from torch import nn
 
-from .errors import UsageError
+from .errors import UsageError, first_line
 
 
 @lru_cache(maxsize=None)
@@ -128,7 +128,7 @@ def _load_failure(exc: Exception) -> str:
         return f"not a weights-only torch file: {detail.split('. ')[0]}"
     if isinstance(exc, EOFError):
         return "empty or cut short"
-    return f"{type(exc).__name__}: {text.splitlines()[0] if text.strip() else ''}".rstrip(": ")
+    return first_line(exc, with_type=True)
 
 
 def example_input(batch_size: int, input_shape: tuple[int, int, int], device: str = "cpu") -> torch.Tensor:
