@@ -13,8 +13,8 @@ import time
 
 import torchvision
 
-from pytest_edgeprof.flops import count_model_cost
-from pytest_edgeprof.zoo import classification_model_names
+from pytest_edgeprof.measure.flops import count_model_cost
+from pytest_edgeprof.models.zoo import classification_model_names
 
 
 def main() -> int:

@@ -22,7 +22,7 @@ import pytest
 import torch
 import torch.utils.benchmark as torch_benchmark
 
-from pytest_edgeprof.zoo import build_model, example_input
+from pytest_edgeprof.models.zoo import build_model, example_input
 
 SUITE = str(Path(__file__).with_name("test_inference.py"))
 
@@ -64,7 +64,7 @@ def bare_median_ms(model: torch.nn.Module, x: torch.Tensor, seconds: float) -> f
 
 def per_call_harness_cost_s(calls: int = 200_000) -> float:
     """What the harness wraps around each call (CallRecorder, pytest-benchmark's loop), timed on a no-op."""
-    from pytest_edgeprof.timing import CallRecorder
+    from pytest_edgeprof.measure.timing import CallRecorder
 
     def noop() -> None:
         return None

@@ -18,11 +18,11 @@ from pathlib import Path
 import torch
 import torchvision
 
-from pytest_edgeprof.energy import measure_energy, open_energy_meter
+from pytest_edgeprof.measure.energy import measure_energy, open_energy_meter
 
 COLD_IMPORT = (
     "import time; t = time.perf_counter(); "
-    "from pytest_edgeprof.energy import _codecarbon; _codecarbon(); "
+    "from pytest_edgeprof.measure.energy import _codecarbon; _codecarbon(); "
     "print(time.perf_counter() - t)"
 )
 

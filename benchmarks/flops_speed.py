@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pytest_edgeprof.flops import count_model_cost  # noqa: E402
+from pytest_edgeprof.measure.flops import count_model_cost  # noqa: E402
 
 
 def peak_rss_mib() -> float:

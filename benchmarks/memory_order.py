@@ -20,7 +20,7 @@ import time
 import torch
 import torchvision
 
-from pytest_edgeprof import memory
+from pytest_edgeprof.measure import memory
 
 SMALL = ("resnet18", 1, 64)
 LARGE = ("resnet50", 8, 224)

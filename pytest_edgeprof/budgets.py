@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Literal
 
-from .errors import UsageError
+from pytest_edgeprof.errors import UsageError
 
 # --- units -----------------------------------------------------------------------------------------
 

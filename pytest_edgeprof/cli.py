@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
-from .errors import UsageError, first_line
-from .paths import output_file, output_folder
-from .zoo import parse_batch_size, parse_shape, resolve_model_name
+from pytest_edgeprof.errors import UsageError, first_line
+from pytest_edgeprof.paths import output_file, output_folder
+from pytest_edgeprof.models.zoo import parse_batch_size, parse_shape, resolve_model_name
 
 Run = Callable[[argparse.Namespace], int]
 Configure = Callable[[argparse.ArgumentParser], None]
@@ -103,7 +103,7 @@ def _configure_flops(parser: argparse.ArgumentParser) -> None:
 
 @subcommand("flops", "FLOPs, MACs and parameters of models (FLOPs = 2 x MACs)", _configure_flops)
 def run_flops(args: argparse.Namespace) -> int:
-    from .flops import count_model_cost  # torch import kept out of `edgeprof --help`
+    from pytest_edgeprof.measure.flops import count_model_cost  # torch import kept out of `edgeprof --help`
 
     names = [resolve_model_name(name) for name in args.models]  # every name checked before counting
     rows = []
@@ -144,7 +144,7 @@ def _flops_table(rows: list[dict[str, Any]]) -> str:
 
 
 def _configure_prune(parser: argparse.ArgumentParser) -> None:
-    from .prune import METHODS, parse_prune_target
+    from pytest_edgeprof.models.prune import METHODS, parse_prune_target
 
     parser.add_argument("model", metavar="MODEL", help="a torchvision classification model name")
     parser.add_argument(
@@ -172,8 +172,8 @@ def _cache_dir(text: str) -> Path:
 
 @subcommand("prune", "Prune a model to remove a fraction of its FLOPs (structured, torch-pruning)", _configure_prune)
 def run_prune(args: argparse.Namespace) -> int:
-    from .prune import PruneUnsupported, pruned_model, save_variant, variant_name
-    from .zoo import check_weights
+    from pytest_edgeprof.models.prune import PruneUnsupported, pruned_model, save_variant, variant_name
+    from pytest_edgeprof.models.zoo import check_weights
 
     name = resolve_model_name(args.model)
     check_weights(name, args.weights)  # before the progress bar starts
@@ -220,8 +220,8 @@ def _taylor_data(args: argparse.Namespace, name: str) -> tuple[Any, str]:
         return None, ""
     if args.data is None:
         raise UsageError("--method taylor needs --data DIR, an ImageFolder of labelled images")
-    from .accuracy import image_folder_loader
-    from .zoo import reference_input_shape
+    from pytest_edgeprof.models.accuracy import image_folder_loader
+    from pytest_edgeprof.models.zoo import reference_input_shape
 
     loader, eval_set = image_folder_loader(args.data, name, reference_input_shape(name), limit=args.data_limit, option="--data")
     return loader, f"{args.data.resolve()}:{eval_set}"
@@ -281,8 +281,8 @@ def _configure_compare(parser: argparse.ArgumentParser) -> None:
 def run_compare(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from .compare import compare_runs, parse_fail_spec, regressions, render_table, to_csv, to_json
-    from .results import load_run
+    from pytest_edgeprof.runs.compare import compare_runs, parse_fail_spec, regressions, render_table, to_csv, to_json
+    from pytest_edgeprof.runs.saved import load_run
 
     thresholds = parse_fail_spec(args.fail) if args.fail is not None else []  # bad spec: before any file is read
     run_a, run_b = load_run(args.run_a, Path(args.storage)), load_run(args.run_b, Path(args.storage))
@@ -320,8 +320,8 @@ def _configure_limits(parser: argparse.ArgumentParser) -> None:
 def run_limits(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from . import limits
-    from .results import load_run
+    from pytest_edgeprof.runs import limits
+    from pytest_edgeprof.runs.saved import load_run
 
     run = load_run(args.run_ref, Path(args.storage))
     print(limits.to_json(run, args.objective) if args.json else limits.render(run, args.objective))
@@ -343,8 +343,8 @@ def _report_folder(text: str) -> Path:
 def run_report(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from .report import write_report
-    from .results import load_run
+    from pytest_edgeprof.runs.report import write_report
+    from pytest_edgeprof.runs.saved import load_run
 
     run = load_run(args.run_ref, Path(args.storage))
     written = write_report(run, Path(args.out))
@@ -389,10 +389,10 @@ def _plot_file(text: str) -> str:
 
 @subcommand("layers", "per layer: FLOPs, parameters, output activations and measured share of the time", _configure_layers)
 def run_layers(args: argparse.Namespace) -> int:
-    from . import layers
-    from .memory import is_out_of_memory
-    from .prune import PruneUnsupported
-    from .variants import build
+    from pytest_edgeprof.runs import layers
+    from pytest_edgeprof.measure.memory import is_out_of_memory
+    from pytest_edgeprof.models.prune import PruneUnsupported
+    from pytest_edgeprof.models.variants import build
 
     ref, profile_device, shape = _model_on_device(args)
     try:
@@ -419,7 +419,7 @@ def run_layers(args: argparse.Namespace) -> int:
 
 
 def _add_variant(parser: argparse.ArgumentParser) -> None:
-    from .prune import variant_target
+    from pytest_edgeprof.models.prune import variant_target
 
     parser.add_argument("--variant", type=_typed(_checked(variant_target)), default="base",
                         help="base (default) or a pruned variant such as p50 (50 %% of the FLOPs removed), from the variant cache")
@@ -439,10 +439,10 @@ def _checked(check: Callable[[str], object]) -> Callable[[str], str]:
 def _model_on_device(args: argparse.Namespace):  # -> (variants.ModelRef, DeviceProfile, shape)
     """MODEL, --weights, --variant, --device and --shape (default: the model's own size), checked before
     anything is built or run: the weights can be found, and the model takes the shape (on meta tensors)."""
-    from .device import resolve_device
-    from .flops import check_model_input
-    from .variants import ModelRef
-    from .zoo import check_weights, reference_input_shape
+    from pytest_edgeprof.device import resolve_device
+    from pytest_edgeprof.measure.flops import check_model_input
+    from pytest_edgeprof.models.variants import ModelRef
+    from pytest_edgeprof.models.zoo import check_weights, reference_input_shape
 
     name = resolve_model_name(args.model)
     check_weights(name, args.weights)
@@ -456,7 +456,7 @@ def _model_on_device(args: argparse.Namespace):  # -> (variants.ModelRef, Device
 
 
 def _configure_capacity(parser: argparse.ArgumentParser) -> None:
-    from .budgets import parse_bytes
+    from pytest_edgeprof.budgets import parse_bytes
 
     parser.add_argument("model", metavar="MODEL", help="a torchvision classification model name")
     parser.add_argument("--shape", type=_typed(parse_shape), default=None,
@@ -470,9 +470,9 @@ def _configure_capacity(parser: argparse.ArgumentParser) -> None:
 
 @subcommand("capacity", "the largest batch that fits a memory budget, found by measuring isolated probes", _configure_capacity)
 def run_capacity(args: argparse.Namespace) -> int:
-    from .capacity import find_capacity
-    from .prune import PruneUnsupported
-    from .variants import build
+    from pytest_edgeprof.runs.capacity import find_capacity
+    from pytest_edgeprof.models.prune import PruneUnsupported
+    from pytest_edgeprof.models.variants import build
 
     ref, profile, shape = _model_on_device(args)
     if ref.variant != "base":  # pruned (or found in the cache) once here; each probe loads it from the cache

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from .errors import UsageError
+from pytest_edgeprof.errors import UsageError
 
 DEVICE_TREE_MODEL = Path("/proc/device-tree/model")
 NVPMODEL_STATUS = Path("/var/lib/nvpmodel/status")

@@ -12,7 +12,7 @@ import statistics
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
-from .errors import UsageError
+from pytest_edgeprof.errors import UsageError
 
 
 @dataclass(frozen=True, order=True)

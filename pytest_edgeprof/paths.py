@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .errors import UsageError
+from pytest_edgeprof.errors import UsageError
 
 
 def output_folder(text: str, option: str, what: str) -> Path:

@@ -14,7 +14,7 @@ from PIL import Image
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from pytest_edgeprof.accuracy import (
+from pytest_edgeprof.models.accuracy import (
     Accuracy,
     check_image_folder,
     evaluate,
@@ -23,8 +23,8 @@ from pytest_edgeprof.accuracy import (
     preprocessing,
 )
 from pytest_edgeprof.errors import UsageError
-from pytest_edgeprof.prune import prune_to_flops
-from pytest_edgeprof.zoo import build_model
+from pytest_edgeprof.models.prune import prune_to_flops
+from pytest_edgeprof.models.zoo import build_model
 
 sklearn_datasets = pytest.importorskip("sklearn.datasets")
 

@@ -51,18 +51,19 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from pytest_edgeprof import compare, limits
-from pytest_edgeprof.accuracy import parse_eval_limit
+from pytest_edgeprof.runs import compare
+from pytest_edgeprof.runs import limits
+from pytest_edgeprof.models.accuracy import parse_eval_limit
 from pytest_edgeprof.budgets import parse_budget_spec, parse_bytes, parse_percent
 from pytest_edgeprof.cli import _positive_int, main
 from pytest_edgeprof.device import resolve_device
 from pytest_edgeprof.errors import UsageError
-from pytest_edgeprof.grid import parse_batch_sizes, parse_models, parse_shapes
-from pytest_edgeprof.journal import FORMAT, Journal, JournalWarning
+from pytest_edgeprof.models.grid import parse_batch_sizes, parse_models, parse_shapes
+from pytest_edgeprof.runs.journal import FORMAT, Journal, JournalWarning
 from pytest_edgeprof.measurement import LatencyStats
-from pytest_edgeprof.prune import check_method, parse_prune_targets, variant_target
-from pytest_edgeprof.report import write_report
-from pytest_edgeprof.results import load_run
+from pytest_edgeprof.models.prune import check_method, parse_prune_targets, variant_target
+from pytest_edgeprof.runs.report import write_report
+from pytest_edgeprof.runs.saved import load_run
 
 FAST = ("--device", "cpu", "--no-energy", "--benchmark-max-time", "0.02", "--benchmark-min-rounds", "3",
         "-p", "no:cacheprovider")
@@ -526,7 +527,7 @@ def test_any_saved_run_is_answered_or_named_as_bad(tmp_path_factory, edits, top_
 def test_case_inventory_is_complete() -> None:
     """Every edgeprof subcommand and every plugin option has at least one bad value tried here or elsewhere."""
     from pytest_edgeprof.cli import SUBCOMMANDS
-    from pytest_edgeprof.plugin import OPTIONS
+    from pytest_edgeprof.plugin.hooks import OPTIONS
 
     cases = PYTEST_CASES + CLI_CASES + COVERED_ELSEWHERE
     commands = {case.argv[1] for case in cases if not case.pytest}

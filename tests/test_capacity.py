@@ -3,7 +3,7 @@ import math
 
 from hypothesis import given, settings, strategies as st
 
-from pytest_edgeprof.capacity import MAX_BATCH, Probe, search
+from pytest_edgeprof.runs.capacity import MAX_BATCH, Probe, search
 from pytest_edgeprof.cli import main
 
 

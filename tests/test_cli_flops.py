@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from pytest_edgeprof import cli
-from pytest_edgeprof.flops import count_model_cost
+from pytest_edgeprof.measure.flops import count_model_cost
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 

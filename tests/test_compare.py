@@ -14,9 +14,9 @@ import pytest
 
 
 from pytest_edgeprof.cli import main
-from pytest_edgeprof.compare import Change, compare_runs, parse_fail_spec, regressions, render_table
+from pytest_edgeprof.runs.compare import Change, compare_runs, parse_fail_spec, regressions, render_table
 from pytest_edgeprof.errors import UsageError
-from pytest_edgeprof.results import METRICS, load_run
+from pytest_edgeprof.runs.saved import METRICS, load_run
 
 SCRATCH_ID = "scratch-base-b1-32x32"
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from pytest_edgeprof.energy import (
+from pytest_edgeprof.measure.energy import (
     CodeCarbonMeter,
     EnergyReading,
     NoEnergyMeter,

@@ -9,8 +9,8 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
 from pytest_edgeprof.errors import UsageError
-from pytest_edgeprof.flops import count_cost, count_model_cost
-from pytest_edgeprof.zoo import reference_input_shape
+from pytest_edgeprof.measure.flops import count_cost, count_model_cost
+from pytest_edgeprof.models.zoo import reference_input_shape
 
 # The study's three models, then one or two of every other family, covering: attention (vit, swin,
 # maxvit), input sizes other than 224 (inception_v3, efficientnet, swin_v2), grouped and depthwise

@@ -3,7 +3,7 @@ from hypothesis import given, strategies as st
 
 from pytest_edgeprof.device import cpu_profile
 from pytest_edgeprof.errors import UsageError
-from pytest_edgeprof.grid import STUDY_GRID, default_grid, parse_batch_sizes, parse_models, parse_shape, parse_shapes
+from pytest_edgeprof.models.grid import STUDY_GRID, default_grid, parse_batch_sizes, parse_models, parse_shape, parse_shapes
 
 
 def test_cpu_default_grid_covers_the_study_models_at_two_batches_and_two_shapes():

@@ -5,7 +5,7 @@ import signal
 import pytest
 
 from pytest_edgeprof.errors import UsageError
-from pytest_edgeprof.journal import Journal, JournalEntry, JournalWarning, entry_key, parse_journal_path
+from pytest_edgeprof.runs.journal import Journal, JournalEntry, JournalWarning, entry_key, parse_journal_path
 
 
 def entry(cell_id: str, median: float = 0.01) -> JournalEntry:

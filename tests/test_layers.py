@@ -8,8 +8,8 @@ from matplotlib.image import imread
 from torchvision.models import resnet18
 
 from pytest_edgeprof.cli import main
-from pytest_edgeprof.flops import count_cost
-from pytest_edgeprof.layers import profile_layers
+from pytest_edgeprof.measure.flops import count_cost
+from pytest_edgeprof.runs.layers import profile_layers
 
 SHAPE = (3, 32, 32)
 

@@ -6,9 +6,9 @@ import pytest
 from saved_runs import with_budget_keys
 
 from pytest_edgeprof.cli import main
-from pytest_edgeprof.limits import find_limits, reasons, recommend, within_budgets
+from pytest_edgeprof.runs.limits import find_limits, reasons, recommend, within_budgets
 from pytest_edgeprof.measurement import Cell
-from pytest_edgeprof.results import load_run
+from pytest_edgeprof.runs.saved import load_run
 
 
 @pytest.fixture

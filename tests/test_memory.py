@@ -8,7 +8,7 @@ import torchvision
 from torch import nn
 
 from pytest_edgeprof.errors import UsageError
-from pytest_edgeprof.memory import MemoryReading, is_out_of_memory, measure_peak_memory, model_bytes
+from pytest_edgeprof.measure.memory import MemoryReading, is_out_of_memory, measure_peak_memory, model_bytes
 
 CPU = torch.device("cpu")
 MB100 = 100_000_000  # bytes of 25 million float32

@@ -13,11 +13,11 @@ import torch
 from PIL import Image
 from torch import nn
 
-from pytest_edgeprof import prune
+from pytest_edgeprof.models import prune
 from pytest_edgeprof.cli import main
 from pytest_edgeprof.errors import UsageError
-from pytest_edgeprof.flops import count_cost
-from pytest_edgeprof.zoo import build_model
+from pytest_edgeprof.measure.flops import count_cost
+from pytest_edgeprof.models.zoo import build_model
 
 SMALL_INPUT = (3, 64, 64)
 

@@ -7,8 +7,8 @@ from matplotlib.image import imread
 from saved_runs import with_budget_keys
 
 from pytest_edgeprof.cli import main
-from pytest_edgeprof.report import write_report
-from pytest_edgeprof.results import load_run
+from pytest_edgeprof.runs.report import write_report
+from pytest_edgeprof.runs.saved import load_run
 
 
 @pytest.fixture
@@ -43,7 +43,7 @@ def test_what_a_run_lacks_is_said_not_plotted(grid_run, tmp_path):
 
 def test_energy_plot_names_its_source_and_labels_estimates(budgeted, tmp_path):
     # the title text is kept in the figure; read it back from the figure that is saved
-    from pytest_edgeprof.report import _energy_figure, _series
+    from pytest_edgeprof.runs.report import _energy_figure, _series
 
     run = load_run(budgeted)
     figure = _energy_figure("tiny", _series(list(run.cells.values())), run)
@@ -53,7 +53,7 @@ def test_energy_plot_names_its_source_and_labels_estimates(budgeted, tmp_path):
 
 
 def test_memory_plot_has_budget_line_and_oom_marks(budgeted):
-    from pytest_edgeprof.report import _memory_figure, _series
+    from pytest_edgeprof.runs.report import _memory_figure, _series
 
     run = load_run(budgeted)
     figure = _memory_figure("tiny", _series(list(run.cells.values())), run)

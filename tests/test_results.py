@@ -9,7 +9,7 @@ import pytest
 
 from pytest_edgeprof.errors import UsageError
 from pytest_edgeprof.measurement import Cell
-from pytest_edgeprof.results import _machine_id, load_run
+from pytest_edgeprof.runs.saved import _machine_id, load_run
 
 
 def test_json_file_becomes_cells_keyed_by_id(grid_run):

@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, strategies as st
 
 from pytest_edgeprof.measurement import Cell, LatencyStats, Measurement
-from pytest_edgeprof.timing import CallRecorder, warm_up
+from pytest_edgeprof.measure.timing import CallRecorder, warm_up
 
 
 @given(st.lists(st.floats(1e-6, 10.0), min_size=2, max_size=200))

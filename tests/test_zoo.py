@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from pytest_edgeprof import zoo
+from pytest_edgeprof.models import zoo
 from pytest_edgeprof.errors import UsageError
 
 

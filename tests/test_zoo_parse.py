@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pytest_edgeprof.errors import UsageError
-from pytest_edgeprof.zoo import parse_batch_size, parse_shape
+from pytest_edgeprof.models.zoo import parse_batch_size, parse_shape
 
 
 @pytest.mark.parametrize(

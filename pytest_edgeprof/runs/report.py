@@ -20,9 +20,9 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 
-from . import limits
-from .errors import UsageError
-from .results import SavedCell, SavedRun
+from pytest_edgeprof.runs import limits
+from pytest_edgeprof.errors import UsageError
+from pytest_edgeprof.runs.saved import SavedCell, SavedRun
 
 _BUDGET_COLOR = "#7f8c8d"
 

@@ -29,8 +29,8 @@ import torchvision
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from .errors import UsageError, first_line, shape_text
-from .zoo import reference_input_shape, resolve_model_name
+from pytest_edgeprof.errors import UsageError, first_line, shape_text
+from pytest_edgeprof.models.zoo import reference_input_shape, resolve_model_name
 
 
 @dataclass(frozen=True)

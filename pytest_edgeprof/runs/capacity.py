@@ -13,11 +13,11 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Callable
 
-from .budgets import format_bytes
-from .device import DeviceProfile
-from .isolation import IsolatedJob, run_isolated
-from .measurement import Cell
-from .variants import ModelRef
+from pytest_edgeprof.budgets import format_bytes
+from pytest_edgeprof.device import DeviceProfile
+from pytest_edgeprof.measure.isolation import IsolatedJob, run_isolated
+from pytest_edgeprof.measurement import Cell
+from pytest_edgeprof.models.variants import ModelRef
 
 MAX_BATCH = 1 << 16
 

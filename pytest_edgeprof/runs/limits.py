@@ -26,8 +26,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import UsageError
-from .results import METRICS, Metric, SavedCell, SavedRun, metric
+from pytest_edgeprof.errors import UsageError
+from pytest_edgeprof.runs.saved import METRICS, Metric, SavedCell, SavedRun, metric
 
 OBJECTIVES: dict[str, str] = {"throughput": "throughput", "energy": "energy", "latency": "latency", "accuracy": "top1"}
 

@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from .errors import UsageError
-from .measurement import Cell
+from pytest_edgeprof.errors import UsageError
+from pytest_edgeprof.measurement import Cell
 
 DEFAULT_STORAGE = Path(".benchmarks")
 _RUN_FILE = re.compile(r"(?P<number>[0-9]{4})_.*\.json")

@@ -12,7 +12,7 @@ import torch
 import torchvision
 from torch import nn
 
-from .errors import UsageError, first_line
+from pytest_edgeprof.errors import UsageError, first_line
 
 
 @lru_cache(maxsize=None)

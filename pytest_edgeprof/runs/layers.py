@@ -24,10 +24,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .errors import UsageError
-from .flops import count_cost
-from .timing import synchronizer, warm_up
-from .zoo import example_input
+from pytest_edgeprof.errors import UsageError
+from pytest_edgeprof.measure.flops import count_cost
+from pytest_edgeprof.measure.timing import synchronizer, warm_up
+from pytest_edgeprof.models.zoo import example_input
 
 SORT_KEYS = ("latency", "flops", "params", "activations")
 _SHOWN_CONTAINER_SHARE = 0.01

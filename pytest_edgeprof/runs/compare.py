@@ -18,8 +18,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from .errors import UsageError
-from .results import METRICS, Metric, SavedCell, SavedRun
+from pytest_edgeprof.errors import UsageError
+from pytest_edgeprof.runs.saved import METRICS, Metric, SavedCell, SavedRun
 
 # --- the comparison --------------------------------------------------------------------------------
 

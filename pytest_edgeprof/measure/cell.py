@@ -13,14 +13,14 @@ from typing import Callable
 import torch
 from torch import nn
 
-from .device import DeviceProfile
-from .energy import EnergyMeter, EnergyWindow, energy_extra_info
-from .flops import count_cost
-from .errors import first_line
-from .measurement import Cell, LatencyStats, Measurement
-from .memory import is_out_of_memory, measure_peak_memory, model_bytes
-from .timing import CallRecorder, warm_up
-from .zoo import example_input
+from pytest_edgeprof.device import DeviceProfile
+from pytest_edgeprof.measure.energy import EnergyMeter, EnergyWindow, energy_extra_info
+from pytest_edgeprof.measure.flops import count_cost
+from pytest_edgeprof.errors import first_line
+from pytest_edgeprof.measurement import Cell, LatencyStats, Measurement
+from pytest_edgeprof.measure.memory import is_out_of_memory, measure_peak_memory, model_bytes
+from pytest_edgeprof.measure.timing import CallRecorder, warm_up
+from pytest_edgeprof.models.zoo import example_input
 
 # Runs the timed rounds of ``recorder`` and returns their per-call latencies (None: not timed).
 RoundsRunner = Callable[[CallRecorder], "LatencyStats | None"]

@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from .errors import UsageError
+from pytest_edgeprof.errors import UsageError
 
 if TYPE_CHECKING:
-    from .budgets import Budget
-    from .session import EdgeprofSession, Settings
+    from pytest_edgeprof.budgets import Budget
+    from pytest_edgeprof.plugin.session import EdgeprofSession, Settings
 
 GROUP = "edgeprof"
 
@@ -39,7 +39,7 @@ class Option:
         if not self.parser:
             return text
         module, function = self.parser.split(":")
-        return getattr(importlib.import_module(f"{__package__}.{module}"), function)(text)
+        return getattr(importlib.import_module(f"pytest_edgeprof.{module}"), function)(text)
 
 
 OPTIONS: dict[str, Option] = {
@@ -55,14 +55,14 @@ OPTIONS: dict[str, Option] = {
     ),
     "models": Option(
         "--models", "edgeprof_models", "NAMES", "comma list of torchvision classification models, e.g. resnet50,vgg16",
-        "grid:parse_models",
+        "models.grid:parse_models",
     ),
     "batch_sizes": Option(
-        "--batch-sizes", "edgeprof_batch_sizes", "SIZES", "comma list of batch sizes, e.g. 1,8,32", "grid:parse_batch_sizes"
+        "--batch-sizes", "edgeprof_batch_sizes", "SIZES", "comma list of batch sizes, e.g. 1,8,32", "models.grid:parse_batch_sizes"
     ),
     "shapes": Option(
         "--shapes", "edgeprof_shapes", "SHAPES", "comma list of input sizes: 224 (square) or 224x160 (height x width)",
-        "grid:parse_shapes",
+        "models.grid:parse_shapes",
     ),
     "weights": Option(
         "--weights", "edgeprof_weights", "WEIGHTS",
@@ -79,29 +79,29 @@ OPTIONS: dict[str, Option] = {
         "--prune", "edgeprof_prune", "TARGETS",
         "add, for every model, a variant per target with that fraction of its FLOPs removed by structured "
         "channel pruning (torch-pruning), e.g. 0.25,0.5 gives ids like resnet50-p50-b8-224x224; targets 0.05 to 0.8",
-        "prune:parse_prune_targets",
+        "models.prune:parse_prune_targets",
     ),
     "prune_method": Option(
         "--prune-method", "edgeprof_prune_method", "METHOD",
-        "channel importance: magnitude (default) or taylor (needs --prune-data)", "prune:check_method",
+        "channel importance: magnitude (default) or taylor (needs --prune-data)", "models.prune:check_method",
     ),
     "prune_data": Option(
         "--prune-data", "edgeprof_prune_data", "DIR", "an ImageFolder whose first images Taylor importance sees",
-        "accuracy:parse_prune_data",
+        "models.accuracy:parse_prune_data",
     ),
     "prune_cache": Option(
         "--prune-cache", "edgeprof_prune_cache", "DIR",
-        "where pruned variants are cached (default: $XDG_CACHE_HOME/pytest-edgeprof/variants)", "prune:parse_cache_dir",
+        "where pruned variants are cached (default: $XDG_CACHE_HOME/pytest-edgeprof/variants)", "models.prune:parse_cache_dir",
     ),
     "eval_data": Option(
         "--eval-data", "edgeprof_eval_data", "DIR",
         "an ImageFolder laid out like ImageNet's validation set (optional class_index.json): adds top1/top5 per "
         "model, variant and input shape, with the preprocessing of the model's weights",
-        "accuracy:parse_image_folder",
+        "models.accuracy:parse_image_folder",
     ),
     "eval_limit": Option(
         "--eval-limit", "edgeprof_eval_limit", "N", "evaluate only the first N images (eval_set says so)",
-        "accuracy:parse_eval_limit",
+        "models.accuracy:parse_eval_limit",
     ),
     "no_energy": Option(
         "--no-energy", "edgeprof_no_energy", "",
@@ -113,7 +113,7 @@ OPTIONS: dict[str, Option] = {
         "--journal", "edgeprof_journal", "PATH",
         "the journal each finished cell is appended to at once (one JSON line, fsynced). "
         "Default: edgeprof-journal.jsonl in pytest-benchmark's storage folder (.benchmarks/)",
-        "journal:parse_journal_path",
+        "runs.journal:parse_journal_path",
     ),
     "resume": Option(
         "--resume", "edgeprof_resume", "",
@@ -165,7 +165,7 @@ def read_option(config: pytest.Config, name: str) -> str | None:
 
 
 def load_settings(config: pytest.Config) -> Settings:
-    from .session import Settings
+    from pytest_edgeprof.plugin.session import Settings
 
     values: dict[str, Any] = {}
     for name, option in OPTIONS.items():
@@ -208,7 +208,7 @@ BUDGET_MARKER = (
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    from .session import EdgeprofSession
+    from pytest_edgeprof.plugin.session import EdgeprofSession
 
     config.addinivalue_line("markers", BUDGET_MARKER)
     session = config.stash[SESSION] = EdgeprofSession(load_settings(config))
@@ -236,7 +236,7 @@ def _grid(session: EdgeprofSession):  # -> grid.Grid, resolving the device
 
 def marker_budgets(item: pytest.Item) -> dict[str, Budget]:
     """The budgets of the test's ``budget`` markers (the closest marker wins per metric)."""
-    from .budgets import parse_budget
+    from pytest_edgeprof.budgets import parse_budget
 
     budgets: dict[str, Budget] = {}
     for marker in reversed(list(item.iter_markers("budget"))):
@@ -266,8 +266,8 @@ def _cell_of(item: pytest.Item):  # -> measurement.Cell | None
 def check_grid(weights: str | None, cells: list) -> None:
     """What the grid asks of each model, checked before anything is measured: that its ``--weights``
     can be found, and that it takes each input shape (counted on meta tensors, no real compute)."""
-    from .flops import check_model_input
-    from .zoo import check_weights
+    from pytest_edgeprof.measure.flops import check_model_input
+    from pytest_edgeprof.models.zoo import check_weights
 
     try:
         for model in dict.fromkeys(cell.model for cell in cells):
@@ -363,8 +363,8 @@ def load_compare_baseline(config: pytest.Config) -> Any:  # -> results.SavedRun 
     spec = config.getoption("edgeprof_compare_fail")
     if not spec:
         return None
-    from .compare import parse_fail_spec
-    from .results import load_run
+    from pytest_edgeprof.runs.compare import parse_fail_spec
+    from pytest_edgeprof.runs.saved import load_run
 
     compare = config.getoption("benchmark_compare", None)
     if not compare:
@@ -383,8 +383,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     benchmark_session = getattr(session.config, "_benchmarksession", None)
     if state.compare_baseline is None or benchmark_session is None:
         return
-    from .compare import parse_fail_spec, regressions
-    from .results import parse_run
+    from pytest_edgeprof.runs.compare import parse_fail_spec, regressions
+    from pytest_edgeprof.runs.saved import parse_run
 
     current = parse_run(Path("this run"), {
         "benchmarks": [bench.as_dict(include_data=False) for bench in benchmark_session.benchmarks if bench],
@@ -398,7 +398,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict[str, Any]) -> None:
-    from .device import machine_info as device_machine_info
+    from pytest_edgeprof.device import machine_info as device_machine_info
 
     machine_info["edgeprof"] = device_machine_info(config.stash[SESSION].profile)
 
@@ -418,7 +418,7 @@ def edgeprof_model(pytestconfig: pytest.Config, edgeprof_cell):
     """The cell's torchvision model on the device, in eval mode, built once per session and weights
     (``--weights``) and warmed up until its timings settle. Under ``--isolate``, and for a cell that
     ``--resume`` replays, it is a ``ModelRef`` (name, weights, variant) that is built where it runs."""
-    from .prune import PruneUnsupported
+    from pytest_edgeprof.models.prune import PruneUnsupported
 
     session = pytestconfig.stash[SESSION]
     ref = session.model_ref(edgeprof_cell)
@@ -439,8 +439,8 @@ def edgeprof(request: pytest.FixtureRequest, benchmark, edgeprof_device):
     ``edgeprof(model, batch_size=4, input_shape=(3, 64, 64))`` warms up, times with CUDA events or
     perf_counter, measures peak memory, energy and FLOPs, saves the DESIGN.md keys in ``extra_info``,
     and fails the test when a budget (device memory, ``--budget``, ``budget`` marker) is broken."""
-    from .budgets import merge_budgets
-    from .fixture import EdgeprofTimer
+    from pytest_edgeprof.budgets import merge_budgets
+    from pytest_edgeprof.plugin.fixture import EdgeprofTimer
 
     session = request.config.stash[SESSION]
     budgets = merge_budgets(session.device_budgets(), *session.settings.budget_layers, marker_budgets(request.node))

@@ -11,17 +11,17 @@ import pytest
 import torch
 from torch import nn
 
-from .budgets import Budget, evaluate, format_bytes
-from .flops import check_batch_size, check_input_shape
-from .isolation import IsolatedJob, killed_by_oom_killer, run_isolated
-from .journal import JournalEntry
-from .measure import measure_cell
-from .measurement import Cell, LatencyStats, Measurement
-from .timing import CallRecorder
-from .variants import ModelRef
+from pytest_edgeprof.budgets import Budget, evaluate, format_bytes
+from pytest_edgeprof.measure.flops import check_batch_size, check_input_shape
+from pytest_edgeprof.measure.isolation import IsolatedJob, killed_by_oom_killer, run_isolated
+from pytest_edgeprof.runs.journal import JournalEntry
+from pytest_edgeprof.measure.cell import measure_cell
+from pytest_edgeprof.measurement import Cell, LatencyStats, Measurement
+from pytest_edgeprof.measure.timing import CallRecorder
+from pytest_edgeprof.models.variants import ModelRef
 
 if TYPE_CHECKING:
-    from .session import EdgeprofSession
+    from pytest_edgeprof.plugin.session import EdgeprofSession
 
 
 class EdgeprofTimer:

@@ -33,8 +33,8 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
 
-from .errors import UsageError, first_line
-from .zoo import resolve_model_name
+from pytest_edgeprof.errors import UsageError, first_line
+from pytest_edgeprof.models.zoo import resolve_model_name
 
 IMAGE_SUFFIXES = frozenset(torchvision.datasets.folder.IMG_EXTENSIONS)
 

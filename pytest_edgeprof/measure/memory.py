@@ -39,7 +39,7 @@ from torch import nn
 from torch._C._profiler import _EventType, _ProfilerEvent
 from torch.profiler import ProfilerActivity, profile
 
-from .errors import UsageError
+from pytest_edgeprof.errors import UsageError
 
 # The CPU peak below reads torch's profiler (Kineto), which prints its own start/stop trace lines and,
 # on a CUDA build without a GPU, a device-count error to stderr on every use: silence its logger

@@ -35,7 +35,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable, Protocol, Sequence
 
-from .errors import UsageError
+from pytest_edgeprof.errors import UsageError
 
 SAMPLE_INTERVAL_S = 0.05  # 20 Hz: twice the 10 Hz DESIGN asks for, so a late tick still keeps it
 MIN_SAMPLE_HZ = 10.0

@@ -47,10 +47,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from .errors import UsageError, first_line, shape_text
-from .flops import ModelCost, _meta_copy, count_cost
-from .paths import output_folder
-from .zoo import build_model, reference_input_shape, resolve_model_name
+from pytest_edgeprof.errors import UsageError, first_line, shape_text
+from pytest_edgeprof.measure.flops import ModelCost, _meta_copy, count_cost
+from pytest_edgeprof.paths import output_folder
+from pytest_edgeprof.models.zoo import build_model, reference_input_shape, resolve_model_name
 
 METHODS = ("magnitude", "taylor")
 MIN_TARGET, MAX_TARGET = 0.05, 0.8

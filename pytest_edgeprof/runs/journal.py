@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import UsageError
-from .paths import output_file
+from pytest_edgeprof.errors import UsageError
+from pytest_edgeprof.paths import output_file
 
 FORMAT = "edgeprof-journal/1"
 

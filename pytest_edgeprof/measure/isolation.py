@@ -18,11 +18,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .device import DeviceProfile
-from .errors import UsageError, first_line
-from .measure import measure_cell, probe_memory, timed_rounds
-from .measurement import Cell, Measurement
-from .variants import ModelRef, build
+from pytest_edgeprof.device import DeviceProfile
+from pytest_edgeprof.errors import UsageError, first_line
+from pytest_edgeprof.measure.cell import measure_cell, probe_memory, timed_rounds
+from pytest_edgeprof.measurement import Cell, Measurement
+from pytest_edgeprof.models.variants import ModelRef, build
 
 
 @dataclass(frozen=True)
@@ -76,7 +76,7 @@ def _death(exitcode: int | None) -> str:
 
 
 def _child_main(job: IsolatedJob, sender: Connection) -> None:
-    from .session import open_meter
+    from pytest_edgeprof.plugin.session import open_meter
 
     try:
         if job.num_threads:

@@ -11,16 +11,16 @@ from typing import Any
 import torch
 from torch import nn
 
-from .budgets import Budget, format_bytes
-from .device import DeviceProfile, resolve_device
-from .energy import EnergyMeter, NoEnergyMeter, open_energy_meter
-from .grid import Grid, default_grid
-from .measurement import Cell, Measurement
-from .prune import PruneUnsupported, variant_name
-from .timing import warm_up
-from .journal import Journal, JournalEntry, entry_key
-from .variants import BuiltModel, ModelRef, build
-from .zoo import example_input, reference_input_shape
+from pytest_edgeprof.budgets import Budget, format_bytes
+from pytest_edgeprof.device import DeviceProfile, resolve_device
+from pytest_edgeprof.measure.energy import EnergyMeter, NoEnergyMeter, open_energy_meter
+from pytest_edgeprof.models.grid import Grid, default_grid
+from pytest_edgeprof.measurement import Cell, Measurement
+from pytest_edgeprof.models.prune import PruneUnsupported, variant_name
+from pytest_edgeprof.measure.timing import warm_up
+from pytest_edgeprof.runs.journal import Journal, JournalEntry, entry_key
+from pytest_edgeprof.models.variants import BuiltModel, ModelRef, build
+from pytest_edgeprof.models.zoo import example_input, reference_input_shape
 
 
 @dataclass(frozen=True)
@@ -143,7 +143,7 @@ class EdgeprofSession:
         """top1/top5/eval_set of the variant at the shape on --eval-data, evaluated once per session."""
         key = (ref, input_shape)
         if key not in self._accuracy and self.settings.eval_data is not None:
-            from .accuracy import evaluate, image_folder_loader
+            from pytest_edgeprof.models.accuracy import evaluate, image_folder_loader
 
             loader, eval_set = image_folder_loader(self.settings.eval_data, ref.name, input_shape,
                                                    limit=self.settings.eval_limit)

@@ -12,8 +12,8 @@ from typing import Any
 
 from torch import nn
 
-from .prune import pruned_model, variant_target
-from .zoo import build_model, reference_input_shape
+from pytest_edgeprof.models.prune import pruned_model, variant_target
+from pytest_edgeprof.models.zoo import build_model, reference_input_shape
 
 TAYLOR_IMAGES = 256  # images of --prune-data that Taylor importance sees
 
@@ -52,7 +52,7 @@ def build(ref: ModelRef, device: str = "cpu", progress: bool = False) -> BuiltMo
 def _taylor_data(ref: ModelRef) -> tuple[Any, str]:
     if ref.prune_method != "taylor" or ref.prune_data is None:
         return None, ""
-    from .accuracy import image_folder_loader
+    from pytest_edgeprof.models.accuracy import image_folder_loader
 
     loader, eval_set = image_folder_loader(ref.prune_data, ref.name, reference_input_shape(ref.name), limit=TAYLOR_IMAGES,
                                            option="--prune-data")

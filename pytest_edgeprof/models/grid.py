@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .device import DeviceProfile
-from .errors import UsageError
-from .measurement import Cell
-from .zoo import parse_batch_size, parse_shape, resolve_model_name
+from pytest_edgeprof.device import DeviceProfile
+from pytest_edgeprof.errors import UsageError
+from pytest_edgeprof.measurement import Cell
+from pytest_edgeprof.models.zoo import parse_batch_size, parse_shape, resolve_model_name
 
 STUDY_MODELS = ("vgg16", "resnet50", "mobilenet_v3_large")
 

@@ -1,0 +1,1 @@
+"""Measuring one cell without pytest: timing, memory, FLOPs, energy, isolation in a child process."""

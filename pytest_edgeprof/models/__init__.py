@@ -1,0 +1,1 @@
+"""What is measured: the model zoo, the grid, variants (pruned), and accuracy."""
