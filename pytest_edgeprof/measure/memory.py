@@ -36,9 +36,9 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from torch._C._profiler import _EventType, _ProfilerEvent
 from torch.profiler import ProfilerActivity, profile
 
+from pytest_edgeprof.compat.torch_profiler import allocation_events
 from pytest_edgeprof.errors import UsageError
 
 # The CPU peak below reads torch's profiler (Kineto), which prints its own start/stop trace lines and,
@@ -137,13 +137,7 @@ def _peak_of_allocation_events(prof: profile, device_type: str) -> int:
     profiler reports such frees when the tensor was allocated under an earlier profiler) must not
     pull this call's total down.
     """
-    tree = prof.profiler.kineto_results.experimental_event_tree()
-    events = sorted(
-        (event.start_time_ns, event.extra_fields.ptr, event.extra_fields.alloc_size)
-        for event in _walk(tree)
-        if event.tag == _EventType.Allocation
-        and event.extra_fields.device.type == device_type
-    )
+    events = sorted(allocation_events(prof, device_type))
     live: dict[int, int] = {}
     running = peak = 0
     for _, ptr, size in events:
@@ -154,14 +148,6 @@ def _peak_of_allocation_events(prof: profile, device_type: str) -> int:
         elif ptr in live:
             running -= live.pop(ptr)
     return peak
-
-
-def _walk(nodes: list[_ProfilerEvent]) -> Iterator[_ProfilerEvent]:
-    stack = list(nodes)
-    while stack:
-        node = stack.pop()
-        yield node
-        stack.extend(node.children)
 
 
 # --- process resident high-water ------------------------------------------------------------------
