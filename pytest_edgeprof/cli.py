@@ -104,6 +104,7 @@ def _configure_flops(parser: argparse.ArgumentParser) -> None:
 @subcommand("flops", "FLOPs, MACs and parameters of models (FLOPs = 2 x MACs)", _configure_flops)
 def run_flops(args: argparse.Namespace) -> int:
     from pytest_edgeprof.measure.flops import count_model_cost  # torch import kept out of `edgeprof --help`
+    from pytest_edgeprof.metrics import FLOPS
 
     names = [resolve_model_name(name) for name in args.models]  # every name checked before counting
     rows = []
@@ -114,7 +115,7 @@ def run_flops(args: argparse.Namespace) -> int:
                 "model": name,
                 "shape": list(cost.input_shape),
                 "batch": cost.batch_size,
-                "flops": cost.flops,
+                FLOPS.key: cost.flops,
                 "macs": cost.macs,
                 "params": cost.params,
             }
@@ -390,7 +391,7 @@ def _plot_file(text: str) -> str:
 @subcommand("layers", "per layer: FLOPs, parameters, output activations and measured share of the time", _configure_layers)
 def run_layers(args: argparse.Namespace) -> int:
     from pytest_edgeprof.runs import layers
-    from pytest_edgeprof.measure.memory import is_out_of_memory
+    from pytest_edgeprof.outcome import is_out_of_memory
     from pytest_edgeprof.models.prune import PruneUnsupported
     from pytest_edgeprof.models.variants import build
 
@@ -456,7 +457,7 @@ def _model_on_device(args: argparse.Namespace):  # -> (variants.ModelRef, Device
 
 
 def _configure_capacity(parser: argparse.ArgumentParser) -> None:
-    from pytest_edgeprof.budgets import parse_bytes
+    from pytest_edgeprof.metrics import parse_bytes
 
     parser.add_argument("model", metavar="MODEL", help="a torchvision classification model name")
     parser.add_argument("--shape", type=_typed(parse_shape), default=None,

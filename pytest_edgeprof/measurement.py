@@ -1,23 +1,33 @@
-"""The vocabulary every part passes around: a ``Cell`` (what is measured) and its ``Measurement``.
+"""The record every part passes around: a ``Cell`` (what is measured) and its ``Measurement``.
 
 A Measurement is the one object the timer fills, the plugin saves into pytest-benchmark's
-``extra_info``, the journal writes, and ``compare``/``report`` read back. Its ``extra_info()`` is
-the only place the DESIGN.md key names are spelled out for writing.
+``extra_info``, the journal stores, and ``compare``, ``limits`` and ``report`` read back, as
+torch.utils.benchmark's ``Measurement`` is what its ``Compare`` takes. It is made of typed parts
+(latency, memory, energy, cost, pruning, accuracy, warm-up, verdicts); ``to_extra_info()`` and
+``from_extra_info()`` are its one serializer pair, and the only place the saved keys (README "What is
+saved") are written; a metric's key comes from the registry in ``metrics.py``.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import statistics
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import Any
 
+from pytest_edgeprof.budgets import Budget, Verdict
 from pytest_edgeprof.errors import UsageError
+from pytest_edgeprof.metrics import ENERGY, FLOPS, LATENCY, MEMORY, P99, THROUGHPUT, TOP1, TOP5, Metric, budget_metric, number
+from pytest_edgeprof.metrics import metric as find_metric
+from pytest_edgeprof.outcome import Outcome
 
 
 @dataclass(frozen=True, order=True)
 class Cell:
-    """One point of the grid: model x variant x batch size x input shape, on a device."""
+    """One point of the grid: model x variant x batch size x input shape."""
 
     model: str
     variant: str  # "base", or "p50" for a model pruned to remove 50 % of its FLOPs
@@ -28,15 +38,6 @@ class Cell:
     def id(self) -> str:
         _, height, width = self.input_shape
         return f"{self.model}-{self.variant}-b{self.batch_size}-{height}x{width}"
-
-    def identity(self, device: str) -> dict[str, Any]:
-        return {
-            "model": self.model,
-            "variant": self.variant,
-            "batch_size": self.batch_size,
-            "input_shape": list(self.input_shape),
-            "device": device,
-        }
 
     @classmethod
     def from_extra_info(cls, info: Mapping[str, Any]) -> "Cell":
@@ -53,6 +54,29 @@ class Cell:
             raise UsageError(f"not an edgeprof cell (missing or bad {exc}): {dict(info)!r:.120}") from None
 
 
+@dataclass(frozen=True)
+class CellKey:
+    """Everything that decides what a cell measures: two cells with equal keys measure the same thing.
+
+    ``--resume`` replays a journalled cell only under an equal key. Budgets are not part of it: a
+    replayed measurement is judged again against the budgets of the run that replays it.
+    """
+
+    cell: Cell
+    device: str
+    model: Mapping[str, str]  # which network (models/identity.py): a torchvision model and variant, or a user's module
+    evaluation: str = ""  # the evaluation data and limit behind top1/top5; "" where accuracy is not measured
+    conditions: Mapping[str, str] = field(default_factory=dict)  # torch threads, timer, timed rounds or not
+
+    @property
+    def text(self) -> str:
+        """``resnet50-base-b8-224x224|3f2a9c...``: the cell id, readable, and a digest of all the rest."""
+        whole = {"cell": self.cell.id, "input_shape": list(self.cell.input_shape), "device": self.device,
+                 "model": dict(self.model), "evaluation": self.evaluation, "conditions": dict(self.conditions)}
+        digest = hashlib.sha256(json.dumps(whole, sort_keys=True).encode()).hexdigest()[:16]
+        return f"{self.cell.id}|{digest}"
+
+
 def _count(value: Any, key: str) -> int:
     """A positive whole number from JSON (an int, or a float such as 8.0) that torch could take (below 2**63);
     ValueError naming ``key`` otherwise."""
@@ -65,73 +89,323 @@ def _count(value: Any, key: str) -> int:
     return int(value)
 
 
+# --- the parts -------------------------------------------------------------------------------------
+
+
 @dataclass(frozen=True)
-class LatencyStats:
-    """Per-call latencies of one forward pass of one batch, in seconds, and their summary in ms."""
+class Latency:
+    """One forward pass of one batch, per call, over the timed rounds; the summary in milliseconds.
 
-    samples_s: tuple[float, ...]
+    ``samples_s`` holds the rounds themselves where they are at hand (a cell just measured, a journal
+    line); a saved run read back keeps only the summary (pytest-benchmark has the rounds' stats).
+    """
 
-    def __post_init__(self) -> None:
-        if not self.samples_s:
-            raise ValueError("LatencyStats needs at least one sample")
+    median_ms: float
+    p90_ms: float
+    p99_ms: float
+    iqr_ms: float
+    rounds: int
+    timer: str  # "cuda-events" or "perf_counter"
+    samples_s: tuple[float, ...] = field(default=(), repr=False)
 
     @classmethod
-    def of(cls, samples_s: Iterable[float]) -> "LatencyStats":
-        return cls(tuple(float(s) for s in samples_s))
+    def of(cls, samples_s: Iterable[float], timer: str = "perf_counter") -> "Latency":
+        samples = tuple(float(s) for s in samples_s)
+        if not samples:
+            raise ValueError("Latency needs at least one sample")
 
-    def _percentile_ms(self, percent: int) -> float:
-        if len(self.samples_s) == 1:
-            return self.samples_s[0] * 1e3
-        cuts = statistics.quantiles(self.samples_s, n=100, method="inclusive")
-        return cuts[percent - 1] * 1e3
+        def percentile_ms(percent: int) -> float:
+            if len(samples) == 1:
+                return samples[0] * 1e3
+            return statistics.quantiles(samples, n=100, method="inclusive")[percent - 1] * 1e3
 
-    @property
-    def median_ms(self) -> float:
-        return statistics.median(self.samples_s) * 1e3
-
-    @property
-    def p90_ms(self) -> float:
-        return self._percentile_ms(90)
-
-    @property
-    def p99_ms(self) -> float:
-        return self._percentile_ms(99)
-
-    @property
-    def iqr_ms(self) -> float:
-        return self._percentile_ms(75) - self._percentile_ms(25)
+        return cls(statistics.median(samples) * 1e3, percentile_ms(90), percentile_ms(99),
+                   percentile_ms(75) - percentile_ms(25), len(samples), timer, samples)
 
     def throughput_ips(self, batch_size: int) -> float:
         return batch_size / (self.median_ms / 1e3)
 
 
+@dataclass(frozen=True)
+class WarmUp:
+    """How warm-up ended: after ``calls`` calls, with the timings settled or at its time limit."""
+
+    calls: int
+    settled: bool
+
+
+@dataclass(frozen=True)
+class Memory:
+    """The most memory the cell held at once (weights + input + the forward pass's peak), in bytes."""
+
+    peak_mem_bytes: int
+    activation_peak_bytes: int | None  # the forward pass's own peak, from the allocator
+    peak_rss_bytes: int | None  # the process's resident high-water during one call, above its baseline
+    method: str  # how the activation peak was measured
+    peak_reserved_bytes: int | None = None  # CUDA only: the caching allocator's reserved peak
+
+
+@dataclass(frozen=True)
+class Energy:
+    """Energy over the timed rounds per image, and which source said so (docs/energy.md)."""
+
+    j_per_image: float | None  # None where the source could not support a figure
+    avg_power_w: float | None
+    source: str  # nvml-counter, nvml-power, jetson-ina3221, rapl, codecarbon-estimate, none
+    note: str = ""  # why there is no figure, or a caveat ("module input")
+    co2_kg_per_image: float | None = None
+
+    @property
+    def is_estimate(self) -> bool:
+        return "estimate" in self.source
+
+
+@dataclass(frozen=True)
+class Cost:
+    """What the cell's batch and shape cost, counted on meta tensors; FLOPs = 2 x MACs."""
+
+    flops: int | None
+    macs: int | None
+    params: int | None
+    model_bytes: int | None  # parameters + buffers
+    error: str = ""  # why FLOPs could not be counted
+
+
+@dataclass(frozen=True)
+class Pruning:
+    """What a pruned variant really is, at the model's own input size."""
+
+    target: float  # fraction of FLOPs asked to be removed
+    achieved: float
+    method: str
+    params_before: int
+    params_after: int
+    reference_shape: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Accuracy:
+    """Percent correct on the evaluation set named beside it."""
+
+    top1: float
+    top5: float
+    eval_set: str
+
+
+# --- the record ------------------------------------------------------------------------------------
+
+# The keys each part writes (besides the metrics' keys, which come from the registry).
+_IDENTITY_KEYS = ("model", "variant", "batch_size", "input_shape", "device")
+_PART_KEYS = frozenset({
+    *_IDENTITY_KEYS, "outcome", "error", LATENCY.key, "latency_ms_p90", P99.key, "latency_ms_iqr", THROUGHPUT.key,
+    "latency_samples", "latency_timer", "warmup_calls", "warmup_settled", MEMORY.key, "activation_peak_bytes",
+    "peak_rss_bytes", "peak_mem_method", "peak_reserved_bytes", ENERGY.key, "avg_power_w", "energy_source",
+    "energy_note", "co2_kg_per_image", FLOPS.key, "macs", "params", "model_bytes", "flops_error", "prune_target",
+    "prune_achieved", "prune_method", "prune_params_before", "prune_params_after", "prune_reference_shape",
+    TOP1.key, TOP5.key, "eval_set", "budgets", "budget_verdicts",
+})
+
+
 @dataclass
 class Measurement:
-    """Everything measured for one cell. Optional parts stay None until something measures them."""
+    """Everything measured for one cell on one device. Parts stay None until something measures them."""
 
     cell: Cell
     device: str
-    latency: LatencyStats | None = None
-    timer: str = ""  # how the latency was taken: "cuda-events" or "perf_counter"
-    outcome: str = "passed"  # "passed", "over-budget", "out-of-memory"
-    error: str = ""  # the first line of the error that ended the cell, if one did
-    extra: dict[str, Any] = field(default_factory=dict)  # memory, energy, FLOPs, budgets ... by DESIGN key
+    outcome: Outcome = Outcome.PASSED
+    error: str = ""  # the first line of what ended the cell, if something did
+    latency: Latency | None = None
+    warmup: WarmUp | None = None
+    memory: Memory | None = None
+    energy: Energy | None = None
+    cost: Cost | None = None
+    pruning: Pruning | None = None
+    accuracy: Accuracy | None = None
+    budgets: dict[str, str] = field(default_factory=dict)  # metric -> the budget as written ("2.6GB")
+    verdicts: tuple[Verdict, ...] = ()
+    other: dict[str, Any] = field(default_factory=dict)  # saved keys no part reads (a user's own extra_info)
 
-    def extra_info(self) -> dict[str, Any]:
-        """The DESIGN.md keys for pytest-benchmark's ``extra_info``."""
-        info = self.cell.identity(self.device)
-        info["outcome"] = self.outcome
+    def value(self, metric: Metric | str) -> float | None:
+        """A metric's value in its base unit (``value("memory")`` or ``value(MEMORY)``, bytes); None where
+        the cell has no such measurement."""
+        key = (metric if isinstance(metric, Metric) else find_metric(metric)).key
+        return number(self.to_extra_info().get(key))
+
+    def to_extra_info(self) -> dict[str, Any]:
+        """The saved keys for pytest-benchmark's ``extra_info`` (README "What is saved")."""
+        info: dict[str, Any] = {
+            "model": self.cell.model, "variant": self.cell.variant, "batch_size": self.cell.batch_size,
+            "input_shape": list(self.cell.input_shape), "device": self.device, "outcome": self.outcome.value,
+        }
         if self.error:
             info["error"] = self.error
-        if self.latency is not None:
-            info.update(
-                latency_ms_median=self.latency.median_ms,
-                latency_ms_p90=self.latency.p90_ms,
-                latency_ms_p99=self.latency.p99_ms,
-                latency_ms_iqr=self.latency.iqr_ms,
-                throughput_ips=self.latency.throughput_ips(self.cell.batch_size),
-                latency_samples=len(self.latency.samples_s),
-                latency_timer=self.timer,
-            )
-        info.update(self.extra)
+        for part in (self.latency, self.warmup, self.memory, self.energy, self.cost, self.pruning, self.accuracy):
+            if part is not None:
+                info.update(_WRITERS[type(part)](part, self.cell))
+        if self.budgets or self.verdicts:
+            info["budgets"] = dict(self.budgets)
+            info["budget_verdicts"] = [verdict.as_dict() for verdict in self.verdicts]
+        info.update({k: v for k, v in self.other.items() if k not in info})
         return info
+
+    @classmethod
+    def from_extra_info(cls, info: Mapping[str, Any]) -> "Measurement":
+        """The record a saved ``extra_info`` holds (any version's: missing parts stay None).
+        ``UsageError`` where it is not an edgeprof cell or a metric's value is not a number."""
+        cell = Cell.from_extra_info(info)
+        for metric_key in (LATENCY.key, P99.key, THROUGHPUT.key, MEMORY.key, ENERGY.key, FLOPS.key, TOP1.key, TOP5.key):
+            value = info.get(metric_key)
+            if value is not None and number(value) is None:
+                raise UsageError(f"{metric_key} is {value!r}, not a number")
+        return cls(
+            cell, str(info.get("device") or ""), Outcome.read(info.get("outcome")), str(info.get("error") or ""),
+            latency=_read_latency(info), warmup=_read_warmup(info), memory=_read_memory(info),
+            energy=_read_energy(info), cost=_read_cost(info), pruning=_read_pruning(info),
+            accuracy=_read_accuracy(info), budgets=_read_budgets(info), verdicts=_read_verdicts(info),
+            other={k: v for k, v in info.items() if k not in _PART_KEYS},
+        )
+
+
+# --- writing: one function per part ----------------------------------------------------------------
+
+
+def _write_latency(latency: Latency, cell: Cell) -> dict[str, Any]:
+    return {
+        LATENCY.key: latency.median_ms, "latency_ms_p90": latency.p90_ms, P99.key: latency.p99_ms,
+        "latency_ms_iqr": latency.iqr_ms, THROUGHPUT.key: latency.throughput_ips(cell.batch_size),
+        "latency_samples": latency.rounds, "latency_timer": latency.timer,
+    }
+
+
+def _write_warmup(warmup: WarmUp, cell: Cell) -> dict[str, Any]:
+    return {"warmup_calls": warmup.calls, "warmup_settled": warmup.settled}
+
+
+def _write_memory(memory: Memory, cell: Cell) -> dict[str, Any]:
+    info: dict[str, Any] = {
+        MEMORY.key: memory.peak_mem_bytes, "peak_rss_bytes": memory.peak_rss_bytes, "peak_mem_method": memory.method,
+        "activation_peak_bytes": memory.activation_peak_bytes,
+    }
+    if memory.peak_reserved_bytes is not None:
+        info["peak_reserved_bytes"] = memory.peak_reserved_bytes
+    return info
+
+
+def _write_energy(energy: Energy, cell: Cell) -> dict[str, Any]:
+    return {
+        ENERGY.key: energy.j_per_image, "avg_power_w": energy.avg_power_w, "energy_source": energy.source,
+        "energy_note": energy.note, "co2_kg_per_image": energy.co2_kg_per_image,
+    }
+
+
+def _write_cost(cost: Cost, cell: Cell) -> dict[str, Any]:
+    info: dict[str, Any] = {FLOPS.key: cost.flops, "macs": cost.macs, "params": cost.params}
+    if cost.error:
+        info["flops_error"] = cost.error
+    info["model_bytes"] = cost.model_bytes
+    return info
+
+
+def _write_pruning(pruning: Pruning, cell: Cell) -> dict[str, Any]:
+    return {
+        "prune_target": pruning.target, "prune_achieved": pruning.achieved, "prune_method": pruning.method,
+        "prune_params_before": pruning.params_before, "prune_params_after": pruning.params_after,
+        "prune_reference_shape": list(pruning.reference_shape),
+    }
+
+
+def _write_accuracy(accuracy: Accuracy, cell: Cell) -> dict[str, Any]:
+    return {TOP1.key: accuracy.top1, TOP5.key: accuracy.top5, "eval_set": accuracy.eval_set}
+
+
+_WRITERS: dict[type, Any] = {
+    Latency: _write_latency, WarmUp: _write_warmup, Memory: _write_memory, Energy: _write_energy, Cost: _write_cost,
+    Pruning: _write_pruning, Accuracy: _write_accuracy,
+}
+
+
+# --- reading: lenient, since runs of every version are read ----------------------------------------
+
+
+def _int(value: Any) -> int | None:
+    found = number(value)
+    return int(found) if found is not None else None
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _read_latency(info: Mapping[str, Any]) -> Latency | None:
+    median = number(info.get(LATENCY.key))
+    if median is None:
+        return None
+    p90, p99, iqr = (number(info.get(key)) for key in ("latency_ms_p90", P99.key, "latency_ms_iqr"))
+    return Latency(median, median if p90 is None else p90, median if p99 is None else p99, iqr or 0.0,
+                   _int(info.get("latency_samples")) or 0, _text(info.get("latency_timer")))
+
+
+def _read_warmup(info: Mapping[str, Any]) -> WarmUp | None:
+    calls = _int(info.get("warmup_calls"))
+    return None if calls is None else WarmUp(calls, bool(info.get("warmup_settled")))
+
+
+def _read_memory(info: Mapping[str, Any]) -> Memory | None:
+    peak = _int(info.get(MEMORY.key))
+    if peak is None:
+        return None
+    return Memory(peak, _int(info.get("activation_peak_bytes")), _int(info.get("peak_rss_bytes")),
+                  _text(info.get("peak_mem_method")), _int(info.get("peak_reserved_bytes")))
+
+
+def _read_energy(info: Mapping[str, Any]) -> Energy | None:
+    if ENERGY.key not in info and "energy_source" not in info:
+        return None
+    return Energy(number(info.get(ENERGY.key)), number(info.get("avg_power_w")), _text(info.get("energy_source")),
+                  _text(info.get("energy_note")), number(info.get("co2_kg_per_image")))
+
+
+def _read_cost(info: Mapping[str, Any]) -> Cost | None:
+    if not any(key in info for key in (FLOPS.key, "params", "model_bytes")):
+        return None
+    return Cost(_int(info.get(FLOPS.key)), _int(info.get("macs")), _int(info.get("params")),
+                _int(info.get("model_bytes")), _text(info.get("flops_error")))
+
+
+def _read_pruning(info: Mapping[str, Any]) -> Pruning | None:
+    target = number(info.get("prune_target"))
+    if target is None:
+        return None
+    shape = info.get("prune_reference_shape")
+    return Pruning(target, number(info.get("prune_achieved")) or 0.0, _text(info.get("prune_method")),
+                   _int(info.get("prune_params_before")) or 0, _int(info.get("prune_params_after")) or 0,
+                   tuple(int(d) for d in shape) if isinstance(shape, list) else ())
+
+
+def _read_accuracy(info: Mapping[str, Any]) -> Accuracy | None:
+    top1 = number(info.get(TOP1.key))
+    if top1 is None:
+        return None
+    return Accuracy(top1, number(info.get(TOP5.key)) or 0.0, _text(info.get("eval_set")))
+
+
+def _read_budgets(info: Mapping[str, Any]) -> dict[str, str]:
+    budgets = info.get("budgets")
+    return {str(k): str(v) for k, v in budgets.items()} if isinstance(budgets, Mapping) else {}
+
+
+def _read_verdicts(info: Mapping[str, Any]) -> tuple[Verdict, ...]:
+    """The checked budgets; entries this version cannot read (an unknown metric) are left out."""
+    saved = info.get("budget_verdicts")
+    verdicts = []
+    for entry in saved if isinstance(saved, list) else []:
+        if not isinstance(entry, Mapping) or number(entry.get("limit")) is None:
+            continue
+        try:
+            metric = budget_metric(entry.get("metric"))
+        except UsageError:
+            continue
+        limit = number(entry["limit"])
+        text = _text(entry.get("budget")) or metric.format(limit)
+        verdicts.append(Verdict(Budget(metric.name, limit, text), number(entry.get("measured")), bool(entry.get("passed"))))  # type: ignore[arg-type]
+    return tuple(verdicts)

@@ -1,6 +1,10 @@
 import pytest
 import torch
 
+# pytester's in-process runs forget the modules first imported inside them; torchvision registers
+# torch operators, which cannot be registered twice, so it is imported once, here, before any run.
+import torchvision  # noqa: F401
+
 # Saved runs made by real pytest runs, shared by the compare/limits/report/results tests.
 from saved_runs import grid_run, plain_run, scratch_storage  # noqa: F401
 

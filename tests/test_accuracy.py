@@ -15,7 +15,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from pytest_edgeprof.models.accuracy import (
-    Accuracy,
+    EvalResult,
     check_image_folder,
     evaluate,
     image_folder_loader,
@@ -23,6 +23,7 @@ from pytest_edgeprof.models.accuracy import (
     preprocessing,
 )
 from pytest_edgeprof.errors import UsageError
+from pytest_edgeprof.measurement import Accuracy
 from pytest_edgeprof.models.prune import prune_to_flops
 from pytest_edgeprof.models.zoo import build_model
 
@@ -111,8 +112,8 @@ def test_evaluate_counts_top1_and_top5_exactly():
     inputs = torch.arange(6, dtype=torch.float32).unsqueeze(1)
     labels = torch.tensor([0, 2, 2, 9, 4, 1])  # first guess: 0, 1 (2nd guess 2), 2, 3 (no), 4, 5 (no)
     accuracy = evaluate(Fixed(), [(inputs, labels)])
-    assert accuracy == Accuracy(top1=100 * 3 / 6, top5=100 * 4 / 6, images=6, eval_set="")
-    assert accuracy.extra_info() == {"top1": 50.0, "top5": 66.6667, "eval_set": ""}
+    assert accuracy == EvalResult(top1=100 * 3 / 6, top5=100 * 4 / 6, images=6, eval_set="")
+    assert accuracy.record() == Accuracy(top1=50.0, top5=66.6667, eval_set="")
 
 
 def test_evaluate_restores_training_mode(trained, digits):

@@ -54,13 +54,14 @@ from PIL import Image
 from pytest_edgeprof.runs import compare
 from pytest_edgeprof.runs import limits
 from pytest_edgeprof.models.accuracy import parse_eval_limit
-from pytest_edgeprof.budgets import parse_budget_spec, parse_bytes, parse_percent
+from pytest_edgeprof.budgets import parse_budget_spec
+from pytest_edgeprof.metrics import parse_bytes, parse_percent
 from pytest_edgeprof.cli import _positive_int, main
 from pytest_edgeprof.device import resolve_device
 from pytest_edgeprof.errors import UsageError
 from pytest_edgeprof.models.grid import parse_batch_sizes, parse_models, parse_shapes
 from pytest_edgeprof.runs.journal import FORMAT, Journal, JournalWarning
-from pytest_edgeprof.measurement import LatencyStats
+from pytest_edgeprof.measurement import Latency, Measurement
 from pytest_edgeprof.models.prune import check_method, parse_prune_targets, variant_target
 from pytest_edgeprof.runs.report import write_report
 from pytest_edgeprof.runs.saved import load_run
@@ -398,7 +399,7 @@ def check(case: Case, outcome: Outcome, files: dict[str, Path]) -> None:
         assert not Path(case.absent).exists()
     if case.keeps:
         journal = [json.loads(line) for line in (Path(".benchmarks") / "edgeprof-journal.jsonl").read_text().splitlines()]
-        assert [entry["key"].split("|")[-1] for entry in journal] == [case.keeps]
+        assert [entry["key"].split("|")[0] for entry in journal] == [case.keeps]
         saved = json.loads(files["kept_json"].read_text())["benchmarks"]
         assert [bench["param"] for bench in saved] == [case.keeps]
 
@@ -488,10 +489,10 @@ def test_any_journal_line_is_read_or_skipped_with_a_warning(tmp_path_factory, ch
         entries = Journal(path).read()
     assert len(entries) + sum(issubclass(w.category, JournalWarning) for w in caught) == 1
     for entry in entries.values():  # what a replay reads: rounds, extra_info, outcome and message
-        assert all(isinstance(text, str) for text in (entry.key, entry.outcome, entry.message))
-        assert isinstance(entry.extra_info, dict) and entry.iterations >= 1
+        assert all(isinstance(text, str) for text in (entry.key, entry.message))
+        assert isinstance(entry.measurement, Measurement) and entry.iterations >= 1
         if entry.latencies_s:
-            assert LatencyStats.of(entry.latencies_s).median_ms >= 0
+            assert Latency.of(entry.latencies_s).median_ms >= 0
 
 
 _RUN_KEYS = ["model", "variant", "batch_size", "input_shape", "outcome", "latency_ms_median", "throughput_ips",
@@ -527,7 +528,7 @@ def test_any_saved_run_is_answered_or_named_as_bad(tmp_path_factory, edits, top_
 def test_case_inventory_is_complete() -> None:
     """Every edgeprof subcommand and every plugin option has at least one bad value tried here or elsewhere."""
     from pytest_edgeprof.cli import SUBCOMMANDS
-    from pytest_edgeprof.plugin.hooks import OPTIONS
+    from pytest_edgeprof.plugin.options import OPTIONS
 
     cases = PYTEST_CASES + CLI_CASES + COVERED_ELSEWHERE
     commands = {case.argv[1] for case in cases if not case.pytest}

@@ -3,6 +3,7 @@ import math
 
 from hypothesis import given, settings, strategies as st
 
+from pytest_edgeprof.outcome import Outcome
 from pytest_edgeprof.runs.capacity import MAX_BATCH, Probe, search
 from pytest_edgeprof.cli import main
 
@@ -13,9 +14,9 @@ def curve_probe(fixed: int, per_image: int, budget: int, bend: float = 0.0, oom_
 
     def probe(batch: int) -> Probe:
         if oom_above is not None and batch > oom_above:
-            return Probe(batch, False, None, "out of memory")
+            return Probe(batch, False, None, Outcome.OUT_OF_MEMORY)
         peak = int(fixed + per_image * batch * (1 + bend * math.sin(batch)))
-        return Probe(batch, peak <= budget, peak, "fits" if peak <= budget else "over budget")
+        return Probe(batch, peak <= budget, peak, Outcome.PASSED if peak <= budget else Outcome.OVER_BUDGET)
 
     return probe
 
@@ -56,7 +57,7 @@ def test_out_of_memory_probes_bracket_the_answer():
     probe = curve_probe(10**7, 10**6, 10**12, oom_above=37)
     largest, probes = search(probe, 10**12)
     assert largest == 37
-    assert any(p.outcome == "out of memory" for p in probes)
+    assert any(p.outcome is Outcome.OUT_OF_MEMORY for p in probes)
 
 
 def test_batch_one_over_budget_answers_none():

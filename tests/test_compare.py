@@ -16,7 +16,8 @@ import pytest
 from pytest_edgeprof.cli import main
 from pytest_edgeprof.runs.compare import Change, compare_runs, parse_fail_spec, regressions, render_table
 from pytest_edgeprof.errors import UsageError
-from pytest_edgeprof.runs.saved import METRICS, load_run
+from pytest_edgeprof.metrics import METRICS
+from pytest_edgeprof.runs.saved import load_run
 
 SCRATCH_ID = "scratch-base-b1-32x32"
 
@@ -161,7 +162,7 @@ def test_fail_spec_reads_each_metric_with_its_unit():
     [
         ("", "bad --fail ''"),
         ("latency", "bad --fail item 'latency'.*expected METRIC:LIMIT"),
-        ("speed:10%", "bad --fail item 'speed:10%'.*metrics: latency, throughput, memory, energy, flops, top1"),
+        ("speed:10%", "bad --fail item 'speed:10%'.*metrics: memory, latency, energy, throughput, flops, top1"),
         ("latency:10", r"latency takes percent, like 10% \(e.g. latency:10%\)"),
         ("latency:ten%", "latency takes percent"),
         ("top1:1%", "top1 takes percentage points"),

@@ -20,7 +20,7 @@ from pytest_edgeprof.measure.energy import (
     SourceUnavailable,
     _RaplDomain,
     check_country,
-    energy_extra_info,
+    energy_per_image,
     find_ina3221_rails,
     find_rapl_packages,
     jetson_input_rail,
@@ -302,10 +302,10 @@ def test_measure_energy_extends_the_window_and_counts_calls(tmp_path):
     meter = open_energy_meter("cpu", sysfs_root=tmp_path)
     reading, calls = measure_energy(idle, meter, images_per_call=8, min_window_s=1.2)
     assert reading.seconds >= 1.2 and calls >= 1.2 / 0.03
-    info = energy_extra_info(reading, calls, 8)
-    assert info["energy_source"] == "jetson-ina3221"
-    assert info["energy_j_per_image"] == pytest.approx(reading.joules / (calls * 8))
-    assert info["avg_power_w"] == pytest.approx(3.0)
+    energy = energy_per_image(reading, calls * 8)
+    assert energy.source == "jetson-ina3221"
+    assert energy.j_per_image == pytest.approx(reading.joules / (calls * 8))
+    assert energy.avg_power_w == pytest.approx(3.0)
 
 
 def test_a_window_shorter_than_the_source_supports_has_no_figure(tmp_path):
@@ -314,7 +314,7 @@ def test_a_window_shorter_than_the_source_supports_has_no_figure(tmp_path):
     reading, calls = measure_energy(idle, meter, images_per_call=1, min_window_s=0)
     assert calls == 1
     assert reading.joules is None and "shorter than the 1 s jetson-ina3221 needs" in reading.reason
-    assert energy_extra_info(reading, calls, 1)["energy_j_per_image"] is None
+    assert energy_per_image(reading, calls).j_per_image is None
 
 
 @pytest.mark.parametrize("images", [0, -1, 1.5, True])

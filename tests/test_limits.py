@@ -125,4 +125,4 @@ def test_unmeasured_budget_counts_as_beyond(budgeted, tmp_path):
     path = tmp_path / "unmeasured.json"
     path.write_text(json.dumps(data))
     saved = load_run(path).cells[Cell.from_extra_info(info).id]
-    assert reasons(saved) == ["energy per image not measured (budget 0.5J)"]
+    assert reasons(saved) == ["energy per image not measured, budget 0.5 J"]

@@ -8,7 +8,11 @@ import torchvision
 from torch import nn
 
 from pytest_edgeprof.errors import UsageError
-from pytest_edgeprof.measure.memory import MemoryReading, is_out_of_memory, measure_peak_memory, model_bytes
+from pytest_edgeprof.device import cpu_profile
+from pytest_edgeprof.measure.cell import memory_of
+from pytest_edgeprof.measure.memory import MemoryReading, measure_peak_memory, model_bytes
+from pytest_edgeprof.measurement import Cell, Measurement
+from pytest_edgeprof.outcome import is_out_of_memory
 
 CPU = torch.device("cpu")
 MB100 = 100_000_000  # bytes of 25 million float32
@@ -72,10 +76,15 @@ def test_a_cell_reads_the_same_after_a_larger_cell_in_both_orders() -> None:
         assert readings[name, "large"] == pytest.approx(readings[name, "small"], rel=0.05), name
 
 
-def test_reading_goes_into_extra_info_with_design_keys() -> None:
-    info = measure_peak_memory(_ones_100mb, CPU).as_extra_info()
-    assert set(info) == {"peak_mem_bytes", "peak_rss_bytes", "peak_mem_method"}
+def test_a_cells_peak_holds_weights_input_and_the_forward_peak_under_its_saved_keys() -> None:
+    model, example = nn.Linear(1000, 1000), torch.ones(8, 1000)
+    memory = memory_of(model, example, cpu_profile())
+    info = Measurement(Cell("linear", "base", 8, (1, 1, 1000)), "cpu", memory=memory).to_extra_info()
+    assert {"peak_mem_bytes", "peak_rss_bytes", "peak_mem_method", "activation_peak_bytes"} <= set(info)
     assert isinstance(info["peak_mem_bytes"], int)
+    weights_and_input = (1000 * 1000 + 1000) * 4 + 8 * 1000 * 4
+    assert info["peak_mem_bytes"] == memory.activation_peak_bytes + weights_and_input
+    assert memory.activation_peak_bytes >= 8 * 1000 * 4  # at least the output
 
 
 def test_model_bytes_counts_parameters_and_buffers_once() -> None:

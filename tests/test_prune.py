@@ -91,9 +91,9 @@ def test_resnet18_hits_the_target_within_one_point(resnet18, target):
     assert (result.params_before, result.params_after) == (base.params, pruned.params)
     assert result.params_after < result.params_before
     assert result.method == "magnitude" and not result.from_cache
-    info = result.extra_info()
-    assert (info["prune_target"], info["prune_method"]) == (target, "magnitude")
-    assert info["prune_achieved"] == pytest.approx(result.achieved, abs=1e-6)
+    pruning = result.pruning()
+    assert (pruning.target, pruning.method) == (target, "magnitude")
+    assert pruning.achieved == pytest.approx(result.achieved, abs=1e-6)
 
 
 def test_pruned_model_runs_keeps_its_classes_and_the_original_is_untouched(resnet18):

@@ -47,7 +47,7 @@ def test_energy_plot_names_its_source_and_labels_estimates(budgeted, tmp_path):
 
     run = load_run(budgeted)
     figure = _energy_figure("tiny", _series(list(run.cells.values())), run)
-    [source] = {c.extra_info["energy_source"] for c in run.cells.values() if c.value("energy") is not None}
+    [source] = {c.measurement.energy.source for c in run.cells.values() if c.value("energy") is not None}
     assert source in figure.axes[0].get_ylabel()
     assert ("ESTIMATED" in figure.get_suptitle()) == source.endswith("estimate")
 

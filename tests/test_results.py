@@ -9,7 +9,8 @@ import pytest
 
 from pytest_edgeprof.errors import UsageError
 from pytest_edgeprof.measurement import Cell
-from pytest_edgeprof.runs.saved import _machine_id, load_run
+from pytest_edgeprof.compat.pytest_benchmark import machine_id as _machine_id
+from pytest_edgeprof.runs.saved import load_run
 
 
 def test_json_file_becomes_cells_keyed_by_id(grid_run):
@@ -25,7 +26,7 @@ def test_json_file_becomes_cells_keyed_by_id(grid_run):
     assert saved.value("latency_ms_median") == saved.value("latency")
     assert saved.value("memory") > 0 and saved.value("flops") > 0
     assert saved.value("top1") is None  # not measured in this run
-    assert [v["metric"] for v in saved.verdicts] == ["memory"] and saved.budgets["memory"].endswith("iB")  # the device's
+    assert [v.budget.metric for v in saved.measurement.verdicts] == ["memory"] and saved.measurement.budgets["memory"].endswith("iB")  # the device's
 
 
 def test_cells_without_timings_are_read_from_the_edgeprof_section(grid_run, tmp_path):

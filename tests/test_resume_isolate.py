@@ -41,7 +41,7 @@ def test_killed_run_resumed_saves_every_cell_once_with_the_killed_runs_cells_unc
     assert sorted(ids) == sorted(set(ids)) and len(ids) == 6
     by_id = {b["param"]: b for b in final}
     for record in measured:
-        cell_id = record["key"].split("|")[-1]
+        cell_id = record["key"].split("|")[0]
         assert by_id[cell_id]["stats"]["data"] == record["latencies_s"]
         assert by_id[cell_id]["extra_info"] == record["extra_info"]
     assert len(journal.read_text().splitlines()) == 6  # the resumed run added the three it measured

@@ -4,13 +4,13 @@ import numpy as np
 import pytest
 from hypothesis import given, strategies as st
 
-from pytest_edgeprof.measurement import Cell, LatencyStats, Measurement
+from pytest_edgeprof.measurement import Cell, Latency, Measurement
 from pytest_edgeprof.measure.timing import CallRecorder, warm_up
 
 
 @given(st.lists(st.floats(1e-6, 10.0), min_size=2, max_size=200))
 def test_latency_percentiles_agree_with_numpy(samples):
-    stats = LatencyStats.of(samples)
+    stats = Latency.of(samples)
     assert stats.median_ms == pytest.approx(np.median(samples) * 1e3)
     assert stats.p90_ms == pytest.approx(np.percentile(samples, 90) * 1e3)
     assert stats.p99_ms == pytest.approx(np.percentile(samples, 99) * 1e3)
@@ -19,7 +19,7 @@ def test_latency_percentiles_agree_with_numpy(samples):
 
 
 def test_throughput_is_batch_over_median():
-    stats = LatencyStats.of([0.010, 0.020, 0.030])
+    stats = Latency.of([0.010, 0.020, 0.030])
     assert stats.throughput_ips(8) == pytest.approx(8 / 0.020)
 
 
@@ -56,7 +56,7 @@ def test_call_recorder_times_each_call():
 def test_measurement_extra_info_has_the_design_keys():
     cell = Cell("resnet50", "base", 8, (3, 224, 160))
     assert cell.id == "resnet50-base-b8-224x160"
-    info = Measurement(cell, "cpu", LatencyStats.of([0.1, 0.2, 0.3]), "perf_counter").extra_info()
+    info = Measurement(cell, "cpu", latency=Latency.of([0.1, 0.2, 0.3], "perf_counter")).to_extra_info()
     for key in ("model", "variant", "batch_size", "input_shape", "device", "latency_ms_median", "latency_ms_p90",
                 "latency_ms_p99", "latency_ms_iqr", "throughput_ips"):
         assert key in info

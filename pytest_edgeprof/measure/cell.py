@@ -14,16 +14,17 @@ import torch
 from torch import nn
 
 from pytest_edgeprof.device import DeviceProfile
-from pytest_edgeprof.measure.energy import EnergyMeter, EnergyWindow, energy_extra_info
-from pytest_edgeprof.measure.flops import count_cost
 from pytest_edgeprof.errors import first_line
-from pytest_edgeprof.measurement import Cell, LatencyStats, Measurement
-from pytest_edgeprof.measure.memory import is_out_of_memory, measure_peak_memory, model_bytes
+from pytest_edgeprof.measure.energy import EnergyMeter, EnergyWindow, energy_per_image
+from pytest_edgeprof.measure.flops import count_cost
+from pytest_edgeprof.measure.memory import measure_peak_memory, model_bytes
 from pytest_edgeprof.measure.timing import CallRecorder, warm_up
+from pytest_edgeprof.measurement import Cell, Cost, Latency, Measurement, Memory, WarmUp
 from pytest_edgeprof.models.zoo import example_input
+from pytest_edgeprof.outcome import Outcome, is_out_of_memory
 
-# Runs the timed rounds of ``recorder`` and returns their per-call latencies (None: not timed).
-RoundsRunner = Callable[[CallRecorder], "LatencyStats | None"]
+# Runs the timed rounds of ``recorder`` and returns their per-call latencies in seconds (None: not timed).
+RoundsRunner = Callable[[CallRecorder], "list[float] | None"]
 
 
 def measure_cell(
@@ -34,7 +35,8 @@ def measure_cell(
     run_rounds: RoundsRunner,
     example: torch.Tensor | None = None,
 ) -> Measurement:
-    """Everything DESIGN.md asks of one cell. Running out of memory is recorded, not raised."""
+    """Everything a cell's saved keys ask for (README "What is saved"). Running out of memory is
+    recorded, not raised."""
     measurement = Measurement(cell, profile.name)
     model = model.eval().to(profile.torch_device)
     try:
@@ -42,9 +44,9 @@ def measure_cell(
     except Exception as exc:
         if not is_out_of_memory(exc):
             raise
-        measurement.outcome = "out-of-memory"
+        measurement.outcome = Outcome.OUT_OF_MEMORY
         measurement.error = first_line(exc, limit=300)
-    measurement.extra.update(cost_info(model, cell))
+    measurement.cost = cost_of(model, cell)
     return measurement
 
 
@@ -63,22 +65,23 @@ def _measure(
         warmup = warm_up(recorder, device)
         recorder.clear()
         with EnergyWindow(meter) as window:
-            measurement.latency = run_rounds(recorder)
+            latencies_s = run_rounds(recorder)
             window.extend(recorder)
-        measurement.extra.update(memory_info(model, example, profile))
-    measurement.timer = recorder.method
-    measurement.extra.update(warmup_calls=warmup.calls, warmup_settled=warmup.settled)
+        measurement.memory = memory_of(model, example, profile)
+    if latencies_s:
+        measurement.latency = Latency.of(latencies_s, recorder.method)
+    measurement.warmup = WarmUp(warmup.calls, warmup.settled)
     assert window.reading is not None
-    measurement.extra.update(energy_extra_info(window.reading, recorder.calls, cell.batch_size))
+    measurement.energy = energy_per_image(window.reading, recorder.calls * cell.batch_size)
 
 
-def memory_info(model: nn.Module, example: torch.Tensor, profile: DeviceProfile) -> dict[str, object]:
-    """The peak-memory keys of one more call. The cell holds its weights and its input as well as
-    what the forward pass allocates, so ``peak_mem_bytes`` counts all three."""
-    memory = measure_peak_memory(lambda: model(example), profile.torch_device, shared_memory=profile.shared_memory)
+def memory_of(model: nn.Module, example: torch.Tensor, profile: DeviceProfile) -> Memory:
+    """Peak memory of one more call. The cell holds its weights and its input as well as what the
+    forward pass allocates, so ``peak_mem_bytes`` counts all three."""
+    reading = measure_peak_memory(lambda: model(example), profile.torch_device, shared_memory=profile.shared_memory)
     resident = model_bytes(model) + example.numel() * example.element_size()
-    return {**memory.as_extra_info(), "peak_mem_bytes": memory.peak_mem_bytes + resident,
-            "activation_peak_bytes": memory.peak_mem_bytes}
+    return Memory(reading.peak_mem_bytes + resident, reading.peak_mem_bytes, reading.peak_rss_bytes, reading.method,
+                  reading.peak_reserved_bytes)
 
 
 def probe_memory(model: nn.Module, cell: Cell, profile: DeviceProfile) -> Measurement:
@@ -90,34 +93,33 @@ def probe_memory(model: nn.Module, cell: Cell, profile: DeviceProfile) -> Measur
         example = example_input(cell.batch_size, cell.input_shape, profile.torch_device)
         with torch.inference_mode():
             model(example)
-            measurement.extra.update(memory_info(model, example, profile))
+            measurement.memory = memory_of(model, example, profile)
     except Exception as exc:
         if not is_out_of_memory(exc):
             raise
-        measurement.outcome, measurement.error = "out-of-memory", first_line(exc, limit=300)
+        measurement.outcome, measurement.error = Outcome.OUT_OF_MEMORY, first_line(exc, limit=300)
     return measurement
 
 
-def cost_info(model: nn.Module, cell: Cell) -> dict[str, object]:
+def cost_of(model: nn.Module, cell: Cell) -> Cost:
     """FLOPs, MACs and params for the cell's batch and shape, and the model's bytes."""
     try:
         cost = count_cost(model, cell.input_shape, cell.batch_size)
     except Exception as exc:  # e.g. a forward that makes real tensors or reads values: say why, keep the cell
-        return {"flops": None, "macs": None, "params": None, "flops_error": first_line(exc, limit=300), "model_bytes": model_bytes(model)}
-    return {"flops": cost.flops, "macs": cost.macs, "params": cost.params, "model_bytes": model_bytes(model)}
+        return Cost(None, None, None, model_bytes(model), first_line(exc, limit=300))
+    return Cost(cost.flops, cost.macs, cost.params, model_bytes(model))
 
 
 def timed_rounds(max_time_s: float = 1.0, min_rounds: int = 5) -> RoundsRunner:
     """Rounds of one call each until ``max_time_s`` has passed, at least ``min_rounds``, as pytest-benchmark does."""
 
-    def run(recorder: CallRecorder) -> LatencyStats:
+    def run(recorder: CallRecorder) -> list[float]:
         recorder()
         first = max(recorder.latencies_s()[-1], 1e-9)
         rounds = max(min_rounds, math.ceil(max_time_s / first))
         recorder.clear()
         for _ in range(rounds):
             recorder()
-        return LatencyStats.of(recorder.latencies_s())
+        return recorder.latencies_s()
 
     return run
-

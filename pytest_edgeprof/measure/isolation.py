@@ -22,6 +22,7 @@ from pytest_edgeprof.device import DeviceProfile
 from pytest_edgeprof.errors import UsageError, first_line
 from pytest_edgeprof.measure.cell import measure_cell, probe_memory, timed_rounds
 from pytest_edgeprof.measurement import Cell, Measurement
+from pytest_edgeprof.outcome import OOM_KILL_ERROR, Outcome
 from pytest_edgeprof.models.variants import ModelRef, build
 
 
@@ -58,20 +59,14 @@ def run_isolated(job: IsolatedJob) -> Measurement:
         return result
     if isinstance(result, UsageError):
         raise result
-    failed = Measurement(job.cell, job.profile.name, outcome="failed")
-    failed.error = result if isinstance(result, str) else _death(child.exitcode)
-    return failed
-
-
-def killed_by_oom_killer(measurement: Measurement) -> bool:
-    return measurement.outcome == "failed" and measurement.error.startswith("child killed by SIGKILL")
+    error = result if isinstance(result, str) else _death(child.exitcode)
+    return Measurement(job.cell, job.profile.name, Outcome.FAILED, error)
 
 
 def _death(exitcode: int | None) -> str:
     if exitcode is not None and exitcode < 0:
         name = signal.Signals(-exitcode).name
-        hint = " (the out-of-memory killer sends it)" if name == "SIGKILL" else ""
-        return f"child killed by {name}{hint}"
+        return OOM_KILL_ERROR if name == "SIGKILL" else f"child killed by {name}"
     return f"child exited with code {exitcode} without a result"
 
 
@@ -94,7 +89,7 @@ def _child_main(job: IsolatedJob, sender: Connection) -> None:
             finally:
                 meter.close()
         if built is not None:
-            measurement.extra.update(built.extra)
+            measurement.pruning = built.pruning
         sender.send(measurement)
     except UsageError as exc:  # bad input (a weights file, an image folder): the parent raises it again
         sender.send(exc)

@@ -60,17 +60,6 @@ class MemoryReading:
     peak_reserved_bytes: int | None
     method: str
 
-    def as_extra_info(self) -> dict[str, object]:
-        """The DESIGN.md keys for pytest-benchmark's ``extra_info`` (``peak_reserved_bytes`` only on CUDA)."""
-        info: dict[str, object] = {
-            "peak_mem_bytes": self.peak_mem_bytes,
-            "peak_rss_bytes": self.peak_rss_bytes,
-            "peak_mem_method": self.method,
-        }
-        if self.peak_reserved_bytes is not None:
-            info["peak_reserved_bytes"] = self.peak_reserved_bytes
-        return info
-
 
 def measure_peak_memory(
     fn: Callable[[], object], device: torch.device | str, *, shared_memory: bool = False
@@ -97,19 +86,6 @@ def model_bytes(model: nn.Module) -> int:
             seen.add(id(tensor))
             total += tensor.numel() * tensor.element_size()
     return total
-
-
-_OOM_MESSAGES = ("out of memory", "DefaultCPUAllocator: can't allocate memory")
-
-
-def is_out_of_memory(exc: BaseException) -> bool:
-    """True when ``exc`` says an allocation failed: CUDA or CPU out of memory, or Python's MemoryError."""
-    if isinstance(exc, (torch.OutOfMemoryError, MemoryError)):
-        return True
-    if isinstance(exc, RuntimeError):
-        text = str(exc)
-        return any(message in text for message in _OOM_MESSAGES)
-    return False
 
 
 # --- CPU -------------------------------------------------------------------------------------------

@@ -34,21 +34,22 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
 
 from pytest_edgeprof.errors import UsageError, first_line
+from pytest_edgeprof.measurement import Accuracy
 from pytest_edgeprof.models.zoo import resolve_model_name
 
 IMAGE_SUFFIXES = frozenset(torchvision.datasets.folder.IMG_EXTENSIONS)
 
 
 @dataclass(frozen=True)
-class Accuracy:
+class EvalResult:
     top1: float  # percent of images whose label is the model's first guess
     top5: float  # percent of images whose label is among its five first guesses
     images: int
     eval_set: str  # what was evaluated, e.g. "val: first 500 of 50000 images (limit 500, ...), 1000 classes"
 
-    def extra_info(self) -> dict[str, Any]:
-        """The DESIGN.md keys for pytest-benchmark's ``extra_info``."""
-        return {"top1": round(self.top1, 4), "top5": round(self.top5, 4), "eval_set": self.eval_set}
+    def record(self) -> Accuracy:
+        """The cell's accuracy part, in percent to 4 decimals."""
+        return Accuracy(round(self.top1, 4), round(self.top5, 4), self.eval_set)
 
 
 def evaluate(
@@ -58,7 +59,7 @@ def evaluate(
     device: str = "cpu",
     eval_set: str = "",
     progress: bool = False,
-) -> Accuracy:
+) -> EvalResult:
     """Top-1 and top-5 of ``model`` (put in eval mode for the pass, then restored) over ``loader``."""
     was_training = model.training
     model.eval()
@@ -79,7 +80,7 @@ def evaluate(
         model.train(was_training)
     if not images:
         raise UsageError(f"evaluation set {eval_set or '(unnamed)'} has no images")
-    return Accuracy(top1=100 * top1 / images, top5=100 * top5 / images, images=images, eval_set=eval_set)
+    return EvalResult(top1=100 * top1 / images, top5=100 * top5 / images, images=images, eval_set=eval_set)
 
 
 def _check_labels(labels: Tensor, classes: int) -> None:

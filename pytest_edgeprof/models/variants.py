@@ -6,12 +6,14 @@ removed by structured pruning (``prune.py``), read from the variant cache when i
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from torch import nn
 
+from pytest_edgeprof.measurement import Pruning
+from pytest_edgeprof.models.identity import model_identity
 from pytest_edgeprof.models.prune import pruned_model, variant_target
 from pytest_edgeprof.models.zoo import build_model, reference_input_shape
 
@@ -29,11 +31,18 @@ class ModelRef:
     prune_cache: Path | None = None  # None: $XDG_CACHE_HOME/pytest-edgeprof/variants
     prune_data: Path | None = None  # an ImageFolder for Taylor importance
 
+    def identity(self) -> dict[str, str]:
+        """Which network this builds (the model part of the cell key; the variant cache starts from it too)."""
+        if self.variant == "base":
+            return model_identity(self.name, self.weights)
+        data = str(self.prune_data.resolve()) if self.prune_method == "taylor" and self.prune_data else ""
+        return model_identity(self.name, self.weights, self.variant, self.prune_method, data)
+
 
 @dataclass
 class BuiltModel:
     model: nn.Module
-    extra: dict[str, Any] = field(default_factory=dict)  # what the variant really is: prune_target, prune_achieved ...
+    pruning: Pruning | None = None  # what a pruned variant really is
 
 
 def build(ref: ModelRef, device: str = "cpu", progress: bool = False) -> BuiltModel:
@@ -46,7 +55,7 @@ def build(ref: ModelRef, device: str = "cpu", progress: bool = False) -> BuiltMo
         ref.name, target, weights=ref.weights, method=ref.prune_method, cache_dir=ref.prune_cache,
         progress=progress, example_data=example_data, data_key=data_key,
     )
-    return BuiltModel(result.model.eval().to(device), result.extra_info())
+    return BuiltModel(result.model.eval().to(device), result.pruning())
 
 
 def _taylor_data(ref: ModelRef) -> tuple[Any, str]:

@@ -13,10 +13,11 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Callable
 
-from pytest_edgeprof.budgets import format_bytes
 from pytest_edgeprof.device import DeviceProfile
 from pytest_edgeprof.measure.isolation import IsolatedJob, run_isolated
 from pytest_edgeprof.measurement import Cell
+from pytest_edgeprof.metrics import format_bytes
+from pytest_edgeprof.outcome import Outcome
 from pytest_edgeprof.models.variants import ModelRef
 
 MAX_BATCH = 1 << 16
@@ -27,11 +28,17 @@ class Probe:
     batch: int
     fits: bool
     peak_mem_bytes: int | None  # None when the probe ran out of memory or failed
-    outcome: str  # "fits", "over budget", "out of memory", or the failure
+    outcome: Outcome  # passed (fits), over-budget, out-of-memory or failed
+    error: str = ""  # why a failed probe failed
 
     def line(self) -> str:
         peak = f"peak memory {format_bytes(self.peak_mem_bytes)}" if self.peak_mem_bytes is not None else "no figure"
-        return f"probe b={self.batch}: {peak}, {self.outcome}"
+        return f"probe b={self.batch}: {peak}, {self._verdict()}"
+
+    def _verdict(self) -> str:
+        if self.outcome is Outcome.PASSED:
+            return "fits"
+        return f"failed: {self.error}" if self.outcome is Outcome.FAILED else self.outcome.words
 
 
 @dataclass
@@ -132,9 +139,9 @@ def _predicted_largest(peaks: dict[int, int], largest_fit: int, smallest_miss: i
 def _probe(ref: ModelRef, input_shape: tuple[int, int, int], profile: DeviceProfile, budget: int, batch: int) -> Probe:
     cell = Cell(ref.name, ref.variant, batch, input_shape)
     measurement = run_isolated(IsolatedJob(cell, profile, model=ref, probe_only=True, no_energy=True))
-    peak = measurement.extra.get("peak_mem_bytes")
-    if measurement.outcome == "out-of-memory":
-        return Probe(batch, False, None, "out of memory")
-    if measurement.outcome != "passed" or peak is None:
-        return Probe(batch, False, None, f"failed: {measurement.error}")
-    return Probe(batch, peak <= budget, int(peak), "fits" if peak <= budget else "over budget")
+    peak = measurement.memory.peak_mem_bytes if measurement.memory is not None else None
+    if measurement.outcome is Outcome.OUT_OF_MEMORY:
+        return Probe(batch, False, None, Outcome.OUT_OF_MEMORY)
+    if measurement.outcome is not Outcome.PASSED or peak is None:
+        return Probe(batch, False, None, Outcome.FAILED, measurement.error)
+    return Probe(batch, peak <= budget, peak, Outcome.PASSED if peak <= budget else Outcome.OVER_BUDGET)

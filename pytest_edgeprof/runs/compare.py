@@ -19,7 +19,9 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from pytest_edgeprof.errors import UsageError
-from pytest_edgeprof.runs.saved import METRICS, Metric, SavedCell, SavedRun
+from pytest_edgeprof.metrics import COMPARED, Metric
+from pytest_edgeprof.outcome import Outcome
+from pytest_edgeprof.runs.saved import SavedCell, SavedRun
 
 # --- the comparison --------------------------------------------------------------------------------
 
@@ -73,9 +75,9 @@ def compare_runs(run_a: SavedRun, run_b: SavedRun) -> Comparison:
     for cell_id in sorted(common, key=lambda i: (run_a.cells[i].cell, i)):
         a, b = run_a.cells[cell_id], run_b.cells[cell_id]
         changes = tuple(
-            Change(m, a.value(m.key), b.value(m.key))
-            for m in METRICS.values()
-            if a.value(m.key) is not None or b.value(m.key) is not None
+            Change(m, a.value(m), b.value(m))
+            for m in COMPARED
+            if a.value(m) is not None or b.value(m) is not None
         )
         cells.append(CellComparison(cell_id, a, b, changes))
     return Comparison(
@@ -90,7 +92,7 @@ def compare_runs(run_a: SavedRun, run_b: SavedRun) -> Comparison:
 # --- the gate --------------------------------------------------------------------------------------
 
 _FAIL_FORM = "METRIC:LIMIT[,METRIC:LIMIT...], e.g. latency:10%,memory:5%,energy:10%,top1:-0.5"
-_POINTS = {"top1"}  # accuracy thresholds are in percentage points, the others relative, in percent
+_GATED = {m.name: m for m in COMPARED}
 _THRESHOLD = re.compile(r"(?P<sign>[+-]?)(?P<number>[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?P<unit>%|pp|)")
 
 
@@ -137,11 +139,11 @@ def parse_fail_spec(text: str) -> list[Threshold]:
 
 def _parse_threshold(item: str, whole: str) -> Threshold:
     name, sep, limit = item.partition(":")
-    metric = METRICS.get(name.strip())
+    metric = _GATED.get(name.strip())
     if not sep or metric is None:
-        raise UsageError(f"bad --fail item {item!r} in {whole!r}: expected {_FAIL_FORM}; metrics: {', '.join(METRICS)}")
+        raise UsageError(f"bad --fail item {item!r} in {whole!r}: expected {_FAIL_FORM}; metrics: {', '.join(_GATED)}")
     match = _THRESHOLD.fullmatch(limit.strip())
-    wanted = "pp" if metric.name in _POINTS else "%"
+    wanted = metric.change_unit  # accuracy in percentage points, the others in percent of A
     example = f"{metric.name}:{'-0.5' if wanted == 'pp' else '10%'}"
     if match is None or (match["unit"] or "pp") != wanted:
         what = "percentage points, a number like -0.5" if wanted == "pp" else "percent, like 10%"
@@ -177,7 +179,7 @@ def regressions(run_a: SavedRun, run_b: SavedRun, thresholds: list[Threshold]) -
     """
     found = []
     for cell in compare_runs(run_a, run_b).cells:
-        if thresholds and cell.b.outcome == "out-of-memory" and cell.a.outcome != "out-of-memory":
+        if thresholds and cell.b.outcome is Outcome.OUT_OF_MEMORY and cell.a.outcome is not Outcome.OUT_OF_MEMORY:
             found.append(Regression(cell.id, "outcome", None, None, math.inf, None, f"out of memory in B ({run_b.name}), ran in A"))
             continue
         for change in cell.changes:
@@ -233,7 +235,7 @@ def render_table(comparison: Comparison, *, color: bool = False, failed: Sequenc
             styles.append(_style(change, (cell.id, m.name) in flagged))
             first = False
         if not cell.changes:
-            rows.append((cell.id, "(no metrics)", cell.a.outcome, cell.b.outcome, ""))
+            rows.append((cell.id, "(no metrics)", cell.a.outcome.value, cell.b.outcome.value, ""))
             styles.append("")
     widths = [max(len(row[i]) for row in rows) for i in range(5)]
     for row, style in zip(rows, styles):
@@ -249,7 +251,7 @@ def render_table(comparison: Comparison, *, color: bool = False, failed: Sequenc
 def _value_text(value: float | None, metric: Metric, cell: SavedCell) -> str:
     if value is not None:
         return metric.format(value)
-    return "-" if cell.outcome == "passed" else cell.outcome
+    return "-" if cell.outcome is Outcome.PASSED else cell.outcome.value
 
 
 def _style(change: Change, failed: bool) -> str:
@@ -293,7 +295,7 @@ def to_json(comparison: Comparison, failed: Sequence[Regression] = ()) -> str:
             "cells": [
                 {
                     "id": cell.id,
-                    "outcome": {"a": cell.a.outcome, "b": cell.b.outcome},
+                    "outcome": {"a": cell.a.outcome.value, "b": cell.b.outcome.value},
                     "metrics": {
                         c.metric.key: {"a": c.a, "b": c.b, "change_percent": finite(c.percent)} for c in cell.changes
                     },

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_edgeprof.errors import UsageError
+from pytest_edgeprof.measurement import Measurement
 from pytest_edgeprof.paths import output_file
 
 FORMAT = "edgeprof-journal/1"
@@ -27,19 +28,19 @@ class JournalWarning(UserWarning):
 
 @dataclass(frozen=True)
 class JournalEntry:
-    key: str  # which measurement this is: device, weights and cell id (see ``entry_key``)
-    outcome: str  # "passed", "over-budget", "out-of-memory", "failed"
-    extra_info: dict[str, Any]
+    """One finished cell: its record and timed rounds, under the key of what it measured."""
+
+    key: str  # the cell key's text (measurement.CellKey): a resumed run replays only under an equal key
+    measurement: Measurement
     latencies_s: list[float]  # the timed rounds, per call, as pytest-benchmark recorded them
     iterations: int
-    message: str = ""
+    message: str = ""  # the failure lines the cell ended with, for a person reading the journal
 
     def to_json(self) -> str:
-        return json.dumps({"format": FORMAT, **self.__dict__}, separators=(",", ":"))
-
-
-def entry_key(device: str, weights: str | None, cell_id: str) -> str:
-    return f"{device}|{weights or 'random'}|{cell_id}"
+        record = {"format": FORMAT, "key": self.key, "outcome": self.measurement.outcome.value,
+                  "extra_info": self.measurement.to_extra_info(), "latencies_s": self.latencies_s,
+                  "iterations": self.iterations, "message": self.message}
+        return json.dumps(record, separators=(",", ":"))
 
 
 class Journal:
@@ -49,9 +50,11 @@ class Journal:
     def append(self, entry: JournalEntry) -> None:
         """Write one line and make it durable before returning."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        data = (entry.to_json() + "\n").encode()
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
-            os.write(fd, (entry.to_json() + "\n").encode())
+            while data:  # os.write may write part of it (a nearly full disk): the rest, or its OSError
+                data = data[os.write(fd, data):]
             os.fsync(fd)
         finally:
             os.close(fd)
@@ -79,22 +82,24 @@ class Journal:
 def _parse_line(line: bytes) -> JournalEntry | None:
     try:
         record = json.loads(line)
-        if record.pop("format") != FORMAT:
+        if record.pop("format") != FORMAT or not _well_formed(record):
             return None
-        entry = JournalEntry(**record)
-    except (ValueError, TypeError, KeyError, AttributeError, RecursionError):
+        measurement = Measurement.from_extra_info(record["extra_info"])
+    except (ValueError, TypeError, KeyError, AttributeError, RecursionError):  # UsageError is a ValueError
         return None
-    return entry if _well_formed(entry) else None
+    return JournalEntry(record["key"], measurement, record["latencies_s"], record["iterations"], record["message"])
 
 
-def _well_formed(entry: JournalEntry) -> bool:
+def _well_formed(record: dict[str, Any]) -> bool:
     """Fields of the types a replay needs (a hand-edited or damaged line may parse as JSON and not be one)."""
-    texts = all(isinstance(text, str) for text in (entry.key, entry.outcome, entry.message))
-    rounds = isinstance(entry.latencies_s, list) and all(
-        isinstance(s, (int, float)) and not isinstance(s, bool) and math.isfinite(s) and s >= 0 for s in entry.latencies_s
+    texts = all(isinstance(record.get(name), str) for name in ("key", "outcome", "message"))
+    rounds = record.get("latencies_s")
+    rounds_ok = isinstance(rounds, list) and all(
+        isinstance(s, (int, float)) and not isinstance(s, bool) and math.isfinite(s) and s >= 0 for s in rounds
     )
-    counts = isinstance(entry.iterations, int) and not isinstance(entry.iterations, bool) and entry.iterations >= 1
-    return texts and isinstance(entry.extra_info, dict) and rounds and counts
+    iterations = record.get("iterations")
+    counts = isinstance(iterations, int) and not isinstance(iterations, bool) and iterations >= 1
+    return texts and isinstance(record.get("extra_info"), dict) and rounds_ok and counts
 
 
 _LINE_START = b'{"format":"edgeprof-journal/'  # how every line JournalEntry.to_json writes begins

@@ -5,65 +5,39 @@ every budget, the first larger one that did not and why (out of memory, over the
 latency, ...). Then the recommendation: among all cells within every budget, the one with the best
 objective (throughput by default; energy, latency or accuracy).
 
-What this reads from each cell's ``extra_info`` (written by the plugin's budget checks):
-
-- ``outcome``: ``"passed"``, ``"over-budget"``, ``"out-of-memory"`` or ``"skipped"``; a run
-  without the key counts its cells as passed; ``error``, the first line of what ended the cell;
-- ``budgets``: metric -> the budget as written, e.g. ``{"memory": "2.6GB", "latency": "50ms"}``;
-- ``budget_verdicts``: a list of ``{"metric", "measured", "limit", "passed"}`` (plus ``"budget"``,
-  the text), ``measured`` and ``limit`` in the metric's base unit (bytes, ms, J, ips, %),
-  ``measured`` None where the metric could not be measured.
-
-Cells without timings (out of memory, skipped) are not among pytest-benchmark's ``benchmarks``;
-they are read from the run's top-level ``"edgeprof": {"untimed_cells": [...]}`` (see results.py).
+What this reads of each cell's Measurement: its outcome and error, and the verdicts of the budgets
+it ran under. Cells without timings (out of memory, skipped) are read from the run's untimed cells
+(see runs/saved.py).
 """
 
 from __future__ import annotations
 
 import json
-import re
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from pytest_edgeprof.errors import UsageError
-from pytest_edgeprof.runs.saved import METRICS, Metric, SavedCell, SavedRun, metric
-
-OBJECTIVES: dict[str, str] = {"throughput": "throughput", "energy": "energy", "latency": "latency", "accuracy": "top1"}
+from pytest_edgeprof.metrics import COMPARED, OBJECTIVES, objective_metric
+from pytest_edgeprof.outcome import Outcome, allocation_text
+from pytest_edgeprof.runs.saved import SavedCell, SavedRun
 
 
 def reasons(cell: SavedCell) -> list[str]:
     """Why a cell is not within its budgets, one short phrase each; [] when it is."""
-    error = str(cell.extra_info.get("error") or "")
-    if cell.outcome == "out-of-memory":
-        tried = re.search(r"[Tt]ried to allocate ([0-9.]+ ?[KMGT]i?B)", error)
-        return ["out of memory" + (f" (tried to allocate {tried[1]})" if tried else "")]
-    if cell.outcome == "skipped":
-        return ["skipped" + (f": {error}" if error else "")]
-    found = [_verdict_text(v) for v in cell.verdicts if not v.get("passed")]
-    if not found and cell.outcome != "passed":
-        found.append(cell.outcome.replace("-", " "))
+    measurement = cell.measurement
+    if measurement.outcome is Outcome.OUT_OF_MEMORY:
+        tried = allocation_text(measurement.error)
+        return ["out of memory" + (f" (tried to allocate {tried})" if tried else "")]
+    if measurement.outcome is Outcome.SKIPPED:
+        return ["skipped" + (f": {measurement.error}" if measurement.error else "")]
+    found = [verdict.text() for verdict in measurement.verdicts if not verdict.passed]
+    if not found and measurement.outcome is not Outcome.PASSED:
+        found.append(measurement.outcome.words)
     return found
 
 
 def within_budgets(cell: SavedCell) -> bool:
     return not reasons(cell)
-
-
-def _verdict_text(verdict: Mapping[str, Any]) -> str:
-    name = str(verdict.get("metric", "?"))
-    try:
-        m: Metric | None = metric(name)
-    except UsageError:
-        m = None
-    label = m.label if m else name
-    limit, measured = verdict.get("limit"), verdict.get("measured")
-    budget = verdict.get("budget") or (m.format(limit) if m and isinstance(limit, (int, float)) else limit)
-    if measured is None:
-        return f"{label} not measured (budget {budget})"
-    measured_text = m.format(measured) if m and isinstance(measured, (int, float)) else str(measured)
-    relation = "<" if m and m.worse == "lower" else ">"
-    return f"{label} {measured_text} {relation} budget {budget}"
 
 
 @dataclass(frozen=True)
@@ -108,33 +82,27 @@ def find_limits(run: SavedRun) -> list[Limit]:
     return limits
 
 
-def objective_metric(objective: str) -> Metric:
-    if objective not in OBJECTIVES:
-        raise UsageError(f"unknown objective {objective!r}; accepted: {', '.join(OBJECTIVES)}")
-    return METRICS[OBJECTIVES[objective]]
-
-
 def recommend(run: SavedRun, objective: str = "throughput") -> SavedCell | None:
     """The cell within every budget with the best objective; None when no cell is within.
 
     Ties go to the smaller batch (less memory and latency for the same objective).
     """
     m = objective_metric(objective)
-    candidates = [s for s in run.cells.values() if within_budgets(s) and s.value(m.key) is not None]
+    candidates = [s for s in run.cells.values() if within_budgets(s) and s.value(m) is not None]
     if not candidates:
         if any(within_budgets(s) for s in run.cells.values()):
             raise UsageError(f"objective {objective!r}: no cell of {run.path} has {m.key}; "
                              f"choose another objective ({', '.join(OBJECTIVES)})")
         return None
     sign = 1 if m.worse == "higher" else -1
-    return min(candidates, key=lambda s: (sign * s.value(m.key), s.cell.batch_size, s.id))  # type: ignore[operator]
+    return min(candidates, key=lambda s: (sign * s.value(m), s.cell.batch_size, s.id))  # type: ignore[operator]
 
 
 def run_budgets(run: SavedRun) -> dict[str, str]:
     """The budgets the run's cells ran under (the first cell's text where cells differ)."""
     merged: dict[str, str] = {}
     for saved in run.cells.values():
-        for name, text in saved.budgets.items():
+        for name, text in saved.measurement.budgets.items():
             merged.setdefault(name, text)
     return merged
 
@@ -177,15 +145,15 @@ def render(run: SavedRun, objective: str = "throughput") -> str:
 
 
 def _numbers(cell: SavedCell) -> list[str]:
-    return [f"{cell.label(m)} {m.format(v)}" for m in METRICS.values() if (v := cell.value(m.key)) is not None]
+    return [f"{cell.label(m)} {m.format(v)}" for m in COMPARED if (v := cell.value(m)) is not None]
 
 
 def to_json(run: SavedRun, objective: str = "throughput") -> str:
     def cell(saved: SavedCell | None) -> dict[str, Any] | None:
         if saved is None:
             return None
-        values = {m.key: saved.value(m.key) for m in METRICS.values() if saved.value(m.key) is not None}
-        return {"id": saved.id, "batch_size": saved.cell.batch_size, "outcome": saved.outcome, **values}
+        values = {m.key: saved.value(m) for m in COMPARED if saved.value(m) is not None}
+        return {"id": saved.id, "batch_size": saved.cell.batch_size, "outcome": saved.outcome.value, **values}
 
     best = recommend(run, objective)
     return json.dumps(

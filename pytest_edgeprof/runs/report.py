@@ -22,6 +22,8 @@ from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 
 from pytest_edgeprof.runs import limits
 from pytest_edgeprof.errors import UsageError
+from pytest_edgeprof.metrics import ENERGY, FLOPS, LATENCY, MEMORY, THROUGHPUT, TOP1, Metric
+from pytest_edgeprof.outcome import Outcome
 from pytest_edgeprof.runs.saved import SavedCell, SavedRun
 
 _BUDGET_COLOR = "#7f8c8d"
@@ -36,10 +38,10 @@ class Series:
     color: str  # one colour per input shape
     linestyle: str  # one style per variant: solid for the first (base), dashed, dotted ... for the others
 
-    def points(self, key: str, scale: float = 1.0) -> tuple[list[int], list[float]]:
+    def points(self, metric: Metric, scale: float = 1.0) -> tuple[list[int], list[float]]:
         xs, ys = [], []
         for saved in self.cells:
-            value = saved.value(key)
+            value = saved.value(metric)
             if value is not None:
                 xs.append(saved.cell.batch_size)
                 ys.append(value * scale)
@@ -64,9 +66,9 @@ def write_report(run: SavedRun, out: Path) -> list[Path]:
         series = _series(cells)
         section = Section(model, [_save(_latency_figure(model, series, run), out / f"{_file_stem(model)}_latency.png")], [])
         plots = (
-            ("memory", "peak memory", lambda c: c.value("peak_mem_bytes") is not None or c.outcome == "out-of-memory", _memory_figure),
-            ("energy", "energy per image", lambda c: c.value("energy_j_per_image") is not None, _energy_figure),
-            ("accuracy", "top-1 with FLOPs", lambda c: c.value("top1") is not None and c.value("flops") is not None, None),
+            ("memory", "peak memory", lambda c: c.value(MEMORY) is not None or c.outcome is Outcome.OUT_OF_MEMORY, _memory_figure),
+            ("energy", "energy per image", lambda c: c.value(ENERGY) is not None, _energy_figure),
+            ("accuracy", "top-1 with FLOPs", lambda c: c.value(TOP1) is not None and c.value(FLOPS) is not None, None),
         )
         for name, what, present, draw in plots:
             if not any(present(c) for c in cells):
@@ -135,15 +137,15 @@ def _batch_axis(ax: Axes, batches: Sequence[int]) -> None:
     ax.grid(True, which="major", alpha=0.3)
 
 
-def _plot_series(ax: Axes, series: Sequence[Series], key: str, scale: float = 1.0) -> list[int]:
+def _plot_series(ax: Axes, series: Sequence[Series], metric: Metric, scale: float = 1.0) -> list[int]:
     """One line per series; its out-of-memory cells as crosses of its colour along the top of the plot."""
     batches, stacked = [], Counter[int]()
     for s in series:
-        xs, ys = s.points(key, scale)
+        xs, ys = s.points(metric, scale)
         ax.plot(xs, ys, marker="o", markersize=4, label=s.label, color=s.color, linestyle=s.linestyle)
         batches.extend(c.cell.batch_size for c in s.cells)
         for saved in s.cells:
-            if saved.outcome == "out-of-memory" and saved.value(key) is None:
+            if saved.outcome is Outcome.OUT_OF_MEMORY and saved.value(metric) is None:
                 batch = saved.cell.batch_size
                 y = 0.95 - 0.06 * stacked[batch]  # several series out of memory at one batch: stack them
                 stacked[batch] += 1
@@ -173,10 +175,10 @@ def _title(figure: Figure, text: str, run: SavedRun) -> None:
 def _latency_figure(model: str, series: Sequence[Series], run: SavedRun) -> Figure:
     figure, (latency_ax, throughput_ax) = _figure(10.0, 4.2, columns=2)
     _title(figure, f"{model}: latency and throughput", run)
-    batches = _plot_series(latency_ax, series, "latency_ms_median")
+    batches = _plot_series(latency_ax, series, LATENCY)
     latency_ax.set_ylabel("median latency of one batch (ms)")
     _value_axis(latency_ax)
-    _plot_series(throughput_ax, series, "throughput_ips")
+    _plot_series(throughput_ax, series, THROUGHPUT)
     throughput_ax.set_ylabel("throughput (images/s)")
     _value_axis(throughput_ax)
     for ax in (latency_ax, throughput_ax):
@@ -191,10 +193,10 @@ OFF_SCALE = 4  # a memory budget more than this many times the largest peak is n
 def _memory_figure(model: str, series: Sequence[Series], run: SavedRun) -> Figure:
     figure, (ax,) = _figure()
     _title(figure, f"{model}: peak memory", run)
-    batches = _plot_series(ax, series, "peak_mem_bytes", 1e-6)
+    batches = _plot_series(ax, series, MEMORY, 1e-6)
     ax.set_ylabel("peak memory (MB)")
     budget = _memory_budget(s for ser in series for s in ser.cells)
-    peaks = [c.extra_info["peak_mem_bytes"] for ser in series for c in ser.cells if c.extra_info.get("peak_mem_bytes")]
+    peaks = [peak for ser in series for c in ser.cells if (peak := c.value(MEMORY))]
     if budget is not None:
         limit_bytes, text = budget
         if peaks and limit_bytes > OFF_SCALE * max(peaks):  # a far budget (the device's RAM) would flatten the lines
@@ -210,11 +212,12 @@ def _memory_figure(model: str, series: Sequence[Series], run: SavedRun) -> Figur
 
 def _energy_figure(model: str, series: Sequence[Series], run: SavedRun) -> Figure:
     figure, (ax,) = _figure()
-    sources = sorted({str(c.extra_info.get("energy_source")) for s in series for c in s.cells if c.extra_info.get("energy_source")})
+    energies = [c.measurement.energy for s in series for c in s.cells if c.measurement.energy is not None]
+    sources = sorted({energy.source for energy in energies if energy.source})
     source = f", source: {', '.join(sources)}" if sources else ""
-    estimate = any("estimate" in s for s in sources)
+    estimate = any(energy.is_estimate for energy in energies)
     _title(figure, f"{model}: energy per image{' — ESTIMATED' if estimate else ''}", run)
-    batches = _plot_series(ax, series, "energy_j_per_image", 1e3)
+    batches = _plot_series(ax, series, ENERGY, 1e3)
     ax.set_ylabel(f"energy per image (mJ){source}")
     _value_axis(ax)
     _batch_axis(ax, batches)
@@ -229,7 +232,7 @@ def _accuracy_figure(model: str, cells: Sequence[SavedCell], run: SavedRun) -> F
     _title(figure, f"{model}: accuracy against compute", run)
     points: dict[tuple[tuple[int, int, int], str], tuple[float, float]] = {}
     for saved in sorted(cells, key=lambda s: s.cell):
-        top1, flops = saved.value("top1"), saved.value("flops")
+        top1, flops = saved.value(TOP1), saved.value(FLOPS)
         key = (saved.cell.input_shape, saved.cell.variant)
         if top1 is not None and flops is not None and key not in points:
             points[key] = (flops / saved.cell.batch_size, top1)
@@ -239,7 +242,7 @@ def _accuracy_figure(model: str, cells: Sequence[SavedCell], run: SavedRun) -> F
         ax.plot([xy[0] for xy, _ in mine], [xy[1] for xy, _ in mine], marker="o", label=f"{shape[1]}x{shape[2]}")
         for (x, y), variant in mine:
             ax.annotate(variant, (x, y), textcoords="offset points", xytext=(5, 4), fontsize=8)
-    eval_sets = sorted({str(c.extra_info["eval_set"]) for c in cells if c.extra_info.get("eval_set")})
+    eval_sets = sorted({c.measurement.accuracy.eval_set for c in cells if c.measurement.accuracy and c.measurement.accuracy.eval_set})
     ax.set_xlabel(f"{unit} per image")
     ax.set_ylabel("top-1 (%)" + (f" on {', '.join(eval_sets)}" if eval_sets else ""))
     ax.grid(True, alpha=0.3)
@@ -256,9 +259,9 @@ def _legend(ax: Axes, title: str) -> None:
 def _memory_budget(cells: Iterable[SavedCell]) -> tuple[float, str] | None:
     """The memory budget's limit in bytes and its text, from the first cell that checked one."""
     for saved in cells:
-        for verdict in saved.verdicts:
-            if verdict.get("metric") == "memory" and isinstance(verdict.get("limit"), (int, float)):
-                return float(verdict["limit"]), str(verdict.get("budget") or saved.budgets.get("memory", ""))
+        for verdict in saved.measurement.verdicts:
+            if verdict.budget.spec is MEMORY:
+                return verdict.budget.limit, verdict.budget.text
     return None
 
 

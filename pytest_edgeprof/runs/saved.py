@@ -10,95 +10,37 @@ keyed by :attr:`Cell.id`. ``compare``, ``limits`` and ``report`` read nothing el
 from __future__ import annotations
 
 import json
-import math
-import platform
 import re
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
+from pytest_edgeprof.compat.pytest_benchmark import machine_id, storage_folder
 from pytest_edgeprof.errors import UsageError
-from pytest_edgeprof.measurement import Cell
+from pytest_edgeprof.measurement import Cell, Measurement
+from pytest_edgeprof.metrics import ENERGY, Metric
+from pytest_edgeprof.outcome import Outcome
 
 DEFAULT_STORAGE = Path(".benchmarks")
 _RUN_FILE = re.compile(r"(?P<number>[0-9]{4})_.*\.json")
 _IDENTITY_KEYS = ("model", "variant", "batch_size", "input_shape")
-
-# --- the metrics a saved cell answers ------------------------------------------------------------
-
-
-def _fmt_ms(ms: float) -> str:
-    return f"{ms:.3g} ms" if ms < 1000 else f"{ms / 1000:.3g} s"
-
-
-def _fmt_bytes(n: float) -> str:
-    for unit, factor in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
-        if abs(n) >= factor:
-            return f"{n / factor:.3g} {unit}"
-    return f"{n:.0f} B"
-
-
-def _fmt_joules(j: float) -> str:
-    return f"{j * 1000:.3g} mJ" if abs(j) < 1 else f"{j:.3g} J"
-
-
-def _fmt_flops(n: float) -> str:
-    for unit, factor in (("TFLOPs", 1e12), ("GFLOPs", 1e9), ("MFLOPs", 1e6), ("kFLOPs", 1e3)):
-        if abs(n) >= factor:
-            return f"{n / factor:.3g} {unit}"
-    return f"{n:.0f} FLOPs"
-
-
-@dataclass(frozen=True)
-class Metric:
-    """One DESIGN.md metric: its ``extra_info`` key, how it reads, and which way is worse."""
-
-    name: str  # the short name used on command lines: --fail latency:10%, --objective latency
-    key: str  # the DESIGN.md ``extra_info`` key
-    label: str
-    worse: Literal["higher", "lower"]
-    format: Callable[[float], str]
-
-
-METRICS: dict[str, Metric] = {
-    m.name: m
-    for m in (
-        Metric("latency", "latency_ms_median", "median latency", "higher", _fmt_ms),
-        Metric("throughput", "throughput_ips", "throughput", "lower", lambda v: f"{v:.0f} ips" if v >= 100 else f"{v:.3g} ips"),
-        Metric("memory", "peak_mem_bytes", "peak memory", "higher", _fmt_bytes),
-        Metric("energy", "energy_j_per_image", "energy per image", "higher", _fmt_joules),
-        Metric("flops", "flops", "FLOPs", "higher", _fmt_flops),
-        Metric("top1", "top1", "top-1", "lower", lambda v: f"{v:.2f} %"),
-    )
-}
-# Metrics a budget may name besides those (budgets.py's names), so verdicts can be written out.
-_BUDGET_ONLY = {
-    "p99": Metric("p99", "latency_ms_p99", "p99 latency", "higher", _fmt_ms),
-    "top5": Metric("top5", "top5", "top-5", "lower", lambda v: f"{v:.2f} %"),
-}
-
-
-def metric(name: str) -> Metric:
-    """The metric of a short name (``memory``) or an ``extra_info`` key (``peak_mem_bytes``)."""
-    for m in (*METRICS.values(), *_BUDGET_ONLY.values()):
-        if name in (m.name, m.key):
-            return m
-    raise UsageError(f"unknown metric {name!r}; accepted: {', '.join(METRICS)}")
-
 
 # --- saved cells and runs ------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class SavedCell:
-    """One edgeprof cell of a saved run: what pytest-benchmark stored for it."""
+    """One edgeprof cell of a saved run: its Measurement and what pytest-benchmark stored beside it."""
 
-    cell: Cell
     test: str  # pytest-benchmark's "fullname": the test's node id
-    extra_info: Mapping[str, Any]
-    stats: Mapping[str, Any]  # pytest-benchmark's timing stats in seconds; empty if the cell never ran
+    measurement: Measurement
+    stats: Mapping[str, Any] = field(default_factory=dict)  # pytest-benchmark's timing stats in seconds; empty if never timed
+
+    @property
+    def cell(self) -> Cell:
+        return self.measurement.cell
 
     @property
     def id(self) -> str:
@@ -106,39 +48,22 @@ class SavedCell:
 
     @property
     def device(self) -> str:
-        return str(self.extra_info.get("device", ""))
+        return self.measurement.device
 
     @property
-    def outcome(self) -> str:
-        """"passed", "over-budget", "out-of-memory", "skipped" ... ; "passed" when the run predates the key."""
-        return str(self.extra_info.get("outcome", "passed"))
+    def outcome(self) -> Outcome:
+        return self.measurement.outcome
 
-    def value(self, name: str) -> float | None:
-        """A metric by short name or ``extra_info`` key; None where the cell has no such measurement."""
-        try:
-            key = metric(name).key
-        except UsageError:
-            key = name
-        return _number(self.extra_info.get(key))
+    def value(self, metric: Metric | str) -> float | None:
+        return self.measurement.value(metric)
 
-    def label(self, m: Metric) -> str:
-        """The metric's label, with "(estimate)" where the cell's figure is one (DESIGN.md: an
-        estimate is never presented as measured)."""
-        if m.name == "energy" and "estimate" in str(self.extra_info.get("energy_source", "")):
-            return f"{m.label} (estimate)"
-        return m.label
-
-    @property
-    def budgets(self) -> dict[str, str]:
-        """The budgets the cell ran under: metric name -> the budget as written (``"2.6GB"``)."""
-        budgets = self.extra_info.get("budgets") or {}
-        return {str(k): str(v) for k, v in budgets.items()} if isinstance(budgets, Mapping) else {}
-
-    @property
-    def verdicts(self) -> list[dict[str, Any]]:
-        """The checked budgets: dicts with ``metric``, ``measured``, ``limit``, ``passed`` (and ``budget``)."""
-        verdicts = self.extra_info.get("budget_verdicts") or []
-        return [v for v in verdicts if isinstance(v, Mapping)] if isinstance(verdicts, list) else []
+    def label(self, metric: Metric) -> str:
+        """The metric's label, with "(estimate)" where the cell's figure is one (an estimate is never
+        presented as measured)."""
+        energy = self.measurement.energy
+        if metric is ENERGY and energy is not None and energy.is_estimate:
+            return f"{metric.label} (estimate)"
+        return metric.label
 
 
 @dataclass(frozen=True)
@@ -163,6 +88,16 @@ class SavedRun:
         """``.benchmarks/.../0003_baseline.json (device cpu, 2025-01-02 10:11 UTC)`` for headers."""
         return f"{self.path} (device {self.device or 'unknown'}{', ' + self.when if self.when else ''})"
 
+    @classmethod
+    def of(cls, path: Path, cells: list[SavedCell], datetime: str = "",
+           machine_info: Mapping[str, Any] | None = None) -> "SavedRun":
+        """A run of these cells, keyed by cell id (a second test with the same id by ``id [test]``)."""
+        keyed: dict[str, SavedCell] = {}
+        for saved in cells:
+            keyed[saved.id if saved.id not in keyed else f"{saved.id} [{saved.test}]"] = saved
+        machine_info = machine_info or {}
+        return cls(path, datetime, machine_info, _run_device(machine_info, keyed), keyed)
+
 
 def load_run(ref: str | Path, storage: Path | str = DEFAULT_STORAGE) -> SavedRun:
     """The saved run ``ref`` names: a JSON file's path, a run number (``0001`` or ``1``), a name or
@@ -173,10 +108,7 @@ def load_run(ref: str | Path, storage: Path | str = DEFAULT_STORAGE) -> SavedRun
     number) is taken; where they lie in several machines' folders, this machine's folder wins, else it
     is a UsageError listing them.
     """
-    storage_text = str(storage)
-    if storage_text.startswith("file://"):  # pytest-benchmark's --benchmark-storage is a URI
-        storage_text = storage_text[len("file://"):]
-    path = resolve_run_path(str(ref), Path(storage_text))
+    path = resolve_run_path(str(ref), storage_folder(storage))
     return parse_run(path, _read_json(path))
 
 
@@ -218,7 +150,7 @@ def _one_machine(ref: str, matches: list[Path]) -> list[Path]:
     folders = {p.parent for p in matches}
     if len(folders) == 1:
         return matches
-    here = [p for p in matches if p.parent.name == _machine_id()]
+    here = [p for p in matches if p.parent.name == machine_id()]
     if here:
         return here
     listed = ", ".join(f"{p.parent.name}/{p.name}" for p in matches)
@@ -227,16 +159,6 @@ def _one_machine(ref: str, matches: list[Path]) -> list[Path]:
 
 def _newest(matches: list[Path]) -> Path:
     return max(matches, key=lambda p: (int(_RUN_FILE.fullmatch(p.name)["number"]), p.name))  # type: ignore[index]
-
-
-def _machine_id() -> str:
-    """The folder pytest-benchmark autosaves this machine's runs in (its ``get_machine_id``)."""
-    return "{}-{}-{}-{}".format(
-        platform.system(),
-        platform.python_implementation(),
-        ".".join(platform.python_version_tuple()[:2]),
-        platform.architecture()[0],
-    )
 
 
 def _read_json(path: Path) -> Any:
@@ -255,18 +177,14 @@ def parse_run(path: Path, data: Any) -> SavedRun:
     if not isinstance(data, dict) or not isinstance(data.get("benchmarks"), list):
         raise UsageError(f"{path} is not a pytest-benchmark run: no 'benchmarks' list at its top level")
     machine_info = data.get("machine_info") if isinstance(data.get("machine_info"), dict) else {}
-    cells: dict[str, SavedCell] = {}
-    for index, bench in enumerate([*data["benchmarks"], *_untimed_cells(path, data)]):
-        saved = _saved_cell(path, index, bench)
-        if saved is not None:
-            key = saved.id if saved.id not in cells else f"{saved.id} [{saved.test}]"
-            cells[key] = saved
+    benches = [*data["benchmarks"], *_untimed_cells(path, data)]
+    cells = [saved for index, bench in enumerate(benches) if (saved := _saved_cell(path, index, bench)) is not None]
     if not cells:
         raise UsageError(
             f"{path} holds no edgeprof cells: none of its {len(data['benchmarks'])} benchmarks has the "
             "model/variant/batch_size/input_shape extra_info the edgeprof fixture saves"
         )
-    return SavedRun(path, str(data.get("datetime") or ""), machine_info, _run_device(machine_info, cells), cells)
+    return SavedRun.of(path, cells, str(data.get("datetime") or ""), machine_info)
 
 
 def _untimed_cells(path: Path, data: Mapping[str, Any]) -> list[Any]:
@@ -291,15 +209,11 @@ def _saved_cell(path: Path, index: int, bench: Any) -> SavedCell | None:
     if not isinstance(info, dict) or not any(key in info for key in _IDENTITY_KEYS):
         return None  # a plain pytest-benchmark test beside the edgeprof ones
     try:
-        cell = Cell.from_extra_info(info)
+        measurement = Measurement.from_extra_info(info)
     except UsageError as exc:
         raise UsageError(f"{path}: benchmark {test}: {exc}") from None
-    for m in (*METRICS.values(), *_BUDGET_ONLY.values()):
-        value = info.get(m.key)
-        if value is not None and _number(value) is None:
-            raise UsageError(f"{path}: benchmark {test}: {m.key} is {value!r}, not a number")
     stats = bench.get("stats") if isinstance(bench.get("stats"), dict) else {}
-    return SavedCell(cell, test, info, stats)
+    return SavedCell(test, measurement, stats)
 
 
 def _run_device(machine_info: Mapping[str, Any], cells: Mapping[str, SavedCell]) -> str:
@@ -309,8 +223,3 @@ def _run_device(machine_info: Mapping[str, Any], cells: Mapping[str, SavedCell])
     devices = Counter(c.device for c in cells.values() if c.device)
     return ", ".join(device for device, _ in devices.most_common())
 
-
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        return None
-    return float(value)

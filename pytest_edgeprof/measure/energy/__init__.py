@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from pytest_edgeprof.errors import UsageError
+from pytest_edgeprof.measurement import Energy
 from pytest_edgeprof.measure.energy.base import (
     EnergyMeter,
     EnergyReading,
@@ -61,7 +62,7 @@ __all__ = [
     "_RaplDomain",
     "_codecarbon",
     "check_country",
-    "energy_extra_info",
+    "energy_per_image",
     "find_ina3221_rails",
     "find_rapl_packages",
     "jetson_input_rail",
@@ -187,15 +188,8 @@ def check_images_per_call(images_per_call: object) -> None:
         raise UsageError(f"images_per_call={images_per_call!r}: give a whole number of images, 1 or more")
 
 
-def energy_extra_info(reading: EnergyReading, calls: int, images_per_call: int) -> dict[str, Any]:
-    """The DESIGN.md keys for a cell (plus ``energy_note`` and ``co2_kg_per_image``)."""
-    images = calls * images_per_call
+def energy_per_image(reading: EnergyReading, images: int) -> Energy:
+    """The window's energy divided by the images it processed (and CodeCarbon's CO2 likewise)."""
     per_image = None if reading.joules is None or images == 0 else reading.joules / images
     co2 = None if reading.co2_kg is None or images == 0 else reading.co2_kg / images
-    return {
-        "energy_j_per_image": per_image,
-        "avg_power_w": reading.avg_power_w,
-        "energy_source": reading.source,
-        "energy_note": reading.reason,
-        "co2_kg_per_image": co2,
-    }
+    return Energy(per_image, reading.avg_power_w, reading.source, reading.reason, co2)

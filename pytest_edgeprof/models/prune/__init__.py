@@ -48,8 +48,10 @@ import torch
 from torch import nn
 
 from pytest_edgeprof.errors import UsageError, first_line, shape_text
+from pytest_edgeprof.measurement import Pruning
 from pytest_edgeprof.measure.flops import ModelCost, _meta_copy, count_cost
 from pytest_edgeprof.paths import output_folder
+from pytest_edgeprof.models.identity import model_identity
 from pytest_edgeprof.models.zoo import build_model, reference_input_shape, resolve_model_name
 
 METHODS = ("magnitude", "taylor")
@@ -87,16 +89,10 @@ class PruneResult:
     def variant(self) -> str:
         return variant_name(self.target)
 
-    def extra_info(self) -> dict[str, Any]:
-        """What the variant really is, for pytest-benchmark's ``extra_info`` (fractions, FLOPs at batch 1)."""
-        return {
-            "prune_target": self.target,
-            "prune_achieved": round(self.achieved, 6),
-            "prune_method": self.method,
-            "prune_params_before": self.params_before,
-            "prune_params_after": self.params_after,
-            "prune_reference_shape": list(self.input_shape),
-        }
+    def pruning(self) -> Pruning:
+        """What the variant really is, for the cell's record (fractions, at the reference input)."""
+        return Pruning(self.target, round(self.achieved, 6), self.method, self.params_before, self.params_after,
+                       tuple(self.input_shape))
 
 
 # --- targets ---------------------------------------------------------------------------------------
@@ -604,29 +600,18 @@ def cache_entry_path(name: str, target: float, method: str, key: str, cache_dir:
 
 
 def _cache_key(name: str, weights: str | None, target: float, method: str, data_key: str, shape: tuple) -> str:
+    """The variant's identity (the one the cell key uses) and what else decides the file: the target
+    to its 6th decimal, the input the FLOPs were counted at, and the library versions."""
     identity = {
+        **model_identity(name, weights, variant_name(target), method, data_key),
         "format": VARIANT_FORMAT,
-        "model": name,
-        "weights": _weights_identity(weights),
         "target": round(target, 6),
-        "method": method,
-        "data": data_key,
         "input_shape": list(shape),
         "torch": torch.__version__,
         "torchvision": version("torchvision"),
         "torch_pruning": version("torch-pruning"),
     }
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
-
-
-def _weights_identity(weights: str | None) -> str:
-    if weights is None or weights.lower() in ("none", "random"):
-        return "random"
-    path = Path(weights).expanduser()
-    if path.is_file():  # a file the user may overwrite: its size and time say whether it changed
-        stat = path.stat()
-        return f"file:{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
-    return weights.upper()
 
 
 def save_variant(result: PruneResult, path: Path) -> Path:

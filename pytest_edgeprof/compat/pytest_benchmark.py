@@ -1,0 +1,93 @@
+"""Everything edgeprof needs from pytest-benchmark beyond its documented fixture API.
+
+- its options, read by their ``dest`` names (``--benchmark-max-time`` and the others);
+- rounds measured elsewhere (an isolated child, the journal of a killed run) handed to the fixture as
+  if it had timed them: ``BenchmarkFixture._make_stats`` and ``_mode`` are private;
+- the per-call slice of CUDA-event latencies: the fixture's calibration calls come first, then the
+  timed rounds, then one untimed call whose result ``benchmark(...)`` returns;
+- the storage folder of its ``file://`` storage URI, and the machine id its autosave folders are named by.
+
+Checked on pytest-benchmark 5.3.1 (pyproject.toml accepts 4.0 and later).
+tests/test_compat_pytest_benchmark.py pins each of these on the installed version, so a release that
+changes one fails there, not as a wrong number elsewhere.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+DEFAULT_STORAGE_URI = "file://./.benchmarks"
+
+
+@dataclass(frozen=True)
+class BenchmarkOptions:
+    """pytest-benchmark's options that decide how edgeprof's rounds are run and what they mean."""
+
+    max_time_s: float = 1.0
+    min_rounds: int = 5
+    timer: str = "time.perf_counter"
+    enabled: bool = True  # False under --benchmark-disable (one untimed call) or --benchmark-skip
+    storage_uri: str = DEFAULT_STORAGE_URI
+    compare: str | bool | None = None  # --benchmark-compare[=RUN]: True for the latest run
+
+
+def options(config: Any) -> BenchmarkOptions:
+    """The options of a pytest ``Config`` (pytest-benchmark's defaults where it is not loaded)."""
+
+    def option(name: str, default: Any = None) -> Any:
+        return config.getoption(name, default)
+
+    timer = option("benchmark_timer")
+    return BenchmarkOptions(
+        max_time_s=float(option("benchmark_max_time") or 1.0),
+        min_rounds=int(option("benchmark_min_rounds") or 5),
+        timer=str(timer) if timer is not None else "time.perf_counter",
+        enabled=not (option("benchmark_disable", False) or option("benchmark_skip", False)),
+        storage_uri=option("benchmark_storage") or DEFAULT_STORAGE_URI,
+        compare=option("benchmark_compare"),
+    )
+
+
+def storage_folder(uri: str | Path | None) -> Path:
+    """The folder of a ``--benchmark-storage`` URI (``file://./.benchmarks``) or plain path; for a
+    storage that is no folder (``elasticsearch+http://...``), the default folder, where the journal goes."""
+    text = str(uri or DEFAULT_STORAGE_URI)
+    if text.startswith("file://"):
+        return Path(text[len("file://"):])
+    return Path(".benchmarks") if "://" in text else Path(text)
+
+
+def machine_id() -> str:
+    """The folder pytest-benchmark autosaves this machine's runs in."""
+    from pytest_benchmark.utils import get_machine_id
+
+    return get_machine_id()
+
+
+def timed_rounds(benchmark: Any) -> tuple[list[float], int] | None:
+    """The rounds the fixture timed, per round in seconds, and the calls per round; None when it timed none."""
+    stats = benchmark.stats
+    if not stats:
+        return None
+    return list(stats.stats.data), stats.iterations
+
+
+def timed_call_latencies(benchmark: Any, per_call_s: Sequence[float]) -> list[float]:
+    """The timed calls among every call the fixture made (``per_call_s``, oldest first): calibration
+    calls come first and one untimed call comes last."""
+    stats = benchmark.stats
+    timed_calls = len(stats.stats.data) * stats.iterations
+    return list(per_call_s[-timed_calls - 1 : -1])
+
+
+def record_rounds(benchmark: Any, latencies_s: Sequence[float], iterations: int) -> None:
+    """Give the fixture rounds measured elsewhere (per call, in seconds), as if it had timed them."""
+    if not latencies_s:
+        return
+    stats = benchmark._make_stats(iterations)
+    for latency in latencies_s:
+        stats.update(latency * iterations)
+    benchmark._mode = "edgeprof"  # the fixture counts as used, like benchmark(...) would

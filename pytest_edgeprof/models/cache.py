@@ -1,0 +1,91 @@
+"""The session's models: the one on the device now, what each built variant really is, and accuracy.
+
+Only the current model is kept on the device: the grid is model-major, and a model left there would
+count against the next model's memory (and may not fit beside it on a small board). A variant that
+cannot be pruned is remembered, so it is tried once; accuracy is evaluated once per variant and shape.
+"""
+
+from __future__ import annotations
+
+import gc
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from pytest_edgeprof.measure.timing import warm_up
+from pytest_edgeprof.measurement import Accuracy, Pruning
+from pytest_edgeprof.models.prune import PruneUnsupported
+from pytest_edgeprof.models.variants import BuiltModel, ModelRef, build
+from pytest_edgeprof.models.zoo import example_input, reference_input_shape
+
+
+class ModelCache:
+    def __init__(self, device: str, eval_data: Path | None = None, eval_limit: int | None = None) -> None:
+        self.device = device
+        self.eval_data = eval_data  # an ImageFolder: accuracy per variant and shape
+        self.eval_limit = eval_limit
+        self._current: tuple[ModelRef, nn.Module] | None = None
+        self._pruning: dict[ModelRef, Pruning | None] = {}
+        self._unprunable: dict[ModelRef, str] = {}
+        self._accuracy: dict[tuple[ModelRef, tuple[int, int, int]], Accuracy] = {}
+
+    def build(self, ref: ModelRef) -> nn.Module:
+        """The model on the device in eval mode, built and warmed up once while it is the current one.
+        A variant that cannot be pruned raises ``PruneUnsupported``."""
+        if self._current is None or self._current[0] != ref:
+            self.release()
+            built = self._build_once(ref, self.device)
+            sample = example_input(1, reference_input_shape(ref.name), self.device)
+            with torch.inference_mode():
+                warm_up(lambda: built.model(sample), self.device)
+            self._current = (ref, built.model)
+        return self._current[1]
+
+    def prepare_variant(self, ref: ModelRef) -> None:
+        """Prune (or find in the variant cache) a variant without keeping it, for a child process to load."""
+        if ref.variant != "base" and ref not in self._pruning:
+            self._build_once(ref, "cpu")
+
+    def ref_of(self, model: nn.Module) -> ModelRef | None:
+        """The reference of ``model`` if it is the current grid model."""
+        return self._current[0] if self._current is not None and model is self._current[1] else None
+
+    def pruning(self, ref: ModelRef) -> Pruning | None:
+        """What a built variant really is; None for the base model."""
+        return self._pruning.get(ref)
+
+    def accuracy(self, ref: ModelRef, input_shape: tuple[int, int, int]) -> Accuracy | None:
+        """Top-1/top-5 of the variant at the shape on the evaluation data; None without it."""
+        key = (ref, input_shape)
+        if key not in self._accuracy and self.eval_data is not None:
+            from pytest_edgeprof.models.accuracy import evaluate, image_folder_loader
+
+            loader, eval_set = image_folder_loader(self.eval_data, ref.name, input_shape, limit=self.eval_limit)
+            result = evaluate(self.build(ref), loader, device=self.device, eval_set=eval_set, progress=True)
+            self._accuracy[key] = result.record()
+        return self._accuracy.get(key)
+
+    def evaluation_identity(self) -> str:
+        """The evaluation data and limit behind accuracy, for the cell key; "" without it."""
+        if self.eval_data is None:
+            return ""
+        return f"{self.eval_data.resolve()}|limit={self.eval_limit}"
+
+    def release(self) -> None:
+        """Drop the current model and give its device memory back."""
+        self._current = None
+        gc.collect()
+        if self.device.startswith("cuda"):
+            torch.cuda.empty_cache()
+
+    def _build_once(self, ref: ModelRef, device: str) -> BuiltModel:
+        if ref in self._unprunable:
+            raise PruneUnsupported(self._unprunable[ref])
+        try:
+            built = build(ref, device, progress=True)
+        except PruneUnsupported as exc:
+            self._unprunable[ref] = str(exc)
+            raise
+        self._pruning[ref] = built.pruning
+        return built

@@ -1,0 +1,217 @@
+"""The plugin's options and their ini twins, declared once, parsed into ``Settings``.
+
+Each ``Option`` is a command-line flag and its ini key; its parser turns the text into the Settings
+value and is imported only when a value is parsed, so ``pytest --help`` does not import torch. A
+command-line value wins over the ini key, which wins over the default.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from pytest_edgeprof.compat.pytest_benchmark import storage_folder
+from pytest_edgeprof.errors import UsageError
+
+if TYPE_CHECKING:
+    from pytest_edgeprof.budgets import Budget
+
+GROUP = "edgeprof"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What the user asked for, parsed and validated (command line over ini over defaults)."""
+
+    device: str = "auto"
+    grid: str = "default"
+    models: tuple[str, ...] | None = None  # None: the grid's default
+    batch_sizes: tuple[int, ...] | None = None
+    shapes: tuple[tuple[int, int, int], ...] | None = None
+    weights: str | None = None  # None: random initialisation
+    budget_layers: tuple[dict[str, Budget], ...] = ()  # ini, then command line; later layers win
+    journal: Path = Path(".benchmarks") / "edgeprof-journal.jsonl"
+    resume: bool = False  # replay the cells the journal holds instead of measuring them again
+    isolate: bool = False  # each cell in a fresh spawned child process
+    isolate_memory_limit: int | None = None  # bytes an isolated child may map beyond its start
+    no_energy: bool = False
+    prune_targets: tuple[float, ...] = ()  # each adds a variant pNN to every model of the grid
+    prune_method: str = "magnitude"
+    prune_cache: Path | None = None
+    prune_data: Path | None = None
+    eval_data: Path | None = None  # an ImageFolder: adds top1/top5 per model, variant and shape
+    eval_limit: int | None = None
+
+
+@dataclass(frozen=True)
+class Option:
+    """A command-line flag and its ini twin; ``parser`` names the function that turns the text into
+    the Settings value (imported on use, so ``pytest --help`` does not import torch)."""
+
+    flag: str
+    ini: str
+    metavar: str
+    help: str
+    parser: str = ""  # "module:function" in this package; empty: the text itself
+    flag_only: bool = False  # a switch (store_true, ini bool) rather than a value
+
+    def parse(self, text: str) -> Any:
+        if not self.parser:
+            return text
+        module, function = self.parser.split(":")
+        return getattr(importlib.import_module(f"pytest_edgeprof.{module}"), function)(text)
+
+
+OPTIONS: dict[str, Option] = {
+    "device": Option(
+        "--device", "edgeprof_device", "DEVICE",
+        "device to benchmark on: auto (CUDA if present, else CPU), cpu, cuda, cuda:N, jetson "
+        "(detected from /proc/device-tree/model) or a profile such as jetson-nano, jetson-orin-nano. Default: auto",
+    ),
+    "grid": Option(
+        "--grid", "edgeprof_grid", "NAME",
+        "default: a grid sized for the device (on a CPU: vgg16, resnet50, mobilenet_v3_large x batch 1,4 x 224,160); "
+        "study: the study's full grid, batch 1,8,16,32,64,128 x 224,192,160,112",
+    ),
+    "models": Option(
+        "--models", "edgeprof_models", "NAMES", "comma list of torchvision classification models, e.g. resnet50,vgg16",
+        "models.grid:parse_models",
+    ),
+    "batch_sizes": Option(
+        "--batch-sizes", "edgeprof_batch_sizes", "SIZES", "comma list of batch sizes, e.g. 1,8,32", "models.grid:parse_batch_sizes"
+    ),
+    "shapes": Option(
+        "--shapes", "edgeprof_shapes", "SHAPES", "comma list of input sizes: 224 (square) or 224x160 (height x width)",
+        "models.grid:parse_shapes",
+    ),
+    "weights": Option(
+        "--weights", "edgeprof_weights", "WEIGHTS",
+        "random (default), a weights name such as DEFAULT that is already in the torch cache, or a state-dict path; never downloads",
+    ),
+    "budget": Option(
+        "--budget", "edgeprof_budget", "SPEC",
+        "resource budgets every cell must meet, e.g. memory=2.6GB,latency=50ms,p99=80ms,energy=0.5J,throughput=20ips,top1=70 "
+        "(2.6GB = 2.6e9 bytes, 2.6GiB = 2.6 x 2^30). The ini key's budgets apply first, the command line's over them, "
+        "a test's budget marker over both; the device's memory capacity is the default memory budget",
+        "budgets:parse_budget_spec",
+    ),
+    "prune_targets": Option(
+        "--prune", "edgeprof_prune", "TARGETS",
+        "add, for every model, a variant per target with that fraction of its FLOPs removed by structured "
+        "channel pruning (torch-pruning), e.g. 0.25,0.5 gives ids like resnet50-p50-b8-224x224; targets 0.05 to 0.8",
+        "models.prune:parse_prune_targets",
+    ),
+    "prune_method": Option(
+        "--prune-method", "edgeprof_prune_method", "METHOD",
+        "channel importance: magnitude (default) or taylor (needs --prune-data)", "models.prune:check_method",
+    ),
+    "prune_data": Option(
+        "--prune-data", "edgeprof_prune_data", "DIR", "an ImageFolder whose first images Taylor importance sees",
+        "models.accuracy:parse_prune_data",
+    ),
+    "prune_cache": Option(
+        "--prune-cache", "edgeprof_prune_cache", "DIR",
+        "where pruned variants are cached (default: $XDG_CACHE_HOME/pytest-edgeprof/variants)", "models.prune:parse_cache_dir",
+    ),
+    "eval_data": Option(
+        "--eval-data", "edgeprof_eval_data", "DIR",
+        "an ImageFolder laid out like ImageNet's validation set (optional class_index.json): adds top1/top5 per "
+        "model, variant and input shape, with the preprocessing of the model's weights",
+        "models.accuracy:parse_image_folder",
+    ),
+    "eval_limit": Option(
+        "--eval-limit", "edgeprof_eval_limit", "N", "evaluate only the first N images (eval_set says so)",
+        "models.accuracy:parse_eval_limit",
+    ),
+    "no_energy": Option(
+        "--no-energy", "edgeprof_no_energy", "",
+        "do not measure energy (saves the source's minimum window per cell: 3 s for the CodeCarbon estimate, "
+        "1 s for NVML and Jetson rails); energy_source is then 'none'",
+        flag_only=True,
+    ),
+    "journal": Option(
+        "--journal", "edgeprof_journal", "PATH",
+        "the journal each finished cell is appended to at once (one JSON line, fsynced). "
+        "Default: edgeprof-journal.jsonl in pytest-benchmark's storage folder (.benchmarks/)",
+        "runs.journal:parse_journal_path",
+    ),
+    "resume": Option(
+        "--resume", "edgeprof_resume", "",
+        "replay the cells the journal already holds for this device and weights instead of measuring them "
+        "again (a run killed halfway, resumed, saves every cell once)",
+        flag_only=True,
+    ),
+    "isolate": Option(
+        "--isolate", "edgeprof_isolate", "",
+        "run each cell in a fresh spawned child process, so an out-of-memory kill, a segfault or a CUDA error "
+        "loses only that cell (costs a process start and imports per cell)",
+        flag_only=True,
+    ),
+    "isolate_memory_limit": Option(
+        "--isolate-memory-limit", "edgeprof_isolate_memory_limit", "SIZE",
+        "with --isolate on a CPU: address space an isolated cell may map beyond its start, e.g. 2GB, "
+        "to see where a smaller device's memory would end",
+        "metrics:parse_bytes",
+    ),
+}
+
+
+def add_options(parser: pytest.Parser) -> None:
+    """The edgeprof group: every option and its ini twin."""
+    group = parser.getgroup(GROUP, "edgeprof: CNN benchmarks on edge devices")
+    group.addoption(
+        "--edgeprof-compare-fail", metavar="SPEC", default=None,
+        help="with --benchmark-compare[=RUN]: fail the run when a cell regressed past a limit against that saved "
+        "run, e.g. latency:10%%,memory:5%%,energy:10%%,top1:-0.5 (as edgeprof compare --fail)",
+    )
+    for option in OPTIONS.values():
+        if option.flag_only:
+            group.addoption(option.flag, action="store_true", default=None, help=option.help)
+            parser.addini(option.ini, type="bool", help=f"default for {option.flag}: {option.help}", default=False)
+        else:
+            group.addoption(option.flag, metavar=option.metavar, default=None, help=option.help)
+            parser.addini(option.ini, help=f"default for {option.flag}: {option.help}", default=None)
+
+
+def read_option(config: pytest.Config, name: str) -> str | None:
+    """The command line's value, else the ini key's, else None."""
+    option = OPTIONS[name]
+    value = config.getoption(option.flag)
+    if value is None:
+        try:
+            value = config.getini(option.ini) or None
+        except pytest.UsageError as exc:  # pytest's bool parsing says "invalid truth value 'maybe'" without the key
+            raise pytest.UsageError(f"{option.ini}: {exc}; accepted: true, false, yes, no, on, off, 1, 0") from None
+    return value
+
+
+def load_settings(config: pytest.Config) -> Settings:
+    values: dict[str, Any] = {}
+    for name, option in OPTIONS.items():
+        if name == "budget":
+            continue
+        text = read_option(config, name)
+        if option.flag_only:
+            values[name] = bool(text)
+        elif text is not None:
+            values[name] = _parse(option, text)
+    if values.get("prune_method") == "taylor" and "prune_data" not in values:
+        raise pytest.UsageError("--prune-method taylor needs --prune-data DIR, an ImageFolder of labelled images")
+    if "journal" not in values:
+        storage = storage_folder(config.getoption("benchmark_storage", None))
+        values["journal"] = storage / "edgeprof-journal.jsonl"
+    budget = OPTIONS["budget"]
+    layers = [config.getini(budget.ini) or None, config.getoption(budget.flag)]  # ini first, command line over it
+    values["budget_layers"] = tuple(_parse(budget, text) for text in layers if text)
+    return Settings(**values)
+
+
+def _parse(option: Option, text: str) -> Any:
+    try:
+        return option.parse(text)
+    except UsageError as exc:
+        raise pytest.UsageError(f"{option.flag}/{option.ini}: {exc}") from None

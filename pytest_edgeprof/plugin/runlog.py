@@ -1,0 +1,92 @@
+"""What a run has learnt so far: every cell's record, the journal, out-of-memory batches, broken budgets.
+
+Each finished cell is appended to the journal at once (``runs/journal.py``), so a killed run loses
+nothing; with ``--resume`` the old journal is read and a cell whose key it holds is replayed. Cells
+without timings (out of memory, failed, skipped for capacity) are not among pytest-benchmark's saved
+benchmarks, so they go to the saved run's ``"edgeprof": {"untimed_cells": [...]}`` section.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pytest_edgeprof.measurement import Cell, CellKey, Measurement
+from pytest_edgeprof.outcome import ran_out_of_memory
+from pytest_edgeprof.runs.journal import Journal, JournalEntry
+from pytest_edgeprof.runs.saved import SavedCell, SavedRun
+
+
+@dataclass(frozen=True)
+class CellResult:
+    nodeid: str
+    measurement: Measurement
+    timed: bool  # pytest-benchmark holds its rounds
+
+
+class RunLog:
+    def __init__(self, journal_path: Path, resume: bool) -> None:
+        self.journal_path = journal_path
+        self.resume = resume
+        self.results: list[CellResult] = []
+        self.broken_budgets: list[tuple[str, list[str]]] = []  # (cell id, the verdicts' texts)
+        self.regressions: list[str] = []  # --edgeprof-compare-fail lines
+        self._journal: Journal | None = None
+        self._replayable: dict[str, JournalEntry] = {}
+        self._out_of_memory: dict[tuple[str, str, str, tuple[int, int, int]], int] = {}
+
+    @property
+    def journal(self) -> Journal:
+        """This run's journal, opened on first use: with ``resume`` the old one is read and appended to;
+        otherwise it is moved aside to ``<journal>.prev`` and a new one starts."""
+        if self._journal is None:
+            journal = self._journal = Journal(self.journal_path)
+            if self.resume:
+                self._replayable = journal.read()
+            elif journal.path.exists():
+                journal.path.replace(journal.path.with_name(journal.path.name + ".prev"))
+        return self._journal
+
+    def replayable(self, key: CellKey) -> JournalEntry | None:
+        """The journal's entry measured under this very key, when resuming; else None."""
+        if not self.resume:
+            return None
+        self.journal  # noqa: B018 - reads the old journal on first use
+        return self._replayable.get(key.text)
+
+    def record(self, nodeid: str, key: CellKey, measurement: Measurement, rounds: list[float], iterations: int,
+               broken: list[str], replayed: str = "") -> None:
+        """A finished cell: journalled at once (a replayed one, whose journal line is ``replayed``, only
+        where this run judged it otherwise), kept for the saved run and the summary."""
+        entry = JournalEntry(key.text, measurement, rounds, iterations, "\n".join(broken))
+        if entry.to_json() != replayed:
+            self.journal.append(entry)
+        self.results.append(CellResult(nodeid, measurement, bool(rounds)))
+        if ran_out_of_memory(measurement.outcome, measurement.error):
+            self._remember_out_of_memory(nodeid.split("[")[0], measurement.cell)
+        if broken:
+            self.broken_budgets.append((measurement.cell.id, broken))
+
+    def record_skipped(self, nodeid: str, measurement: Measurement) -> None:
+        self.results.append(CellResult(nodeid, measurement, False))
+
+    def capacity_skip_reason(self, test: str, cell: Cell) -> str | None:
+        """Why a cell need not run: a smaller batch of the same test, model, variant and shape ran out of
+        memory. ``test``: the test function's node id without its parameters (two tests may share a cell id)."""
+        failed = self._out_of_memory.get((test, cell.model, cell.variant, cell.input_shape))
+        if failed is not None and cell.batch_size > failed:
+            return f"exceeds capacity (b={failed} ran out of memory)"
+        return None
+
+    def untimed_cells(self) -> list[dict[str, Any]]:
+        """The saved run's untimed cells: ``{"fullname": node id, "extra_info": {...}}`` each."""
+        return [{"fullname": r.nodeid, "extra_info": r.measurement.to_extra_info()} for r in self.results if not r.timed]
+
+    def as_saved_run(self) -> SavedRun:
+        """This run's cells as ``edgeprof compare`` reads a saved run (for --edgeprof-compare-fail)."""
+        return SavedRun.of(Path("this run"), [SavedCell(r.nodeid, r.measurement) for r in self.results])
+
+    def _remember_out_of_memory(self, test: str, cell: Cell) -> None:
+        key = (test, cell.model, cell.variant, cell.input_shape)
+        self._out_of_memory[key] = min(cell.batch_size, self._out_of_memory.get(key, cell.batch_size))

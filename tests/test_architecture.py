@@ -1,0 +1,84 @@
+"""The layers of docs/architecture.md hold: no module imports a layer above its own, and no module
+but the registry and the record writes a metric's saved key."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+import pytest_edgeprof
+from pytest_edgeprof.metrics import METRICS
+
+PACKAGE = Path(pytest_edgeprof.__file__).parent
+VOCABULARY = {"errors", "metrics", "outcome", "budgets", "measurement", "paths", "device", "compat"}
+CATALOGUE = {"models.zoo", "models.identity"}
+LAYERS = [  # (layer, its modules' prefixes, what it may import besides itself)
+    ("vocabulary", VOCABULARY, set()),
+    ("catalogue", CATALOGUE, VOCABULARY),
+    ("measure", {"measure"}, VOCABULARY | CATALOGUE),
+    ("models", {"models"}, VOCABULARY | CATALOGUE | {"measure"}),
+    ("runs", {"runs"}, VOCABULARY | CATALOGUE | {"measure", "models"}),
+]
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _layer_of(module: str) -> tuple[str, set[str], set[str]] | None:
+    for name, prefixes, allowed in LAYERS:
+        if any(module == p or module.startswith(p + ".") for p in prefixes):
+            return name, prefixes, allowed
+    return None  # plugin/ and cli.py: the front ends may import anything
+
+
+def _imported(path: Path) -> set[str]:
+    """The pytest_edgeprof modules ``path`` imports anywhere in it (inside functions too), without the prefix."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("pytest_edgeprof"):
+            base = node.module[len("pytest_edgeprof"):].lstrip(".")
+            found |= {f"{base}.{alias.name}".lstrip(".") for alias in node.names} if not base else {base}
+        elif isinstance(node, ast.Import):
+            found |= {a.name[len("pytest_edgeprof."):] for a in node.names if a.name.startswith("pytest_edgeprof.")}
+    return found
+
+
+MODULES = sorted(PACKAGE.rglob("*.py"))
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: _module_name(p) or "__init__")
+def test_no_module_imports_a_layer_above_its_own(path: Path) -> None:
+    module = _module_name(path)
+    layer = _layer_of(module)
+    if layer is None:
+        return
+    name, own, allowed = layer
+    for imported in _imported(path):
+        permitted = own | allowed
+        assert any(imported == p or imported.startswith(p + ".") for p in permitted), (
+            f"{module} ({name}) imports {imported}; docs/architecture.md allows {sorted(permitted)}")
+
+
+def _written_keys(path: Path) -> list[tuple[int, str]]:
+    """String keys of dict literals and of ``x["key"] = ...`` assignments, by line: how extra_info is written."""
+    written = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Dict):
+            written += [(k.lineno, k.value) for k in node.keys if isinstance(k, ast.Constant) and isinstance(k.value, str)]
+        elif isinstance(node, ast.Assign):
+            written += [(t.lineno, t.slice.value) for t in node.targets
+                        if isinstance(t, ast.Subscript) and isinstance(t.slice, ast.Constant)]
+    return written
+
+
+def test_only_the_registry_and_the_record_write_a_metrics_saved_key() -> None:
+    """A metric's key written anywhere else would be a second place that decides what is saved."""
+    keys = {m.key for m in METRICS.values()}
+    allowed = {"metrics.py", "measurement.py"}
+    offenders = [f"{path.relative_to(PACKAGE)}:{line} writes {key!r}" for path in MODULES if path.name not in allowed
+                 for line, key in _written_keys(path) if key in keys]
+    assert offenders == []

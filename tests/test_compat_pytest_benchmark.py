@@ -1,0 +1,92 @@
+"""What compat/pytest_benchmark.py relies on, pinned on the installed pytest-benchmark: a release that
+changes one of these fails here, not as a wrong number in a saved run."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import pytest_benchmark
+
+from pytest_edgeprof.compat.pytest_benchmark import machine_id, storage_folder
+
+
+def test_the_installed_version_is_one_edgeprof_supports():
+    major = int(pytest_benchmark.__version__.split(".")[0])
+    assert 4 <= major <= 5, f"pytest-benchmark {pytest_benchmark.__version__}: compat/pytest_benchmark.py checked on 4.x-5.x"
+
+
+CALL_ORDER = """
+import time
+from pytest_edgeprof.compat import pytest_benchmark as compat
+
+calls = []  # each call's own duration, oldest first
+
+
+def two_ms():
+    began = time.perf_counter()
+    while time.perf_counter() - began < 0.002:
+        pass
+    calls.append(time.perf_counter() - began)
+
+
+def test_order(benchmark):
+    benchmark(two_ms)
+    rounds, iterations = compat.timed_rounds(benchmark)
+    timed = compat.timed_call_latencies(benchmark, calls)
+    assert iterations == 1 and len(calls) > len(rounds) + 1  # calibration calls, the rounds, one last call
+    assert len(timed) == len(rounds)
+    # the slice is the timed rounds, in order: each round's time is its own call's time
+    for call, round_s in zip(timed, rounds):
+        assert abs(call - round_s) < 0.0005, (call, round_s)
+"""
+
+
+def test_calibration_calls_come_first_and_one_untimed_call_last(pytester):
+    pytester.makepyfile(CALL_ORDER)
+    pytester.runpytest("-p", "no:cacheprovider", "-p", "no:edgeprof", "--benchmark-max-time", "0.05", "--benchmark-min-rounds", "5").assert_outcomes(passed=1)
+
+
+RECORDED = """
+from pytest_edgeprof.compat import pytest_benchmark as compat
+
+
+def test_recorded(benchmark):
+    compat.record_rounds(benchmark, [0.001, 0.003, 0.002], 1)
+"""
+
+
+def test_rounds_measured_elsewhere_are_saved_as_the_fixtures_own(pytester):
+    pytester.makepyfile(RECORDED)
+    result = pytester.runpytest("-p", "no:cacheprovider", "-p", "no:edgeprof", "--benchmark-json=out.json", "-W", "error")
+    result.assert_outcomes(passed=1)  # and no "fixture was not used" warning
+    [saved] = json.loads((pytester.path / "out.json").read_text())["benchmarks"]
+    assert saved["stats"]["rounds"] == 3 and saved["stats"]["median"] == pytest.approx(0.002)
+    assert saved["stats"]["data"] == [0.001, 0.003, 0.002]
+
+
+OPTIONS = """
+from pytest_edgeprof.compat import pytest_benchmark as compat
+
+
+def test_options(request):
+    options = compat.options(request.config)
+    assert (options.max_time_s, options.min_rounds) == (0.5, 7)
+    assert options.timer == "time.process_time" and options.enabled is False
+    assert options.storage_uri == "file://elsewhere"
+"""
+
+
+def test_options_are_read_by_their_names(pytester):
+    pytester.makepyfile(OPTIONS)
+    pytester.runpytest("-p", "no:cacheprovider", "-p", "no:edgeprof", "--benchmark-max-time", "0.5", "--benchmark-min-rounds", "7",
+                       "--benchmark-timer", "time.process_time", "--benchmark-disable",
+                       "--benchmark-storage", "file://elsewhere").assert_outcomes(passed=1)
+
+
+def test_autosave_writes_under_the_machine_id_in_the_storage_folder(pytester):
+    pytester.makepyfile(RECORDED)
+    pytester.runpytest("-p", "no:cacheprovider", "-p", "no:edgeprof", "--benchmark-autosave",
+                       "--benchmark-storage", "file://./saved").assert_outcomes(passed=1)
+    assert storage_folder("file://./saved") == pytester.path.joinpath("saved").relative_to(pytester.path)
+    assert [p.name for p in (pytester.path / "saved").iterdir()] == [machine_id()]
