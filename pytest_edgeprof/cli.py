@@ -393,11 +393,10 @@ def run_layers(args: argparse.Namespace) -> int:
     from pytest_edgeprof.runs import layers
     from pytest_edgeprof.outcome import is_out_of_memory
     from pytest_edgeprof.models.prune import PruneUnsupported
-    from pytest_edgeprof.models.variants import build
 
     ref, profile_device, shape = _model_on_device(args)
     try:
-        model = build(ref, profile_device.torch_device, progress=True).model
+        model = ref.build(profile_device.torch_device, progress=True).model
     except PruneUnsupported as error:
         print(f"edgeprof: cannot prune {ref.name}: {error}", file=sys.stderr)
         return 1
@@ -473,12 +472,11 @@ def _configure_capacity(parser: argparse.ArgumentParser) -> None:
 def run_capacity(args: argparse.Namespace) -> int:
     from pytest_edgeprof.runs.capacity import find_capacity
     from pytest_edgeprof.models.prune import PruneUnsupported
-    from pytest_edgeprof.models.variants import build
 
     ref, profile, shape = _model_on_device(args)
     if ref.variant != "base":  # pruned (or found in the cache) once here; each probe loads it from the cache
         try:
-            build(ref, "cpu", progress=not args.json)
+            ref.build("cpu", progress=not args.json)
         except PruneUnsupported as error:
             print(f"edgeprof: cannot prune {ref.name}: {error}", file=sys.stderr)
             return 1

@@ -79,6 +79,8 @@ def test_only_the_registry_and_the_record_write_a_metrics_saved_key() -> None:
     """A metric's key written anywhere else would be a second place that decides what is saved."""
     keys = {m.key for m in METRICS.values()}
     allowed = {"metrics.py", "measurement.py"}
+    not_saved = {("runs/layers.py", "flops")}  # a --sort choice of edgeprof layers, not a saved key
     offenders = [f"{path.relative_to(PACKAGE)}:{line} writes {key!r}" for path in MODULES if path.name not in allowed
-                 for line, key in _written_keys(path) if key in keys]
+                 for line, key in _written_keys(path)
+                 if key in keys and (str(path.relative_to(PACKAGE)), key) not in not_saved]
     assert offenders == []

@@ -14,16 +14,24 @@ import signal
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
+from typing import Any, Protocol
 
 import torch
 from torch import nn
 
 from pytest_edgeprof.device import DeviceProfile
 from pytest_edgeprof.errors import UsageError, first_line
+from pytest_edgeprof.measure.energy import open_meter
 from pytest_edgeprof.measure.cell import measure_cell, probe_memory, timed_rounds
 from pytest_edgeprof.measurement import Cell, Measurement
 from pytest_edgeprof.outcome import OOM_KILL_ERROR, Outcome
-from pytest_edgeprof.models.variants import ModelRef, build
+
+
+class Buildable(Protocol):
+    """A model by reference that builds itself where it runs (``models.variants.ModelRef``): its
+    ``build`` returns the model and what a pruned variant really is (``.model``, ``.pruning``)."""
+
+    def build(self, device: str = "cpu", progress: bool = False) -> Any: ...
 
 
 @dataclass(frozen=True)
@@ -32,7 +40,7 @@ class IsolatedJob:
 
     cell: Cell
     profile: DeviceProfile
-    model: ModelRef | None = None  # a torchvision model, built in the child
+    model: Buildable | None = None  # a torchvision model, built in the child
     module: nn.Module | None = None  # or a user's module, pickled by reference to its class
     max_time_s: float = 1.0
     min_rounds: int = 5
@@ -71,12 +79,10 @@ def _death(exitcode: int | None) -> str:
 
 
 def _child_main(job: IsolatedJob, sender: Connection) -> None:
-    from pytest_edgeprof.plugin.session import open_meter
-
     try:
         if job.num_threads:
             torch.set_num_threads(job.num_threads)
-        built = build(job.model, "cpu") if job.module is None else None  # type: ignore[arg-type]
+        built = job.model.build("cpu") if job.model is not None else None
         model = built.model if built is not None else job.module
         if job.memory_limit_bytes:
             _limit_address_space(job.memory_limit_bytes)

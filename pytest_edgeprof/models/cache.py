@@ -16,7 +16,7 @@ from torch import nn
 from pytest_edgeprof.measure.timing import warm_up
 from pytest_edgeprof.measurement import Accuracy, Pruning
 from pytest_edgeprof.models.prune import PruneUnsupported
-from pytest_edgeprof.models.variants import BuiltModel, ModelRef, build
+from pytest_edgeprof.models.variants import BuiltModel, ModelRef
 from pytest_edgeprof.models.zoo import example_input, reference_input_shape
 
 
@@ -83,7 +83,7 @@ class ModelCache:
         if ref in self._unprunable:
             raise PruneUnsupported(self._unprunable[ref])
         try:
-            built = build(ref, device, progress=True)
+            built = ref.build(device, progress=True)
         except PruneUnsupported as exc:
             self._unprunable[ref] = str(exc)
             raise

@@ -38,24 +38,23 @@ class ModelRef:
         data = str(self.prune_data.resolve()) if self.prune_method == "taylor" and self.prune_data else ""
         return model_identity(self.name, self.weights, self.variant, self.prune_method, data)
 
+    def build(self, device: str = "cpu", progress: bool = False) -> "BuiltModel":
+        """The model in eval mode on ``device``; a pruned variant is pruned once and cached, then loaded."""
+        target = variant_target(self.variant)
+        if target is None:
+            return BuiltModel(build_model(self.name, self.weights, device))
+        example_data, data_key = _taylor_data(self)
+        result = pruned_model(
+            self.name, target, weights=self.weights, method=self.prune_method, cache_dir=self.prune_cache,
+            progress=progress, example_data=example_data, data_key=data_key,
+        )
+        return BuiltModel(result.model.eval().to(device), result.pruning())
+
 
 @dataclass
 class BuiltModel:
     model: nn.Module
     pruning: Pruning | None = None  # what a pruned variant really is
-
-
-def build(ref: ModelRef, device: str = "cpu", progress: bool = False) -> BuiltModel:
-    """The model in eval mode on ``device``; a pruned variant is pruned once and cached, then loaded."""
-    target = variant_target(ref.variant)
-    if target is None:
-        return BuiltModel(build_model(ref.name, ref.weights, device))
-    example_data, data_key = _taylor_data(ref)
-    result = pruned_model(
-        ref.name, target, weights=ref.weights, method=ref.prune_method, cache_dir=ref.prune_cache,
-        progress=progress, example_data=example_data, data_key=data_key,
-    )
-    return BuiltModel(result.model.eval().to(device), result.pruning())
 
 
 def _taylor_data(ref: ModelRef) -> tuple[Any, str]:

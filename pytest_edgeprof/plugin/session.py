@@ -81,6 +81,8 @@ class EdgeprofSession:
     def energy_meter(self):  # -> measure.energy.EnergyMeter
         """The best energy source for the device, opened once per session."""
         if self._energy_meter is None:
+            from pytest_edgeprof.measure.energy import open_meter
+
             self._energy_meter = open_meter(self.profile, self.settings.no_energy)
         return self._energy_meter
 
@@ -90,10 +92,3 @@ class EdgeprofSession:
         if self._models is not None:
             self._models.release()
 
-
-def open_meter(profile: DeviceProfile, no_energy: bool = False):  # -> measure.energy.EnergyMeter
-    from pytest_edgeprof.measure.energy import NoEnergyMeter, open_energy_meter
-
-    if no_energy:
-        return NoEnergyMeter("not measured (--no-energy)")
-    return open_energy_meter(profile.torch_device, jetson_model=profile.jetson_model)

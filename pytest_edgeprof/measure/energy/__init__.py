@@ -32,6 +32,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+from pytest_edgeprof.device import DeviceProfile
 from pytest_edgeprof.errors import UsageError
 from pytest_edgeprof.measurement import Energy
 from pytest_edgeprof.measure.energy.base import (
@@ -63,6 +64,7 @@ __all__ = [
     "_codecarbon",
     "check_country",
     "energy_per_image",
+    "open_meter",
     "find_ina3221_rails",
     "find_rapl_packages",
     "jetson_input_rail",
@@ -193,3 +195,10 @@ def energy_per_image(reading: EnergyReading, images: int) -> Energy:
     per_image = None if reading.joules is None or images == 0 else reading.joules / images
     co2 = None if reading.co2_kg is None or images == 0 else reading.co2_kg / images
     return Energy(per_image, reading.avg_power_w, reading.source, reading.reason, co2)
+
+
+def open_meter(profile: DeviceProfile, no_energy: bool = False) -> EnergyMeter:
+    """The best energy source for a device profile, or none when ``no_energy`` (``--no-energy``)."""
+    if no_energy:
+        return NoEnergyMeter("not measured (--no-energy)")
+    return open_energy_meter(profile.torch_device, jetson_model=profile.jetson_model)
