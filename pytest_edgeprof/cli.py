@@ -18,6 +18,7 @@ from typing import Any, NoReturn
 
 from pytest_edgeprof.errors import UsageError, first_line
 from pytest_edgeprof.paths import output_file, output_folder
+from pytest_edgeprof.shared_options import DEVICE, SHAPE, STORAGE, VARIANT, WEIGHTS, SharedOption
 from pytest_edgeprof.models.zoo import parse_batch_size, parse_shape, resolve_model_name
 
 Run = Callable[[argparse.Namespace], int]
@@ -50,6 +51,13 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         raise UsageError(message)
+
+
+def _add_shared(parser: argparse.ArgumentParser, option: SharedOption, *, default: Any, shown: str | None = None,
+                **kwargs: Any) -> None:
+    """An option the pytest plugin has too, with the same name, metavar and help (``shown``: the default in words)."""
+    help_text = option.help(shown or str(default)).replace("%", "%%")  # argparse formats help with %
+    parser.add_argument(option.flag, metavar=option.metavar, default=default, help=help_text, **kwargs)
 
 
 def _typed(parse: Callable[[str], Any]) -> Callable[[str], Any]:
@@ -91,12 +99,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _configure_flops(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("models", nargs="+", metavar="MODEL", help="torchvision classification model names")
-    parser.add_argument(
-        "--shape",
-        type=_typed(parse_shape),
-        default=None,
-        help="input size, 224 or HxW like 224x160 (default: each model's own size, e.g. 299 for inception_v3)",
-    )
+    _add_shared(parser, SHAPE, type=_typed(parse_shape), default=None, shown="each model's own size, e.g. 299 for inception_v3")
     parser.add_argument("--batch", type=_typed(parse_batch_size), default=1, help="batch size (default: 1)")
     parser.add_argument("--json", action="store_true", help="print a JSON list, one object per model")
 
@@ -152,7 +155,7 @@ def _configure_prune(parser: argparse.ArgumentParser) -> None:
         "--target", type=_typed(parse_prune_target), required=True, help="fraction of FLOPs to remove, 0.05 to 0.8"
     )
     parser.add_argument("--method", choices=METHODS, default="magnitude", help="channel importance")
-    parser.add_argument("--weights", default=None, help="random (default), weights in the torch cache, or a path")
+    _add_shared(parser, WEIGHTS, default=None, shown="random")
     parser.add_argument("--data", type=Path, default=None, help="an ImageFolder for Taylor importance")
     parser.add_argument("--data-limit", type=_typed(_positive_int), default=256, help="images of --data (256)")
     parser.add_argument("--out", type=_typed(_variant_out), default=None, help="also write the variant to FILE (load_variant reads it)")
@@ -249,10 +252,7 @@ _RUN_HELP = "a saved run: a JSON file, a run number (0001), a name or fragment o
 
 
 def _add_storage(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--storage", default=".benchmarks", metavar="DIR",
-        help="where run numbers and names are looked up, as pytest-benchmark's --benchmark-storage (default: .benchmarks)",
-    )
+    _add_shared(parser, STORAGE, default=".benchmarks")
 
 
 def _color(stream: Any) -> bool:
@@ -362,10 +362,9 @@ def _positive_int(text: str) -> int:
 
 def _configure_layers(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", metavar="MODEL", help="a torchvision classification model name")
-    parser.add_argument("--shape", type=_typed(parse_shape), default=None,
-                        help="input size, 224 or HxW like 224x160 (default: the model's own size, 224 for most)")
+    _add_shared(parser, SHAPE, type=_typed(parse_shape), default=None, shown="the model's own size, 224 for most")
     parser.add_argument("--batch", type=_typed(parse_batch_size), default=1, help="batch size (default: 1)")
-    parser.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N, auto, or a device profile name")
+    _add_shared(parser, DEVICE, default="cpu")
     _add_variant(parser)
     parser.add_argument("--top", type=_typed(_positive_int), default=None, metavar="N", help="show only the N costliest layers")
     parser.add_argument("--sort", choices=("latency", "flops", "params", "activations"), default="latency",
@@ -421,9 +420,8 @@ def run_layers(args: argparse.Namespace) -> int:
 def _add_variant(parser: argparse.ArgumentParser) -> None:
     from pytest_edgeprof.models.prune import variant_target
 
-    parser.add_argument("--variant", type=_typed(_checked(variant_target)), default="base",
-                        help="base (default) or a pruned variant such as p50 (50 %% of the FLOPs removed), from the variant cache")
-    parser.add_argument("--weights", default=None, help="random (default), weights in the torch cache, or a state-dict path")
+    _add_shared(parser, VARIANT, type=_typed(_checked(variant_target)), default="base")
+    _add_shared(parser, WEIGHTS, default=None, shown="random")
 
 
 def _checked(check: Callable[[str], object]) -> Callable[[str], str]:
@@ -459,11 +457,10 @@ def _configure_capacity(parser: argparse.ArgumentParser) -> None:
     from pytest_edgeprof.metrics import parse_bytes
 
     parser.add_argument("model", metavar="MODEL", help="a torchvision classification model name")
-    parser.add_argument("--shape", type=_typed(parse_shape), default=None,
-                        help="input size, 224 or HxW like 224x160 (default: the model's own size)")
+    _add_shared(parser, SHAPE, type=_typed(parse_shape), default=None, shown="the model's own size, 224 for most")
     parser.add_argument("--memory", type=_typed(parse_bytes), required=True,
                         help="the memory budget, e.g. 2.6GB (2.6e9 bytes) or 2.6GiB")
-    parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N, jetson or a device profile")
+    _add_shared(parser, DEVICE, default="auto")
     _add_variant(parser)
     parser.add_argument("--json", action="store_true", help="print JSON: the probes and the answer")
 

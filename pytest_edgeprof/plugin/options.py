@@ -16,6 +16,7 @@ import pytest
 
 from pytest_edgeprof.compat.pytest_benchmark import storage_folder
 from pytest_edgeprof.errors import UsageError
+from pytest_edgeprof.shared_options import DEVICE, SHAPE, WEIGHTS
 
 if TYPE_CHECKING:
     from pytest_edgeprof.budgets import Budget
@@ -67,11 +68,7 @@ class Option:
 
 
 OPTIONS: dict[str, Option] = {
-    "device": Option(
-        "--device", "edgeprof_device", "DEVICE",
-        "device to benchmark on: auto (CUDA if present, else CPU), cpu, cuda, cuda:N, jetson "
-        "(detected from /proc/device-tree/model) or a profile such as jetson-nano, jetson-orin-nano. Default: auto",
-    ),
+    "device": Option(DEVICE.flag, "edgeprof_device", DEVICE.metavar, "device to benchmark on: " + DEVICE.help("auto")),
     "grid": Option(
         "--grid", "edgeprof_grid", "NAME",
         "default: a grid sized for the device (on a CPU: vgg16, resnet50, mobilenet_v3_large x batch 1,4 x 224,160); "
@@ -85,13 +82,10 @@ OPTIONS: dict[str, Option] = {
         "--batch-sizes", "edgeprof_batch_sizes", "SIZES", "comma list of batch sizes, e.g. 1,8,32", "models.grid:parse_batch_sizes"
     ),
     "shapes": Option(
-        "--shapes", "edgeprof_shapes", "SHAPES", "comma list of input sizes: 224 (square) or 224x160 (height x width)",
+        "--shapes", "edgeprof_shapes", "SHAPES", f"comma list, each an {SHAPE.accepts}",
         "models.grid:parse_shapes",
     ),
-    "weights": Option(
-        "--weights", "edgeprof_weights", "WEIGHTS",
-        "random (default), a weights name such as DEFAULT that is already in the torch cache, or a state-dict path; never downloads",
-    ),
+    "weights": Option(WEIGHTS.flag, "edgeprof_weights", WEIGHTS.metavar, WEIGHTS.help("random")),
     "budget": Option(
         "--budget", "edgeprof_budget", "SPEC",
         "resource budgets every cell must meet, e.g. memory=2.6GB,latency=50ms,p99=80ms,energy=0.5J,throughput=20ips,top1=70 "

@@ -20,7 +20,7 @@ class EdgeprofSession:
     benchmark: BenchmarkOptions = field(default_factory=BenchmarkOptions)
     compare_baseline: Any = None  # the saved run --edgeprof-compare-fail compares with (runs.saved.SavedRun)
     _profile: DeviceProfile | None = None
-    _models: Any = None  # models.cache.ModelCache, made on first use (it imports torch)
+    _models: Any = None  # models.model_cache.ModelCache, made on first use (it imports torch)
     _energy_meter: Any = None  # measure.energy.EnergyMeter, opened on first use
     log: RunLog = field(init=False)
 
@@ -34,9 +34,9 @@ class EdgeprofSession:
         return self._profile
 
     @property
-    def models(self):  # -> models.cache.ModelCache
+    def models(self):  # -> models.model_cache.ModelCache
         if self._models is None:
-            from pytest_edgeprof.models.cache import ModelCache
+            from pytest_edgeprof.models.model_cache import ModelCache
 
             self._models = ModelCache(self.profile.torch_device, self.settings.eval_data, self.settings.eval_limit)
         return self._models
