@@ -123,3 +123,25 @@ def timed_rounds(max_time_s: float = 1.0, min_rounds: int = 5) -> RoundsRunner:
         return recorder.latencies_s()
 
     return run
+
+
+def measure_model(
+    model: nn.Module,
+    cell: Cell,
+    device: str = "cpu",
+    *,
+    energy: bool = True,
+    max_time_s: float = 1.0,
+    min_rounds: int = 5,
+) -> Measurement:
+    """``measure_cell`` for a notebook: the device by name (as ``--device`` takes it), the best energy
+    source for it (or none), and rounds until ``max_time_s``, at least ``min_rounds``."""
+    from pytest_edgeprof.device import resolve_device
+    from pytest_edgeprof.measure.energy import open_meter
+
+    profile = resolve_device(device)
+    meter = open_meter(profile, no_energy=not energy)
+    try:
+        return measure_cell(model, cell, profile, meter, timed_rounds(max_time_s, min_rounds))
+    finally:
+        meter.close()

@@ -135,8 +135,9 @@ OPTIONS: dict[str, Option] = {
     ),
     "resume": Option(
         "--resume", "edgeprof_resume", "",
-        "replay the cells the journal already holds for this device and weights instead of measuring them "
-        "again (a run killed halfway, resumed, saves every cell once)",
+        "replay the cells the journal holds under the same cell key (device, network, weights, variant recipe, "
+        "evaluation data, threads, timer) instead of measuring them again, judged by this run's budgets "
+        "(a run killed halfway, resumed, saves every cell once)",
         flag_only=True,
     ),
     "isolate": Option(

@@ -176,10 +176,10 @@ def _latency_figure(model: str, series: Sequence[Series], run: SavedRun) -> Figu
     figure, (latency_ax, throughput_ax) = _figure(10.0, 4.2, columns=2)
     _title(figure, f"{model}: latency and throughput", run)
     batches = _plot_series(latency_ax, series, LATENCY)
-    latency_ax.set_ylabel("median latency of one batch (ms)")
+    latency_ax.set_ylabel(f"{LATENCY.label} of one batch (ms)")
     _value_axis(latency_ax)
     _plot_series(throughput_ax, series, THROUGHPUT)
-    throughput_ax.set_ylabel("throughput (images/s)")
+    throughput_ax.set_ylabel(f"{THROUGHPUT.label} (images/s)")
     _value_axis(throughput_ax)
     for ax in (latency_ax, throughput_ax):
         _batch_axis(ax, batches)
@@ -194,7 +194,7 @@ def _memory_figure(model: str, series: Sequence[Series], run: SavedRun) -> Figur
     figure, (ax,) = _figure()
     _title(figure, f"{model}: peak memory", run)
     batches = _plot_series(ax, series, MEMORY, 1e-6)
-    ax.set_ylabel("peak memory (MB)")
+    ax.set_ylabel(f"{MEMORY.label} (MB)")
     budget = _memory_budget(s for ser in series for s in ser.cells)
     peaks = [peak for ser in series for c in ser.cells if (peak := c.value(MEMORY))]
     if budget is not None:
@@ -216,9 +216,9 @@ def _energy_figure(model: str, series: Sequence[Series], run: SavedRun) -> Figur
     sources = sorted({energy.source for energy in energies if energy.source})
     source = f", source: {', '.join(sources)}" if sources else ""
     estimate = any(energy.is_estimate for energy in energies)
-    _title(figure, f"{model}: energy per image{' — ESTIMATED' if estimate else ''}", run)
+    _title(figure, f"{model}: {ENERGY.label}{' — ESTIMATED' if estimate else ''}", run)
     batches = _plot_series(ax, series, ENERGY, 1e3)
-    ax.set_ylabel(f"energy per image (mJ){source}")
+    ax.set_ylabel(f"{ENERGY.label} (mJ){source}")
     _value_axis(ax)
     _batch_axis(ax, batches)
     _legend(ax, title="input")
@@ -244,7 +244,7 @@ def _accuracy_figure(model: str, cells: Sequence[SavedCell], run: SavedRun) -> F
             ax.annotate(variant, (x, y), textcoords="offset points", xytext=(5, 4), fontsize=8)
     eval_sets = sorted({c.measurement.accuracy.eval_set for c in cells if c.measurement.accuracy and c.measurement.accuracy.eval_set})
     ax.set_xlabel(f"{unit} per image")
-    ax.set_ylabel("top-1 (%)" + (f" on {', '.join(eval_sets)}" if eval_sets else ""))
+    ax.set_ylabel(f"{TOP1.label} (%)" + (f" on {', '.join(eval_sets)}" if eval_sets else ""))
     ax.grid(True, alpha=0.3)
     ax.margins(x=0.15, y=0.15)
     _legend(ax, title="input")
