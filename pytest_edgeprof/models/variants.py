@@ -1,7 +1,7 @@
 """A model variant by reference ("resnet50", "p50", weights ...) and building it where it runs.
 
 The grid's variant axis: ``base`` is the torchvision model, ``pNN`` the model with NN % of its FLOPs
-removed by structured pruning (``prune.py``), read from the variant cache when it is there.
+removed by structured pruning (``prune/``), read from the variant cache when it is there.
 """
 
 from __future__ import annotations

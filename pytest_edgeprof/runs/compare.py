@@ -1,6 +1,6 @@
 """Two saved runs side by side, cell by cell, and the regression gate over them.
 
-``compare_runs(a, b)`` matches cells by id and, for each DESIGN.md metric either run has, gives the
+``compare_runs(a, b)`` matches cells by id and, for each metric of the registry (``metrics.py``) either run has, gives the
 value in A, in B and the change. ``parse_fail_spec("latency:10%,memory:5%,top1:-0.5")`` reads the
 gate; ``regressions(a, b, thresholds)`` lists every cell and metric that got worse past its
 threshold. The ``edgeprof compare`` command and the ``--edgeprof-compare-fail`` pytest option both
@@ -264,7 +264,7 @@ def _style(change: Change, failed: bool) -> str:
 
 
 def to_csv(comparison: Comparison) -> str:
-    """One row per cell and metric (``key``: the DESIGN.md name); cells of one run only, with empty values."""
+    """One row per cell and metric (``key``: its saved key); cells of one run only, with empty values."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(["cell", "metric", "a", "b", "change_percent", "in"])

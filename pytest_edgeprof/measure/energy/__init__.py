@@ -1,6 +1,6 @@
 """Energy over a measured window, from the best power source the machine has.
 
-Sources, best first (DESIGN.md, "Metrics"), one module each:
+Sources, best first (docs/energy.md), one module each:
 
 ==================== ====================================================== ========================= ===============
 source               what is read                                           library                   module
@@ -30,7 +30,7 @@ from __future__ import annotations
 import re
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 from pytest_edgeprof.device import DeviceProfile
 from pytest_edgeprof.errors import UsageError
@@ -114,7 +114,7 @@ def open_energy_meter(
 
     if kind == "cuda":
         choices = [("nvml", nvml), ("jetson-ina3221", jetson)]
-        if jetson_model:  # on a Jetson the module input rail is the figure DESIGN asks for
+        if jetson_model:  # on a Jetson the module input rail is the figure docs/energy.md defines
             choices.reverse()
     else:
         choices = [("jetson-ina3221", jetson), ("rapl", rapl), ("codecarbon-estimate", codecarbon)]

@@ -16,7 +16,7 @@ from typing import Callable, Protocol, Sequence
 
 from pytest_edgeprof.measure.energy.co2 import co2_kg
 
-SAMPLE_INTERVAL_S = 0.05  # 20 Hz: twice the 10 Hz DESIGN asks for, so a late tick still keeps it
+SAMPLE_INTERVAL_S = 0.05  # 20 Hz: twice the 10 Hz minimum docs/energy.md sets, so a late tick still keeps it
 MIN_SAMPLE_HZ = 10.0
 
 
