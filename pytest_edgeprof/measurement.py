@@ -62,6 +62,7 @@ class CellKey:
     replayed measurement is judged again against the budgets of the run that replays it.
     """
 
+    test: str  # the test's node id: two tests never share a measurement
     cell: Cell
     device: str
     model: Mapping[str, str]  # which network (models/identity.py): a torchvision model and variant, or a user's module
@@ -71,7 +72,7 @@ class CellKey:
     @property
     def text(self) -> str:
         """``resnet50-base-b8-224x224|3f2a9c...``: the cell id, readable, and a digest of all the rest."""
-        whole = {"cell": self.cell.id, "input_shape": list(self.cell.input_shape), "device": self.device,
+        whole = {"test": self.test, "cell": self.cell.id, "input_shape": list(self.cell.input_shape), "device": self.device,
                  "model": dict(self.model), "evaluation": self.evaluation, "conditions": dict(self.conditions)}
         digest = hashlib.sha256(json.dumps(whole, sort_keys=True).encode()).hexdigest()[:16]
         return f"{self.cell.id}|{digest}"

@@ -67,7 +67,8 @@ class EdgeprofTimer:
         check_batch_size(cell.batch_size), check_input_shape(cell.input_shape)  # before anything runs
         self._benchmark.group = cell.model
         ref = model if isinstance(model, ModelRef) else self._session.models.ref_of(model)
-        key = self._session.cell_key(cell, ref.identity() if ref else module_identity(model), evaluated=ref is not None)
+        identity = ref.identity() if ref else module_identity(model)
+        key = self._session.cell_key(self._benchmark.fullname, cell, identity, evaluated=ref is not None)
         entry = self._session.log.replayable(key)
         if entry is not None:  # measured before under this key: its rounds, judged by this run's budgets
             pytest_benchmark.record_rounds(self._benchmark, entry.latencies_s, entry.iterations)

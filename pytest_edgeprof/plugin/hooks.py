@@ -212,15 +212,15 @@ def edgeprof_device(pytestconfig: pytest.Config):
 
 
 @pytest.fixture
-def edgeprof_model(pytestconfig: pytest.Config, edgeprof_cell):
+def edgeprof_model(request: pytest.FixtureRequest, edgeprof_cell):
     """The cell's torchvision model on the device, in eval mode, built once per session and weights
     (``--weights``) and warmed up until its timings settle. Under ``--isolate``, and for a cell that
     ``--resume`` replays, it is a ``ModelRef`` (name, weights, variant) that is built where it runs."""
     from pytest_edgeprof.models.prune import PruneUnsupported
 
-    session = pytestconfig.stash[SESSION]
+    session = request.config.stash[SESSION]
     ref = session.model_ref(edgeprof_cell)
-    if session.log.replayable(session.cell_key(edgeprof_cell, ref.identity(), evaluated=True)) is not None:
+    if session.log.replayable(session.cell_key(request.node.nodeid, edgeprof_cell, ref.identity(), evaluated=True)):
         return ref
     try:
         if session.settings.isolate:

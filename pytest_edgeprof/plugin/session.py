@@ -69,14 +69,14 @@ class EdgeprofSession:
         return ModelRef(cell.model, settings.weights, cell.variant, settings.prune_method, settings.prune_cache,
                         settings.prune_data)
 
-    def cell_key(self, cell: Cell, model_identity: dict[str, str], *, evaluated: bool) -> CellKey:
-        """The key of what this cell measures in this run (``evaluated``: accuracy is measured for it)."""
+    def cell_key(self, test: str, cell: Cell, model_identity: dict[str, str], *, evaluated: bool) -> CellKey:
+        """The key of what the test's cell measures in this run (``evaluated``: accuracy is measured for it)."""
         import torch
 
         conditions = {"threads": str(torch.get_num_threads()), "timer": self.benchmark.timer,
                       "timed": str(self.benchmark.enabled)}
         evaluation = self.models.evaluation_identity() if evaluated else ""
-        return CellKey(cell, self.profile.name, model_identity, evaluation, conditions)
+        return CellKey(test, cell, self.profile.name, model_identity, evaluation, conditions)
 
     def energy_meter(self):  # -> measure.energy.EnergyMeter
         """The best energy source for the device, opened once per session."""
