@@ -87,6 +87,7 @@ class EdgeprofSession:
         return self._energy_meter
 
     def close(self) -> None:
+        self.log.close()
         if self._energy_meter is not None:
             self._energy_meter.close()
         if self._models is not None:
