@@ -108,6 +108,8 @@ class Latency:
     rounds: int
     timer: str  # "cuda-events" or "perf_counter"
     samples_s: tuple[float, ...] = field(default=(), repr=False)
+    ci95_ms: tuple[float, float] | None = None  # the median's 95 % interval; None under 6 rounds
+    cov: float | None = None  # coefficient of variation: standard deviation / mean
 
     @classmethod
     def of(cls, samples_s: Iterable[float], timer: str = "perf_counter") -> "Latency":
@@ -120,11 +122,30 @@ class Latency:
                 return samples[0] * 1e3
             return statistics.quantiles(samples, n=100, method="inclusive")[percent - 1] * 1e3
 
+        interval = median_interval(samples)
+        cov = statistics.stdev(samples) / statistics.fmean(samples) if len(samples) > 1 else None
         return cls(statistics.median(samples) * 1e3, percentile_ms(90), percentile_ms(99),
-                   percentile_ms(75) - percentile_ms(25), len(samples), timer, samples)
+                   percentile_ms(75) - percentile_ms(25), len(samples), timer, samples,
+                   (interval[0] * 1e3, interval[1] * 1e3) if interval else None, cov)
 
     def throughput_ips(self, batch_size: int) -> float:
         return batch_size / (self.median_ms / 1e3)
+
+
+def median_interval(samples: Iterable[float], confidence: float = 0.95) -> tuple[float, float] | None:
+    """The median's distribution-free confidence interval: the order statistics x(l) and x(n+1-l) with
+    the largest l for which P(Binomial(n, 1/2) < l) stays within (1 - confidence) / 2. It holds for
+    any distribution of the samples (no normality assumed); None where n is too small for one (n < 6
+    at 95 %)."""
+    ordered = sorted(samples)
+    n = len(ordered)
+    tail, below, rank = (1 - confidence) / 2, 0.0, 0
+    while rank < n // 2 and below + math.comb(n, rank) / 2**n <= tail:
+        below += math.comb(n, rank) / 2**n
+        rank += 1  # P(Bin < rank) <= tail: x(rank) is a lower bound (1-based)
+    if rank == 0:
+        return None
+    return ordered[rank - 1], ordered[n - rank]
 
 
 @dataclass(frozen=True)
@@ -199,7 +220,7 @@ class Accuracy:
 _IDENTITY_KEYS = ("model", "variant", "batch_size", "input_shape", "device")
 _PART_KEYS = frozenset({
     *_IDENTITY_KEYS, "outcome", "error", LATENCY.key, "latency_ms_p90", P99.key, "latency_ms_iqr", THROUGHPUT.key,
-    "latency_samples", "latency_timer", "warmup_calls", "warmup_settled", MEMORY.key, "activation_peak_bytes",
+    "latency_samples", "latency_timer", "latency_ms_ci95", "latency_cov", "warmup_calls", "warmup_settled", MEMORY.key, "activation_peak_bytes",
     "peak_rss_bytes", "peak_mem_method", "peak_reserved_bytes", ENERGY.key, "avg_power_w", "energy_source",
     "energy_note", "co2_kg_per_image", FLOPS.key, "macs", "params", "model_bytes", "flops_error", "prune_target",
     "prune_achieved", "prune_method", "prune_params_before", "prune_params_after", "prune_reference_shape",
@@ -275,6 +296,8 @@ def _write_latency(latency: Latency, cell: Cell) -> dict[str, Any]:
         LATENCY.key: latency.median_ms, "latency_ms_p90": latency.p90_ms, P99.key: latency.p99_ms,
         "latency_ms_iqr": latency.iqr_ms, THROUGHPUT.key: latency.throughput_ips(cell.batch_size),
         "latency_samples": latency.rounds, "latency_timer": latency.timer,
+        **({"latency_ms_ci95": list(latency.ci95_ms)} if latency.ci95_ms is not None else {}),
+        **({"latency_cov": latency.cov} if latency.cov is not None else {}),
     }
 
 
@@ -342,8 +365,12 @@ def _read_latency(info: Mapping[str, Any]) -> Latency | None:
     if median is None:
         return None
     p90, p99, iqr = (number(info.get(key)) for key in ("latency_ms_p90", P99.key, "latency_ms_iqr"))
+    saved_interval = info.get("latency_ms_ci95")
+    bounds = [number(v) for v in saved_interval] if isinstance(saved_interval, list) and len(saved_interval) == 2 else []
+    interval = (bounds[0], bounds[1]) if len(bounds) == 2 and None not in bounds else None
     return Latency(median, median if p90 is None else p90, median if p99 is None else p99, iqr or 0.0,
-                   _int(info.get("latency_samples")) or 0, _text(info.get("latency_timer")))
+                   _int(info.get("latency_samples")) or 0, _text(info.get("latency_timer")),
+                   ci95_ms=interval, cov=number(info.get("latency_cov")))  # type: ignore[arg-type]
 
 
 def _read_warmup(info: Mapping[str, Any]) -> WarmUp | None:

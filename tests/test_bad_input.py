@@ -232,6 +232,8 @@ COVERED_ELSEWHERE = [
     _pytest_case("--batch-sizes 0,8", "--batch-sizes", "0,8", fragment="bad batch size '0'", where="test_plugin.py"),
     _pytest_case("--shapes 224y160", "--shapes", "224y160", fragment="bad input shape '224y160'", where="test_plugin.py"),
     _pytest_case("--grid huge", "--grid", "huge", fragment="unknown --grid 'huge'", where="test_plugin.py"),
+    _pytest_case("--edgeprof-columns latency,speed", "--edgeprof-columns", "latency,speed",
+                 fragment="unknown column 'speed'; accepted: latency, p99", where="test_summary.py"),
     _pytest_case("ini edgeprof_budget = latency=fast", ini="edgeprof_budget = latency=fast", fragment="bad duration 'fast'",
                  where="test_plugin_budgets.py"),
     _pytest_case("--budget memory=2.6", "--budget", "memory=2.6", fragment="bad size '2.6'", where="test_plugin_budgets.py"),

@@ -1,10 +1,11 @@
+import statistics
 import time
 
 import numpy as np
 import pytest
 from hypothesis import given, strategies as st
 
-from pytest_edgeprof.measurement import Cell, Latency, Measurement
+from pytest_edgeprof.measurement import Cell, Latency, Measurement, median_interval
 from pytest_edgeprof.measure.timing import CallRecorder, warm_up
 
 
@@ -63,3 +64,18 @@ def test_measurement_extra_info_has_the_design_keys():
     assert info["input_shape"] == [3, 224, 160]
     assert info["throughput_ips"] == pytest.approx(8 / 0.2)
     assert Cell.from_extra_info(info) == cell
+
+
+@given(st.lists(st.floats(min_value=1e-6, max_value=1.0, allow_nan=False), min_size=1, max_size=300))
+def test_the_medians_interval_holds_the_median_between_two_of_the_samples(samples):
+    interval = median_interval(samples)
+    if len(samples) < 6:
+        assert interval is None
+        return
+    low, high = interval
+    assert low in samples and high in samples and low <= statistics.median(samples) <= high
+
+
+def test_the_medians_interval_is_the_textbook_one_for_100_samples():
+    """For n = 100 the 95 % interval of the median is the 40th to the 61st order statistic."""
+    assert median_interval(range(1, 101)) == (40, 61)

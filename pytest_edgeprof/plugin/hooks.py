@@ -140,12 +140,31 @@ def _stop_on_usage_error(item: pytest.Item) -> Iterator[None]:
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
-    log = config.stash[SESSION].log
+    session = config.stash[SESSION]
+    log = session.log
     if log.regressions:
         terminalreporter.write_sep("=", "edgeprof: regressions past --edgeprof-compare-fail", red=True, bold=True)
         for line in log.regressions:
             terminalreporter.write_line(line)
-    broken = log.broken_budgets
+    _write_broken_budgets(terminalreporter, log.broken_budgets)
+    if log.results:
+        _write_answer(terminalreporter, session, quiet=config.get_verbosity() < 0)
+
+
+def _write_answer(terminalreporter, session: EdgeprofSession, quiet: bool) -> None:
+    """The run's cells as one table, the recommended configuration and what did not fit."""
+    import shutil
+
+    from pytest_edgeprof.runs import summary
+
+    width = shutil.get_terminal_size((100, 24)).columns
+    columns = session.settings.columns or summary.DEFAULT_COLUMNS
+    terminalreporter.write_sep("=", f"edgeprof: {session.profile.name}", bold=True)
+    for line in summary.render(session.log.as_saved_run(), width=width, columns=columns, quiet=quiet):
+        terminalreporter.write_line(line)
+
+
+def _write_broken_budgets(terminalreporter, broken: list[tuple[str, list[str]]]) -> None:
     if not broken:
         return
     terminalreporter.write_sep("=", "edgeprof: broken budgets", red=True, bold=True)

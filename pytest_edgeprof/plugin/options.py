@@ -48,6 +48,7 @@ class Settings:
     prune_data: Path | None = None
     eval_data: Path | None = None  # an ImageFolder: adds top1/top5 per model, variant and shape
     eval_limit: int | None = None
+    columns: tuple[str, ...] | None = None  # the summary's metric columns; None: all that fit
 
 
 @dataclass(frozen=True)
@@ -122,6 +123,13 @@ OPTIONS: dict[str, Option] = {
     "eval_limit": Option(
         "--eval-limit", "edgeprof_eval_limit", "N", "evaluate only the first N images (eval_set says so)",
         "models.accuracy:parse_eval_limit",
+    ),
+    "columns": Option(
+        "--edgeprof-columns", "edgeprof_columns", "NAMES",
+        "the metric columns of the table printed at the end of the run, in order, from latency, p99, throughput, "
+        "memory, energy, flops, top1 (default: all; columns wider than the terminal are dropped, least important "
+        "first); -q prints only the recommended configuration",
+        "runs.summary:parse_columns",
     ),
     "no_energy": Option(
         "--no-energy", "edgeprof_no_energy", "",

@@ -140,11 +140,12 @@ def render(run: SavedRun, objective: str = "throughput") -> str:
         lines.append("recommended: none: no cell stayed within every budget")
     else:
         lines.append(f"recommended (best {m.label} within every budget): {best.id}")
-        lines.append("  " + ", ".join(_numbers(best)))
+        lines.append("  " + ", ".join(numbers(best)))
     return "\n".join(lines)
 
 
-def _numbers(cell: SavedCell) -> list[str]:
+def numbers(cell: SavedCell) -> list[str]:
+    """The cell's compared metrics, each as its label and formatted value."""
     return [f"{cell.label(m)} {m.format(v)}" for m in COMPARED if (v := cell.value(m)) is not None]
 
 
