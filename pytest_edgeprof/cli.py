@@ -280,8 +280,6 @@ def _configure_compare(parser: argparse.ArgumentParser) -> None:
     _configure_compare,
 )
 def run_compare(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from pytest_edgeprof.runs.compare import compare_runs, parse_fail_spec, regressions, render_table, to_csv, to_json
     from pytest_edgeprof.runs.saved import load_run
 
@@ -319,8 +317,6 @@ def _configure_limits(parser: argparse.ArgumentParser) -> None:
     _configure_limits,
 )
 def run_limits(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from pytest_edgeprof.runs import limits
     from pytest_edgeprof.runs.saved import load_run
 

@@ -110,9 +110,10 @@ class Latency:
     samples_s: tuple[float, ...] = field(default=(), repr=False)
     ci95_ms: tuple[float, float] | None = None  # the median's 95 % interval; None under 6 rounds
     cov: float | None = None  # coefficient of variation: standard deviation / mean
+    stable: bool | None = None  # the stopping rule reached its precision; None: rounds not run by it
 
     @classmethod
-    def of(cls, samples_s: Iterable[float], timer: str = "perf_counter") -> "Latency":
+    def of(cls, samples_s: Iterable[float], timer: str = "perf_counter", stable: bool | None = None) -> "Latency":
         samples = tuple(float(s) for s in samples_s)
         if not samples:
             raise ValueError("Latency needs at least one sample")
@@ -126,7 +127,7 @@ class Latency:
         cov = statistics.stdev(samples) / statistics.fmean(samples) if len(samples) > 1 else None
         return cls(statistics.median(samples) * 1e3, percentile_ms(90), percentile_ms(99),
                    percentile_ms(75) - percentile_ms(25), len(samples), timer, samples,
-                   (interval[0] * 1e3, interval[1] * 1e3) if interval else None, cov)
+                   (interval[0] * 1e3, interval[1] * 1e3) if interval else None, cov, stable)
 
     def throughput_ips(self, batch_size: int) -> float:
         return batch_size / (self.median_ms / 1e3)
@@ -220,7 +221,7 @@ class Accuracy:
 _IDENTITY_KEYS = ("model", "variant", "batch_size", "input_shape", "device")
 _PART_KEYS = frozenset({
     *_IDENTITY_KEYS, "outcome", "error", LATENCY.key, "latency_ms_p90", P99.key, "latency_ms_iqr", THROUGHPUT.key,
-    "latency_samples", "latency_timer", "latency_ms_ci95", "latency_cov", "warmup_calls", "warmup_settled", MEMORY.key, "activation_peak_bytes",
+    "latency_samples", "latency_timer", "latency_ms_ci95", "latency_cov", "latency_stable", "warmup_calls", "warmup_settled", MEMORY.key, "activation_peak_bytes",
     "peak_rss_bytes", "peak_mem_method", "peak_reserved_bytes", ENERGY.key, "avg_power_w", "energy_source",
     "energy_note", "co2_kg_per_image", FLOPS.key, "macs", "params", "model_bytes", "flops_error", "prune_target",
     "prune_achieved", "prune_method", "prune_params_before", "prune_params_after", "prune_reference_shape",
@@ -298,6 +299,7 @@ def _write_latency(latency: Latency, cell: Cell) -> dict[str, Any]:
         "latency_samples": latency.rounds, "latency_timer": latency.timer,
         **({"latency_ms_ci95": list(latency.ci95_ms)} if latency.ci95_ms is not None else {}),
         **({"latency_cov": latency.cov} if latency.cov is not None else {}),
+        **({"latency_stable": latency.stable} if latency.stable is not None else {}),
     }
 
 
@@ -370,7 +372,8 @@ def _read_latency(info: Mapping[str, Any]) -> Latency | None:
     interval = (bounds[0], bounds[1]) if len(bounds) == 2 and None not in bounds else None
     return Latency(median, median if p90 is None else p90, median if p99 is None else p99, iqr or 0.0,
                    _int(info.get("latency_samples")) or 0, _text(info.get("latency_timer")),
-                   ci95_ms=interval, cov=number(info.get("latency_cov")))  # type: ignore[arg-type]
+                   ci95_ms=interval, cov=number(info.get("latency_cov")),  # type: ignore[arg-type]
+                   stable=stable if isinstance(stable := info.get("latency_stable"), bool) else None)
 
 
 def _read_warmup(info: Mapping[str, Any]) -> WarmUp | None:

@@ -6,7 +6,8 @@ import pytest
 from hypothesis import given, strategies as st
 
 from pytest_edgeprof.measurement import Cell, Latency, Measurement, median_interval
-from pytest_edgeprof.measure.timing import CallRecorder, warm_up
+from pytest_edgeprof.errors import UsageError
+from pytest_edgeprof.measure.timing import CallRecorder, StoppingRule, parse_latency_ci, warm_up
 
 
 @given(st.lists(st.floats(1e-6, 10.0), min_size=2, max_size=200))
@@ -79,3 +80,43 @@ def test_the_medians_interval_holds_the_median_between_two_of_the_samples(sample
 def test_the_medians_interval_is_the_textbook_one_for_100_samples():
     """For n = 100 the 95 % interval of the median is the 40th to the 61st order statistic."""
     assert median_interval(range(1, 101)) == (40, 61)
+
+
+def _sleeper(spread_s: float, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    return lambda: time.sleep(0.002 + rng.uniform(0, spread_s))
+
+
+def test_rounds_stop_once_the_median_is_known_within_the_precision():
+    recorder = CallRecorder(_sleeper(0.00002), "cpu")
+    began = time.perf_counter()
+    rounds = StoppingRule(precision=0.05, min_rounds=5, min_time_s=0.05, max_time_s=5.0).run(recorder)
+    assert rounds.stable and len(rounds.latencies_s) >= 6
+    assert time.perf_counter() - began < 2.0  # well before the ceiling
+    low, high = median_interval(rounds.latencies_s)
+    median = statistics.median(rounds.latencies_s)
+    assert median - low <= 0.05 * median and high - median <= 0.05 * median
+
+
+def test_rounds_that_cannot_reach_the_precision_end_at_the_ceiling_marked_unstable():
+    recorder = CallRecorder(_sleeper(0.004), "cpu")  # a spread of 2x the base time: ±0.1 % is out of reach
+    began = time.perf_counter()
+    rounds = StoppingRule(precision=0.001, min_rounds=5, min_time_s=0.05, max_time_s=0.3).run(recorder)
+    assert not rounds.stable and 0.3 <= time.perf_counter() - began < 0.5
+
+
+@given(st.text(max_size=12))
+def test_latency_ci_takes_a_percentage_or_says_what_it_accepts(text):
+    try:
+        value = parse_latency_ci(text)
+    except UsageError as exc:
+        assert str(exc).startswith("bad --latency-ci") and "e.g. 1% or 0.5%" in str(exc)
+    else:
+        assert text.strip().endswith("%") and 0 < value <= 0.5
+
+
+def test_latency_ci_by_example():
+    assert parse_latency_ci("1%") == 0.01 and parse_latency_ci(" 0.5 %") == 0.005
+    for bad in ("1", "0%", "-1%", "51%", "%", "1e1%", "one%"):
+        with pytest.raises(UsageError):
+            parse_latency_ci(bad)

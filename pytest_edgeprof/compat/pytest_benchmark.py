@@ -4,8 +4,6 @@
 - rounds measured elsewhere (an isolated child, the journal of a killed run) handed to the fixture as
   if it had timed them: ``BenchmarkFixture._make_stats`` and ``_mode`` are private; a fixture whose
   function raised (``has_error``) is left out of the saved JSON;
-- the per-call slice of CUDA-event latencies: the fixture's calibration calls come first, then the
-  timed rounds, then one untimed call whose result ``benchmark(...)`` returns;
 - the storage folder of its ``file://`` storage URI, and the machine id its autosave folders are named by.
 
 Checked on pytest-benchmark 5.3.1 (pyproject.toml accepts 4.0 and later).
@@ -75,14 +73,6 @@ def timed_rounds(benchmark: Any) -> tuple[list[float], int] | None:
     if not stats or benchmark.has_error:
         return None
     return list(stats.stats.data), stats.iterations
-
-
-def timed_call_latencies(benchmark: Any, per_call_s: Sequence[float]) -> list[float]:
-    """The timed calls among every call the fixture made (``per_call_s``, oldest first): calibration
-    calls come first and one untimed call comes last."""
-    stats = benchmark.stats
-    timed_calls = len(stats.stats.data) * stats.iterations
-    return list(per_call_s[-timed_calls - 1 : -1])
 
 
 def record_rounds(benchmark: Any, latencies_s: Sequence[float], iterations: int) -> None:

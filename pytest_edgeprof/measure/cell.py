@@ -7,7 +7,6 @@ The rounds themselves are run by a ``RoundsRunner``: inside pytest that is pytes
 
 from __future__ import annotations
 
-import math
 from typing import Callable
 
 import torch
@@ -18,13 +17,13 @@ from pytest_edgeprof.errors import first_line
 from pytest_edgeprof.measure.energy import EnergyMeter, EnergyWindow, energy_per_image
 from pytest_edgeprof.measure.flops import count_cost
 from pytest_edgeprof.measure.memory import measure_peak_memory, model_bytes
-from pytest_edgeprof.measure.timing import CallRecorder, warm_up
+from pytest_edgeprof.measure.timing import CallRecorder, Rounds, StoppingRule, warm_up
 from pytest_edgeprof.measurement import Cell, Cost, Latency, Measurement, Memory, WarmUp
 from pytest_edgeprof.models.zoo import example_input
 from pytest_edgeprof.outcome import Outcome, is_out_of_memory
 
-# Runs the timed rounds of ``recorder`` and returns their per-call latencies in seconds (None: not timed).
-RoundsRunner = Callable[[CallRecorder], "list[float] | None"]
+# Runs the timed rounds of ``recorder`` (None: not timed, as under --benchmark-disable).
+RoundsRunner = Callable[[CallRecorder], "Rounds | None"]
 
 
 def measure_cell(
@@ -65,11 +64,11 @@ def _measure(
         warmup = warm_up(recorder, device)
         recorder.clear()
         with EnergyWindow(meter) as window:
-            latencies_s = run_rounds(recorder)
+            rounds = run_rounds(recorder)
             window.extend(recorder)
         measurement.memory = memory_of(model, example, profile)
-    if latencies_s:
-        measurement.latency = Latency.of(latencies_s, recorder.method)
+    if rounds is not None:
+        measurement.latency = Latency.of(rounds.latencies_s, recorder.method, stable=rounds.stable)
     measurement.warmup = WarmUp(warmup.calls, warmup.settled)
     assert window.reading is not None
     measurement.energy = energy_per_image(window.reading, recorder.calls * cell.batch_size)
@@ -110,38 +109,23 @@ def cost_of(model: nn.Module, cell: Cell) -> Cost:
     return Cost(cost.flops, cost.macs, cost.params, model_bytes(model))
 
 
-def timed_rounds(max_time_s: float = 1.0, min_rounds: int = 5) -> RoundsRunner:
-    """Rounds of one call each until ``max_time_s`` has passed, at least ``min_rounds``, as pytest-benchmark does."""
-
-    def run(recorder: CallRecorder) -> list[float]:
-        recorder()
-        first = max(recorder.latencies_s()[-1], 1e-9)
-        rounds = max(min_rounds, math.ceil(max_time_s / first))
-        recorder.clear()
-        for _ in range(rounds):
-            recorder()
-        return recorder.latencies_s()
-
-    return run
-
-
 def measure_model(
     model: nn.Module,
     cell: Cell,
     device: str = "cpu",
     *,
     energy: bool = True,
-    max_time_s: float = 1.0,
-    min_rounds: int = 5,
+    rule: StoppingRule = StoppingRule(),
 ) -> Measurement:
     """``measure_cell`` for a notebook: the device by name (as ``--device`` takes it), the best energy
-    source for it (or none), and rounds until ``max_time_s``, at least ``min_rounds``."""
+    source for it (or none), and rounds until the median is known within ``rule.precision`` (±1 %)
+    or ``rule.max_time_s`` has passed."""
     from pytest_edgeprof.device import resolve_device
     from pytest_edgeprof.measure.energy import open_meter
 
     profile = resolve_device(device)
     meter = open_meter(profile, no_energy=not energy)
     try:
-        return measure_cell(model, cell, profile, meter, timed_rounds(max_time_s, min_rounds))
+        return measure_cell(model, cell, profile, meter, rule.run)
     finally:
         meter.close()

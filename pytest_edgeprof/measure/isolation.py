@@ -22,7 +22,8 @@ from torch import nn
 from pytest_edgeprof.device import DeviceProfile
 from pytest_edgeprof.errors import UsageError, first_line
 from pytest_edgeprof.measure.energy import open_meter
-from pytest_edgeprof.measure.cell import measure_cell, probe_memory, timed_rounds
+from pytest_edgeprof.measure.cell import measure_cell, probe_memory
+from pytest_edgeprof.measure.timing import StoppingRule
 from pytest_edgeprof.measurement import Cell, Measurement
 from pytest_edgeprof.outcome import OOM_KILL_ERROR, Outcome
 
@@ -42,8 +43,7 @@ class IsolatedJob:
     profile: DeviceProfile
     model: Buildable | None = None  # a torchvision model, built in the child
     module: nn.Module | None = None  # or a user's module, pickled by reference to its class
-    max_time_s: float = 1.0
-    min_rounds: int = 5
+    rule: StoppingRule = StoppingRule()  # when the timed rounds end
     memory_limit_bytes: int | None = None  # extra address space the child may map (CPU only)
     num_threads: int = 0
     no_energy: bool = False
@@ -91,7 +91,7 @@ def _child_main(job: IsolatedJob, sender: Connection) -> None:
         else:
             meter = open_meter(job.profile, job.no_energy)
             try:
-                measurement = measure_cell(model, job.cell, job.profile, meter, timed_rounds(job.max_time_s, job.min_rounds))
+                measurement = measure_cell(model, job.cell, job.profile, meter, job.rule.run)
             finally:
                 meter.close()
         if built is not None:

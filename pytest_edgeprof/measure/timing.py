@@ -12,6 +12,9 @@ from typing import Callable
 
 import torch
 
+from pytest_edgeprof.errors import UsageError
+from pytest_edgeprof.measurement import median_interval
+
 
 def synchronizer(device: str) -> Callable[[], None]:
     """A function that returns once ``device`` has finished all work queued so far."""
@@ -110,3 +113,55 @@ def warm_up(
                 return WarmUp(len(times), elapsed, True, latest)
         if elapsed >= max_seconds or len(times) >= max_calls:
             return WarmUp(len(times), elapsed, False, statistics.median(times[-window:]))
+
+
+@dataclass(frozen=True)
+class Rounds:
+    latencies_s: list[float]  # one call each, oldest first
+    stable: bool  # the stopping rule reached its precision before its ceiling
+
+
+@dataclass(frozen=True)
+class StoppingRule:
+    """When the timed rounds end: as soon as the median's 95 % confidence interval (distribution-free,
+    from order statistics) lies within ``precision`` of the median on both sides, once at least
+    ``min_rounds`` rounds and ``min_time_s`` have passed; at ``max_time_s`` (pytest-benchmark's
+    ``--benchmark-max-time``) at the latest, then marked not stable."""
+
+    precision: float = 0.01
+    min_rounds: int = 5
+    min_time_s: float = 0.1
+    max_time_s: float = 1.0
+
+    def run(self, recorder: CallRecorder) -> Rounds:
+        """Call ``recorder`` one round at a time until the rule is met or the ceiling is reached."""
+        began, check_at = time.perf_counter(), max(self.min_rounds, 6)
+        while True:
+            recorder()
+            elapsed, rounds = time.perf_counter() - began, recorder.calls
+            if rounds >= check_at and elapsed >= self.min_time_s:
+                if self.precise(recorder.latencies_s()):
+                    return Rounds(recorder.latencies_s(), True)
+                check_at = max(rounds + 1, int(rounds * 1.1))  # sorting every round would cost O(n² log n)
+            if elapsed >= self.max_time_s and rounds >= self.min_rounds:
+                latencies = recorder.latencies_s()
+                return Rounds(latencies, self.precise(latencies))
+
+    def precise(self, latencies_s: list[float]) -> bool:
+        interval = median_interval(latencies_s)
+        if interval is None:
+            return False
+        median = statistics.median(latencies_s)
+        return median - interval[0] <= self.precision * median and interval[1] - median <= self.precision * median
+
+
+def parse_latency_ci(text: str) -> float:
+    """``--latency-ci 1%`` -> 0.01: a percentage above 0 and at most 50."""
+    number = text.strip().removesuffix("%").strip()
+    try:
+        value = float(number) if text.strip().endswith("%") and number.replace(".", "", 1).isdigit() else None
+    except ValueError:
+        value = None
+    if value is None or not 0 < value <= 50:
+        raise UsageError(f"bad --latency-ci {text!r}: expected a percentage above 0 and at most 50, e.g. 1% or 0.5%")
+    return value / 100

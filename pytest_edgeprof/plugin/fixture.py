@@ -16,7 +16,7 @@ from pytest_edgeprof.errors import UsageError, first_line
 from pytest_edgeprof.measure.cell import measure_cell
 from pytest_edgeprof.measure.flops import check_batch_size, check_input_shape
 from pytest_edgeprof.measure.isolation import IsolatedJob, run_isolated
-from pytest_edgeprof.measure.timing import CallRecorder
+from pytest_edgeprof.measure.timing import CallRecorder, Rounds
 from pytest_edgeprof.measurement import Cell, CellKey, Measurement
 from pytest_edgeprof.models.identity import module_identity
 from pytest_edgeprof.models.variants import ModelRef
@@ -93,23 +93,23 @@ class EdgeprofTimer:
         module = self._session.models.build(model) if isinstance(model, ModelRef) else model
         return measure_cell(module, cell, self.profile, self._session.energy_meter(), self._benchmark_rounds)
 
-    def _benchmark_rounds(self, recorder: CallRecorder) -> list[float] | None:
-        """pytest-benchmark calibrates and runs the rounds; returns their per-call latencies."""
-        self._benchmark(recorder)
-        rounds = pytest_benchmark.timed_rounds(self._benchmark)
-        if rounds is None:  # --benchmark-disable: one untimed call
+    def _benchmark_rounds(self, recorder: CallRecorder) -> Rounds | None:
+        """The timed rounds, one call each, until the median is known within ``--latency-ci`` (or the
+        ceiling); pytest-benchmark saves exactly these rounds. None under --benchmark-disable."""
+        if not self._session.benchmark.enabled:
+            self._benchmark(recorder)  # one untimed call, as pytest-benchmark makes when disabled
             return None
-        if recorder.method == "cuda-events":  # device time per call, not the host's time per round
-            return pytest_benchmark.timed_call_latencies(self._benchmark, recorder.latencies_s())
-        return rounds[0]
+        rounds = self._session.stopping_rule().run(recorder)
+        pytest_benchmark.record_rounds(self._benchmark, rounds.latencies_s, 1)
+        return rounds
 
     def _isolated(self, model: nn.Module | ModelRef, cell: Cell) -> Measurement:
-        settings, options = self._session.settings, self._session.benchmark
+        settings = self._session.settings
         job = IsolatedJob(
             cell, self.profile,
             model=model if isinstance(model, ModelRef) else None,
             module=None if isinstance(model, ModelRef) else model,
-            max_time_s=options.max_time_s, min_rounds=options.min_rounds,
+            rule=self._session.stopping_rule(),
             memory_limit_bytes=settings.isolate_memory_limit, num_threads=torch.get_num_threads(),
             no_energy=settings.no_energy,
         )

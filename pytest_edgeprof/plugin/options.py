@@ -49,6 +49,7 @@ class Settings:
     eval_data: Path | None = None  # an ImageFolder: adds top1/top5 per model, variant and shape
     eval_limit: int | None = None
     columns: tuple[str, ...] | None = None  # the summary's metric columns; None: all that fit
+    latency_ci: float = 0.01  # rounds go on until the median's 95 % interval is within this fraction of it
 
 
 @dataclass(frozen=True)
@@ -123,6 +124,13 @@ OPTIONS: dict[str, Option] = {
     "eval_limit": Option(
         "--eval-limit", "edgeprof_eval_limit", "N", "evaluate only the first N images (eval_set says so)",
         "models.accuracy:parse_eval_limit",
+    ),
+    "latency_ci": Option(
+        "--latency-ci", "edgeprof_latency_ci", "PERCENT",
+        "timed rounds go on until the median latency's 95 %% confidence interval (distribution-free) is within "
+        "this much of the median, e.g. 1%% (the default) or 0.5%%; --benchmark-max-time is the ceiling, and a cell "
+        "that reaches it first is saved with latency_stable false",
+        "measure.timing:parse_latency_ci",
     ),
     "columns": Option(
         "--edgeprof-columns", "edgeprof_columns", "NAMES",

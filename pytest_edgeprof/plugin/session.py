@@ -78,6 +78,12 @@ class EdgeprofSession:
         evaluation = self.models.evaluation_identity() if evaluated else ""
         return CellKey(test, cell, self.profile.name, model_identity, evaluation, conditions)
 
+    def stopping_rule(self):  # -> measure.timing.StoppingRule
+        """When a cell's timed rounds end: --latency-ci, --benchmark-min-rounds, --benchmark-max-time."""
+        from pytest_edgeprof.measure.timing import StoppingRule
+
+        return StoppingRule(self.settings.latency_ci, self.benchmark.min_rounds, max_time_s=self.benchmark.max_time_s)
+
     def energy_meter(self):  # -> measure.energy.EnergyMeter
         """The best energy source for the device, opened once per session."""
         if self._energy_meter is None:
