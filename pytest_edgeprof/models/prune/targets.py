@@ -1,13 +1,18 @@
-"""What a pruned variant is called and which targets and methods are accepted.
+"""What a pruned variant is called, which targets and methods are accepted, and where variants are cached.
 
 A target is the fraction of a model's FLOPs to remove, from ``MIN_TARGET`` to ``MAX_TARGET``; its
 variant id is ``p<percent>`` (0.5 -> ``p50``), and ``base`` is the unpruned model. The ``--prune``
-and ``--prune-method`` options and the ``edgeprof prune`` command parse with these functions.
+and ``--prune-method`` options and the ``edgeprof prune`` command parse with these functions, which
+import no torch (the plugin checks its options with them in every pytest run).
 """
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 from pytest_edgeprof.errors import UsageError
+from pytest_edgeprof.paths import output_folder
 
 METHODS = ("magnitude", "taylor")
 MIN_TARGET, MAX_TARGET = 0.05, 0.8
@@ -61,3 +66,13 @@ def check_method(method: str) -> str:
     if method not in METHODS:
         raise UsageError(f"pruning method {method!r} is not known; accepted: {', '.join(METHODS)}")
     return method
+
+
+def default_cache_dir() -> Path:
+    """$XDG_CACHE_HOME/pytest-edgeprof/variants, else ~/.cache/pytest-edgeprof/variants."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base).expanduser() / "pytest-edgeprof" / "variants"
+
+
+def parse_cache_dir(text: str, option: str = "--prune-cache") -> Path:
+    return output_folder(text, option, "the pruned-variant cache")
