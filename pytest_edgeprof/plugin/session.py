@@ -1,4 +1,8 @@
-"""One pytest run's state: its settings, the resolved device, its models, its energy source and its log."""
+"""One pytest run's state: its settings, the resolved device, its models, its energy source and its log.
+
+The device, the grid, the models and the energy meter are made on first use: the plugin makes a
+session in every pytest run, and a run without edgeprof tests must not pay for importing torch.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +12,10 @@ from typing import Any
 from pytest_edgeprof.budgets import Budget
 from pytest_edgeprof.compat.pytest_benchmark import BenchmarkOptions
 from pytest_edgeprof.device import DeviceProfile, resolve_device
+from pytest_edgeprof.errors import UsageError
 from pytest_edgeprof.measurement import Cell, CellKey
 from pytest_edgeprof.metrics import format_bytes
-from pytest_edgeprof.plugin.options import Settings
+from pytest_edgeprof.plugin.options import OPTIONS, Settings
 from pytest_edgeprof.plugin.runlog import RunLog
 
 
@@ -20,6 +25,7 @@ class EdgeprofSession:
     benchmark: BenchmarkOptions = field(default_factory=BenchmarkOptions)
     compare_baseline: Any = None  # the saved run --edgeprof-compare-fail compares with (runs.saved.SavedRun)
     _profile: DeviceProfile | None = None
+    _grid: Any = None  # models.grid.Grid, built on first use (it resolves the device and checks --models)
     _models: Any = None  # models.model_cache.ModelCache, made on first use (it imports torch)
     _energy_meter: Any = None  # measure.energy.EnergyMeter, opened on first use
     log: RunLog = field(init=False)
@@ -34,6 +40,10 @@ class EdgeprofSession:
         return self._profile
 
     @property
+    def device_resolved(self) -> bool:
+        return self._profile is not None
+
+    @property
     def models(self):  # -> models.model_cache.ModelCache
         if self._models is None:
             from pytest_edgeprof.models.model_cache import ModelCache
@@ -42,15 +52,33 @@ class EdgeprofSession:
         return self._models
 
     def grid(self):  # -> models.grid.Grid
+        if self._grid is None:
+            self._grid = self._build_grid()
+        return self._grid
+
+    def _build_grid(self):  # -> models.grid.Grid
         from pytest_edgeprof.models.grid import default_grid
 
+        models = self._resolved_models()  # before the device, as when --models was checked with the options
         base = default_grid(self.profile, self.settings.grid)
         return replace(
             base,
-            models=self.settings.models or base.models,
+            models=models or base.models,
             batch_sizes=self.settings.batch_sizes or base.batch_sizes,
             shapes=self.settings.shapes or base.shapes,
         )
+
+    def _resolved_models(self) -> tuple[str, ...] | None:
+        """``--models`` checked against torchvision's registry, the error worded as an option's."""
+        from pytest_edgeprof.models.grid import resolve_models
+
+        if self.settings.models is None:
+            return None
+        try:
+            return resolve_models(self.settings.models)
+        except UsageError as exc:
+            option = OPTIONS["models"]
+            raise UsageError(f"{option.flag}/{option.ini}: {exc}") from None
 
     def variants(self) -> tuple[str, ...]:
         from pytest_edgeprof.models.prune import variant_name
