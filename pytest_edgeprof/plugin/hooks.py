@@ -172,7 +172,10 @@ def _stop_on_usage_error(item: pytest.Item) -> Iterator[None]:
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
-    log = config.stash[SESSION].log
+    session = config.stash[SESSION]
+    if not session.has_log:
+        return
+    log = session.log
     if log.regressions:
         terminalreporter.write_sep("=", "edgeprof: regressions past --edgeprof-compare-fail", red=True, bold=True)
         for line in log.regressions:
@@ -190,7 +193,8 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_benchmark_update_json(config: pytest.Config, benchmarks: list, output_json: dict[str, Any]) -> None:
-    untimed = config.stash[SESSION].log.untimed_cells()
+    session = config.stash[SESSION]
+    untimed = session.log.untimed_cells() if session.has_log else []
     if untimed:
         output_json["edgeprof"] = {"untimed_cells": untimed}
 
