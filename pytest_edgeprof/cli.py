@@ -340,7 +340,7 @@ def run_compare(args: argparse.Namespace) -> int:
     from pytest_edgeprof.runs.saved import load_run
 
     thresholds = parse_fail_spec(args.fail) if args.fail is not None else []  # bad spec: before any file is read
-    run_a, run_b = load_run(args.run_a, Path(args.storage)), load_run(args.run_b, Path(args.storage))
+    run_a, run_b = load_run(args.run_a, args.storage), load_run(args.run_b, args.storage)
     comparison = compare_runs(run_a, run_b)
     failed = regressions(run_a, run_b, thresholds)
     if args.csv:
@@ -378,7 +378,7 @@ def run_limits(args: argparse.Namespace) -> int:
     from pytest_edgeprof.runs import limits
     from pytest_edgeprof.runs.saved import load_run
 
-    run = load_run(args.run_ref, Path(args.storage))
+    run = load_run(args.run_ref, args.storage)
     print(limits.to_json(run, args.objective) if args.json else limits.render(run, args.objective))
     return 0
 
@@ -401,7 +401,7 @@ def run_report(args: argparse.Namespace) -> int:
     from pytest_edgeprof.runs.report import write_report
     from pytest_edgeprof.runs.saved import load_run
 
-    run = load_run(args.run_ref, Path(args.storage))
+    run = load_run(args.run_ref, args.storage)
     written = write_report(run, Path(args.out))
     for path in written:
         print(path)

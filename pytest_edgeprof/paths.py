@@ -40,3 +40,9 @@ def _check_writable_below(path: Path, text: str, option: str) -> None:
         raise UsageError(f"{option} {text}: {existing} is a file, so nothing can be written below it; give another path")
     if not os.access(existing, os.W_OK | os.X_OK):
         raise UsageError(f"{option} {text}: {existing} is not writable by this user; give another path")
+
+
+def default_cache_dir() -> Path:
+    """Where pruned variants are cached: $XDG_CACHE_HOME/pytest-edgeprof/variants, else ~/.cache/pytest-edgeprof/variants."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base).expanduser() / "pytest-edgeprof" / "variants"

@@ -49,7 +49,6 @@ def _replayed(first: dict, second: dict) -> bool:
     [
         pytest.param([], [], "", True, id="nothing changed: replayed"),
         pytest.param([], [], ONE_THREAD, False, id="torch threads"),
-        pytest.param([], ["--benchmark-timer", "time.process_time"], "", False, id="timer"),
         pytest.param(["--benchmark-disable"], [], "", False, id="untimed run, then timed"),
     ],
 )

@@ -2,7 +2,8 @@
 
 - its options, read by their ``dest`` names (``--benchmark-max-time`` and the others);
 - rounds measured elsewhere (an isolated child, the journal of a killed run) handed to the fixture as
-  if it had timed them: ``BenchmarkFixture._make_stats`` and ``_mode`` are private;
+  if it had timed them: ``BenchmarkFixture._make_stats`` and ``_mode`` are private; a fixture whose
+  function raised (``has_error``) is left out of the saved JSON;
 - the per-call slice of CUDA-event latencies: the fixture's calibration calls come first, then the
   timed rounds, then one untimed call whose result ``benchmark(...)`` returns;
 - the storage folder of its ``file://`` storage URI, and the machine id its autosave folders are named by.
@@ -68,9 +69,10 @@ def machine_id() -> str:
 
 
 def timed_rounds(benchmark: Any) -> tuple[list[float], int] | None:
-    """The rounds the fixture timed, per round in seconds, and the calls per round; None when it timed none."""
+    """The rounds the fixture timed and will save, per round in seconds, and the calls per round; None
+    when it timed none, or when the function raised (it then leaves the benchmark out of its JSON)."""
     stats = benchmark.stats
-    if not stats:
+    if not stats or benchmark.has_error:
         return None
     return list(stats.stats.data), stats.iterations
 

@@ -35,8 +35,12 @@ def model_identity(name: str, weights: str | None, variant: str = "base", method
 
 
 def module_identity(module: Any) -> dict[str, str]:
-    """A user's ``nn.Module``: its class, architecture and parameter layout (not the values)."""
+    """A user's ``nn.Module``: its class, architecture and parameter layout (not the values); any other
+    callable by its qualified name (it cannot be measured, but its failure is recorded under a key)."""
     kind = type(module)
+    if not hasattr(module, "named_parameters"):
+        name = getattr(module, "__qualname__", kind.__qualname__)
+        return {"callable": f"{getattr(module, '__module__', kind.__module__)}.{name}"}
     layout = [(name, tuple(p.shape), str(p.dtype)) for name, p in module.named_parameters()]
     layout += [(name, tuple(b.shape), str(b.dtype)) for name, b in module.named_buffers()]
     text = f"{repr(module)}\n{layout}"

@@ -12,6 +12,7 @@ from torch import nn
 
 from pytest_edgeprof.budgets import Budget, evaluate
 from pytest_edgeprof.compat import pytest_benchmark
+from pytest_edgeprof.errors import UsageError, first_line
 from pytest_edgeprof.measure.cell import measure_cell
 from pytest_edgeprof.measure.flops import check_batch_size, check_input_shape
 from pytest_edgeprof.measure.isolation import IsolatedJob, run_isolated
@@ -73,7 +74,12 @@ class EdgeprofTimer:
         if entry is not None:  # measured before under this key: its rounds, judged by this run's budgets
             pytest_benchmark.record_rounds(self._benchmark, entry.latencies_s, entry.iterations)
             return self._judge(entry.measurement, key, entry.latencies_s, entry.iterations, replayed=entry.to_json())
-        measurement = self._measure(model, cell)
+        try:
+            measurement = self._measure(model, cell)
+        except UsageError:
+            raise
+        except Exception as exc:  # a model that raises, cannot take the input, or is no module: a result
+            measurement = Measurement(cell, self.profile.name, Outcome.FAILED, first_line(exc, with_type=True, limit=300))
         if ref is not None:  # a grid model: what the variant is, and its accuracy at this shape
             measurement.pruning = self._session.models.pruning(ref) or measurement.pruning
             measurement.accuracy = self._session.models.accuracy(ref, cell.input_shape)

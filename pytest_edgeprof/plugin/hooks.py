@@ -21,7 +21,7 @@ import pytest
 from pytest_edgeprof.compat import pytest_benchmark
 from pytest_edgeprof.errors import UsageError
 from pytest_edgeprof.plugin.markers import marker_budgets, marker_help
-from pytest_edgeprof.plugin.options import add_options, load_settings, read_option
+from pytest_edgeprof.plugin.options import add_options, check_run_conditions, load_settings, read_option
 
 if TYPE_CHECKING:
     from pytest_edgeprof.plugin.session import EdgeprofSession
@@ -39,7 +39,9 @@ def pytest_configure(config: pytest.Config) -> None:
     from pytest_edgeprof.plugin.session import EdgeprofSession
 
     config.addinivalue_line("markers", marker_help("budget"))
-    session = config.stash[SESSION] = EdgeprofSession(load_settings(config), pytest_benchmark.options(config))
+    benchmark = pytest_benchmark.options(config)
+    check_run_conditions(config, benchmark.timer)
+    session = config.stash[SESSION] = EdgeprofSession(load_settings(config), benchmark)
     session.compare_baseline = load_compare_baseline(config)
     settings = session.settings
     config.stash[GRID_ASKED] = read_option(config, "device") is not None or settings.grid != "default" or settings.models is not None

@@ -12,12 +12,14 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from pytest_edgeprof.compat.pytest_benchmark import storage_folder
 from pytest_edgeprof.errors import UsageError
+from pytest_edgeprof.paths import default_cache_dir, output_file, output_folder
 from pytest_edgeprof.shared_options import DEVICE, SHAPE, WEIGHTS
 
 if TYPE_CHECKING:
@@ -198,13 +200,40 @@ def load_settings(config: pytest.Config) -> Settings:
             values[name] = _parse(option, text)
     if values.get("prune_method") == "taylor" and "prune_data" not in values:
         raise pytest.UsageError("--prune-method taylor needs --prune-data DIR, an ImageFolder of labelled images")
-    if "journal" not in values:
+    if "journal" not in values:  # checked up front like --journal: a folder this user can write in
         storage = storage_folder(config.getoption("benchmark_storage", None))
-        values["journal"] = storage / "edgeprof-journal.jsonl"
+        journal = str(storage / "edgeprof-journal.jsonl")
+        values["journal"] = _default_path(lambda: output_file(journal, "the default journal", journal), "--journal PATH")
+    if values.get("prune_targets") and values.get("prune_cache") is None:
+        cache = str(default_cache_dir())
+        values["prune_cache"] = _default_path(lambda: output_folder(cache, "the default variant cache", "pruned variants"),
+                                              "--prune-cache DIR")
     budget = OPTIONS["budget"]
     layers = [config.getini(budget.ini) or None, config.getoption(budget.flag)]  # ini first, command line over it
     values["budget_layers"] = tuple(_parse(budget, text) for text in layers if text)
     return Settings(**values)
+
+
+def _default_path(check: Callable[[], Path], option: str) -> Path:
+    """A default path checked as the option that overrides it is (``paths.py``), the option named."""
+    try:
+        return check()
+    except UsageError as exc:
+        raise pytest.UsageError(f"{exc} ({option})") from None
+
+
+WALL_CLOCKS = ("time.perf_counter",)  # CPU rounds are latencies only on a wall clock
+
+
+def check_run_conditions(config: pytest.Config, timer: str) -> None:
+    """What edgeprof cannot measure under: a timer that is not a wall clock, several xdist workers."""
+    if timer not in WALL_CLOCKS:
+        raise pytest.UsageError(f"--benchmark-timer {timer}: edgeprof times CPU rounds as latencies, which needs a "
+                                f"wall clock; accepted: {', '.join(WALL_CLOCKS)} (the default)")
+    workers = config.getoption("numprocesses", None)
+    if workers or config.getoption("dist", "no") != "no":
+        raise pytest.UsageError(f"-n {workers}: pytest-xdist runs tests in several processes, where pytest-benchmark "
+                                "turns itself off and cells would share the device; run edgeprof without -n")
 
 
 def _parse(option: Option, text: str) -> Any:

@@ -38,15 +38,23 @@ class RunLog:
 
     @property
     def journal(self) -> Journal:
-        """This run's journal, opened on first use: with ``resume`` the old one is read and appended to;
-        otherwise it is moved aside to ``<journal>.prev`` and a new one starts."""
+        """This run's journal, taken on first use (one run at a time): with ``resume`` the old one is
+        read, a line cut off by a kill is cut away, and new lines are appended; otherwise it is moved
+        aside to ``<journal>.prev`` and a new one starts."""
         if self._journal is None:
-            journal = self._journal = Journal(self.journal_path)
+            journal = Journal(self.journal_path)
+            journal.hold()
             if self.resume:
                 self._replayable = journal.read()
+                journal.cut_torn_tail()
             elif journal.path.exists():
                 journal.path.replace(journal.path.with_name(journal.path.name + ".prev"))
+            self._journal = journal
         return self._journal
+
+    def close(self) -> None:
+        if self._journal is not None:
+            self._journal.release()
 
     def replayable(self, key: CellKey) -> JournalEntry | None:
         """The journal's entry measured under this very key, when resuming; else None."""

@@ -134,6 +134,8 @@ class EdgeprofSession:
         return self._energy_meter
 
     def close(self) -> None:
+        if self._log is not None:
+            self._log.close()
         if self._energy_meter is not None:
             self._energy_meter.close()
         if self._models is not None:

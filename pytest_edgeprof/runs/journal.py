@@ -3,10 +3,17 @@
 pytest-benchmark writes its JSON only when the session ends, so a process killed mid-sweep (a
 Jetson's out-of-memory killer, a SIGKILL) would lose every cell measured so far. The journal is
 appended, flushed and fsynced after each cell; ``--resume`` reads it back.
+
+Why a file of lines and not a database: one append of one line per cell, fsynced, is all the
+durability a sweep needs, and a person can read it. What a database would add is made explicit here:
+every write is checked (a short write is finished or undone, an error is one ``JournalError`` line
+naming the file), a line cut off by a kill is cut away before the next append so a new line is never
+glued onto it, and one run at a time holds the journal (an advisory ``flock`` on ``<journal>.lock``).
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import math
 import os
@@ -24,6 +31,10 @@ FORMAT = "edgeprof-journal/1"
 
 class JournalWarning(UserWarning):
     """A journal line could not be read (typically the last one, cut off by a kill)."""
+
+
+class JournalError(UsageError):
+    """The journal cannot be written or is held by another run: one line naming the file."""
 
 
 @dataclass(frozen=True)
@@ -46,18 +57,65 @@ class JournalEntry:
 class Journal:
     def __init__(self, path: Path) -> None:
         self.path = path
+        self._lock: int | None = None  # the open lock file while this run holds the journal
+
+    def hold(self) -> None:
+        """Take the journal for this run; a second run on the same journal is a ``JournalError``."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        lock_path = self.path.with_name(self.path.name + ".lock")
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 32).decode(errors="replace").strip() or "?"
+            os.close(fd)
+            raise JournalError(f"journal {self.path} is in use by another run (pid {holder}); "
+                               "wait for it to end or give this run another --journal") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        self._lock = fd
+
+    def release(self) -> None:
+        if self._lock is not None:
+            os.close(self._lock)  # closing drops the flock
+            self._lock = None
+
+    def cut_torn_tail(self) -> int:
+        """Cut a last line that a kill left without its end, so the next line starts on its own; the
+        bytes cut (0 where the file ends with a whole line)."""
+        try:
+            data = self.path.read_bytes()
+        except FileNotFoundError:
+            return 0
+        if not data or data.endswith(b"\n"):
+            return 0
+        keep = data.rfind(b"\n") + 1
+        os.truncate(self.path, keep)
+        return len(data) - keep
 
     def append(self, entry: JournalEntry) -> None:
-        """Write one line and make it durable before returning."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        """Write one line and make it durable before returning; a write that fails is undone and
+        raised as a ``JournalError`` naming the file and the cell that is not in it."""
         data = (entry.to_json() + "\n").encode()
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise self._error(entry, exc) from None
+        start = os.fstat(fd).st_size
         try:
             while data:  # os.write may write part of it (a nearly full disk): the rest, or its OSError
                 data = data[os.write(fd, data):]
             os.fsync(fd)
+        except OSError as exc:
+            os.ftruncate(fd, start)  # no half line stays behind
+            raise self._error(entry, exc) from None
         finally:
             os.close(fd)
+
+    def _error(self, entry: JournalEntry, exc: OSError) -> JournalError:
+        cell = entry.key.split("|")[0]
+        return JournalError(f"cannot write the journal {self.path}: {exc.strerror or exc}; {cell} is not in it")
 
     def read(self) -> dict[str, JournalEntry]:
         """The entries by key (a later line for the same key wins); unreadable lines are skipped with a warning."""

@@ -8,11 +8,10 @@ import no torch (the plugin checks its options with them in every pytest run).
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from pytest_edgeprof.errors import UsageError
-from pytest_edgeprof.paths import output_folder
+from pytest_edgeprof.paths import default_cache_dir, output_folder  # noqa: F401  (default_cache_dir: models.prune's name)
 
 METHODS = ("magnitude", "taylor")
 MIN_TARGET, MAX_TARGET = 0.05, 0.8
@@ -66,12 +65,6 @@ def check_method(method: str) -> str:
     if method not in METHODS:
         raise UsageError(f"pruning method {method!r} is not known; accepted: {', '.join(METHODS)}")
     return method
-
-
-def default_cache_dir() -> Path:
-    """$XDG_CACHE_HOME/pytest-edgeprof/variants, else ~/.cache/pytest-edgeprof/variants."""
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base).expanduser() / "pytest-edgeprof" / "variants"
 
 
 def parse_cache_dir(text: str, option: str = "--prune-cache") -> Path:
