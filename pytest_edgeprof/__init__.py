@@ -10,22 +10,14 @@ What a notebook needs is here (docs/architecture.md shows where each lives)::
     print(record.value("latency"), record.value("memory"), record.outcome)
     run = load_run("latest")  # a saved run: every cell's Measurement beside pytest-benchmark's stats
 
-Names that need torch (``measure_model``, ``measure_cell``) are imported on first use, so importing the
-package (as pytest does for the plugin) stays light.
+Every name is imported on first use, so importing the package (as pytest does for the plugin, in every
+run of the environment) costs next to nothing; ``measure_model`` and ``measure_cell`` import torch.
 """
 
 from __future__ import annotations
 
 from importlib import import_module
 from typing import Any
-
-from pytest_edgeprof.budgets import Budget, Verdict, parse_budget_spec
-from pytest_edgeprof.errors import UsageError
-from pytest_edgeprof.measurement import Cell, CellKey, Measurement
-from pytest_edgeprof.metrics import METRICS, Metric
-from pytest_edgeprof.outcome import Outcome
-from pytest_edgeprof.runs.compare import compare_runs
-from pytest_edgeprof.runs.saved import SavedCell, SavedRun, load_run
 
 __version__ = "0.1.0"
 
@@ -34,10 +26,15 @@ __all__ = [
     "UsageError", "Verdict", "compare_runs", "load_run", "measure_cell", "measure_model", "parse_budget_spec",
 ]
 
-_NEEDS_TORCH = {"measure_model": "pytest_edgeprof.measure.cell", "measure_cell": "pytest_edgeprof.measure.cell"}
+_HOMES = {
+    "Budget": "budgets", "Verdict": "budgets", "parse_budget_spec": "budgets", "UsageError": "errors",
+    "Cell": "measurement", "CellKey": "measurement", "Measurement": "measurement", "METRICS": "metrics",
+    "Metric": "metrics", "Outcome": "outcome", "compare_runs": "runs.compare", "SavedCell": "runs.saved",
+    "SavedRun": "runs.saved", "load_run": "runs.saved", "measure_model": "measure.cell", "measure_cell": "measure.cell",
+}
 
 
 def __getattr__(name: str) -> Any:
-    if name in _NEEDS_TORCH:
-        return getattr(import_module(_NEEDS_TORCH[name]), name)
+    if name in _HOMES:
+        return getattr(import_module(f"{__name__}.{_HOMES[name]}"), name)
     raise AttributeError(f"module 'pytest_edgeprof' has no attribute {name!r}")

@@ -3,23 +3,31 @@
 Each subcommand is a function ``run(args) -> int`` registered with :func:`subcommand`, together with a
 function that adds its arguments to its parser. ``main`` builds one argparse parser from the registry,
 so a new subcommand is one decorated function and one ``configure`` function, nothing else.
+
+Building the parser imports no torch or matplotlib, so ``edgeprof --help`` and bad arguments answer
+at once; each subcommand imports what it needs when it runs (``compare`` and ``limits`` neither,
+``report`` matplotlib alone). The commands that build models (flops, prune, layers, capacity) say
+where their wall time went: importing, building, working (``-v`` on stderr, ``timings_s`` in JSON).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import sys
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
 
 from pytest_edgeprof.errors import UsageError, first_line
 from pytest_edgeprof.paths import output_file, output_folder
-from pytest_edgeprof.shared_options import DEVICE, SHAPE, STORAGE, VARIANT, WEIGHTS, SharedOption
-from pytest_edgeprof.models.zoo import parse_batch_size, parse_shape, resolve_model_name
+from pytest_edgeprof.shared_options import (DEVICE, SHAPE, STORAGE, VARIANT, WEIGHTS, SharedOption, parse_batch_size,
+                                            parse_shape)
 
 Run = Callable[[argparse.Namespace], int]
 Configure = Callable[[argparse.ArgumentParser], None]
@@ -73,6 +81,46 @@ def _typed(parse: Callable[[str], Any]) -> Callable[[str], Any]:
     return convert
 
 
+@dataclass
+class Clock:
+    """Where a command's wall time goes: importing the libraries it needs (torch and the modules that
+    use it), building (checking the input, building or loading the model) and the work itself."""
+
+    seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(("import", "build", "work"), 0.0))
+
+    @contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] += time.perf_counter() - started
+
+    def imports(self, *modules: str) -> None:
+        """Import ``modules`` now, in the import phase (the work imports nothing afterwards)."""
+        with self.phase("import"):
+            for module in modules:
+                importlib.import_module(module)
+
+    def rounded(self) -> dict[str, float]:
+        return {name: round(seconds, 3) for name, seconds in self.seconds.items()}
+
+    def line(self, command: str) -> str:
+        phases = ", ".join(f"{name} {seconds:.2f} s" for name, seconds in self.seconds.items())
+        return f"edgeprof {command}: {phases} (total {sum(self.seconds.values()):.2f} s)"
+
+    def report(self, args: argparse.Namespace) -> None:
+        if args.verbose:
+            print(self.line(args.command), file=sys.stderr)
+
+
+def _add_verbose(parser: argparse.ArgumentParser, work: str, build: str = "the input checked, the model built or loaded",
+                 in_json: bool = True) -> None:
+    also = "; --json holds it too, as timings_s" if in_json else ""
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help=f"say on stderr where the wall time went: import, build ({build}), work ({work}){also}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="edgeprof", description="Profile torchvision CNNs for edge devices.")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -102,29 +150,30 @@ def _configure_flops(parser: argparse.ArgumentParser) -> None:
     _add_shared(parser, SHAPE, type=_typed(parse_shape), default=None, shown="each model's own size, e.g. 299 for inception_v3")
     parser.add_argument("--batch", type=_typed(parse_batch_size), default=1, help="batch size (default: 1)")
     parser.add_argument("--json", action="store_true", help="print a JSON list, one object per model")
+    _add_verbose(parser, "counting, which builds each model on meta tensors", "the names checked", in_json=False)
 
 
 @subcommand("flops", "FLOPs, MACs and parameters of models (FLOPs = 2 x MACs)", _configure_flops)
 def run_flops(args: argparse.Namespace) -> int:
-    from pytest_edgeprof.measure.flops import count_model_cost  # torch import kept out of `edgeprof --help`
+    clock = Clock()
+    clock.imports("pytest_edgeprof.measure.flops")
+    from pytest_edgeprof.measure.flops import count_model_cost
+    from pytest_edgeprof.models.zoo import resolve_model_name
+
+    with clock.phase("build"):
+        names = [resolve_model_name(name) for name in args.models]  # every name checked before counting
+    with clock.phase("work"):
+        rows = [_flops_row(name, count_model_cost(name, args.shape, args.batch)) for name in names]
+    print(_json_list(rows) if args.json else _flops_table(rows))
+    clock.report(args)
+    return 0
+
+
+def _flops_row(name: str, cost: Any) -> dict[str, Any]:  # cost: measure.flops.ModelCost
     from pytest_edgeprof.metrics import FLOPS
 
-    names = [resolve_model_name(name) for name in args.models]  # every name checked before counting
-    rows = []
-    for name in names:
-        cost = count_model_cost(name, args.shape, args.batch)
-        rows.append(
-            {
-                "model": name,
-                "shape": list(cost.input_shape),
-                "batch": cost.batch_size,
-                FLOPS.key: cost.flops,
-                "macs": cost.macs,
-                "params": cost.params,
-            }
-        )
-    print(_json_list(rows) if args.json else _flops_table(rows))
-    return 0
+    return {"model": name, "shape": list(cost.input_shape), "batch": cost.batch_size, FLOPS.key: cost.flops,
+            "macs": cost.macs, "params": cost.params}
 
 
 def _json_list(rows: list[dict[str, Any]]) -> str:
@@ -164,6 +213,8 @@ def _configure_prune(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--no-cache", action="store_true", help="neither read nor write the cache")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    _add_verbose(parser, "building the model and pruning it, or loading it from the cache",
+                 "the name, --weights and --data checked")
 
 
 def _variant_out(text: str) -> Path:
@@ -176,30 +227,35 @@ def _cache_dir(text: str) -> Path:
 
 @subcommand("prune", "Prune a model to remove a fraction of its FLOPs (structured, torch-pruning)", _configure_prune)
 def run_prune(args: argparse.Namespace) -> int:
-    from pytest_edgeprof.models.prune import PruneUnsupported, pruned_model, save_variant, variant_name
-    from pytest_edgeprof.models.zoo import check_weights
+    clock = Clock()
+    clock.imports("pytest_edgeprof.models.prune.cache", "torch_pruning")
+    from pytest_edgeprof.models.prune import PruneUnsupported, pruned_model, save_variant
+    from pytest_edgeprof.models.zoo import check_weights, resolve_model_name
 
-    name = resolve_model_name(args.model)
-    check_weights(name, args.weights)  # before the progress bar starts
-    example_data, data_key = _taylor_data(args, name)
+    with clock.phase("build"):
+        name = resolve_model_name(args.model)
+        check_weights(name, args.weights)  # before the progress bar starts
+        example_data, data_key = _taylor_data(args, name)
     try:
-        result = pruned_model(
-            name,
-            args.target,
-            weights=args.weights,
-            method=args.method,
-            cache_dir=args.cache_dir,
-            progress=True,
-            example_data=example_data,
-            data_key=data_key,
-            use_cache=not args.no_cache,
-        )
+        with clock.phase("work"):
+            result = pruned_model(name, args.target, weights=args.weights, method=args.method, cache_dir=args.cache_dir,
+                                  progress=True, example_data=example_data, data_key=data_key,
+                                  use_cache=not args.no_cache)
+            if args.out is not None:
+                save_variant(result, args.out)
     except PruneUnsupported as error:
         print(f"edgeprof: cannot prune {name}: {error}", file=sys.stderr)
         return 1
-    if args.out is not None:
-        save_variant(result, args.out)
-    row = {
+    row = _prune_row(name, result)
+    print(json.dumps({**row, "timings_s": clock.rounded()}) if args.json else _prune_summary(row, args.out))
+    clock.report(args)
+    return 0
+
+
+def _prune_row(name: str, result: Any) -> dict[str, Any]:  # result: models.prune.PruneResult
+    from pytest_edgeprof.models.prune import variant_name
+
+    return {
         "model": name,
         "variant": variant_name(result.target),
         "target": result.target,
@@ -213,8 +269,6 @@ def run_prune(args: argparse.Namespace) -> int:
         "seconds": round(result.seconds, 3),
         "from_cache": result.from_cache,
     }
-    print(json.dumps(row) if args.json else _prune_summary(row, args.out))
-    return 0
 
 
 def _taylor_data(args: argparse.Namespace, name: str) -> tuple[Any, str]:
@@ -369,6 +423,7 @@ def _configure_layers(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--plot", metavar="FILE", type=_typed(_plot_file), default=None,
                         help="also draw a bar chart of the top layers (PNG)")
     parser.add_argument("--json", action="store_true", help="print JSON")
+    _add_verbose(parser, "the timed runs and the plot")
 
 
 def _plot_file(text: str) -> str:
@@ -385,18 +440,24 @@ def _plot_file(text: str) -> str:
 
 @subcommand("layers", "per layer: FLOPs, parameters, output activations and measured share of the time", _configure_layers)
 def run_layers(args: argparse.Namespace) -> int:
-    from pytest_edgeprof.runs import layers
-    from pytest_edgeprof.outcome import is_out_of_memory
+    clock = Clock()
+    clock.imports(*_model_modules(args), "pytest_edgeprof.runs.layers", *(["matplotlib.figure"] if args.plot else []))
     from pytest_edgeprof.models.prune import PruneUnsupported
+    from pytest_edgeprof.outcome import is_out_of_memory
+    from pytest_edgeprof.runs import layers
 
-    ref, profile_device, shape = _model_on_device(args)
     try:
-        model = ref.build(profile_device.torch_device, progress=True).model
+        with clock.phase("build"):
+            ref, profile_device, shape = _model_on_device(args)
+            model = ref.build(profile_device.torch_device, progress=True).model
     except PruneUnsupported as error:
         print(f"edgeprof: cannot prune {ref.name}: {error}", file=sys.stderr)
         return 1
     try:
-        profile = layers.profile_layers(model, shape, args.batch, profile_device.torch_device, args.runs, name=ref.name)
+        with clock.phase("work"):
+            profile = layers.profile_layers(model, shape, args.batch, profile_device.torch_device, args.runs, name=ref.name)
+            if args.plot:
+                layers.plot(profile, args.plot, args.top or 20, args.sort)
     except Exception as error:  # a batch too large for the device is an answer, said in one line
         if not is_out_of_memory(error):
             raise
@@ -404,13 +465,19 @@ def run_layers(args: argparse.Namespace) -> int:
               f"{profile_device.name}: {first_line(error, limit=300)}", file=sys.stderr)
         return 1
     if args.json:
-        print(layers.to_json(profile, args.top, args.sort))
+        print(layers.to_json(profile, args.top, args.sort, extra={"timings_s": clock.rounded()}))
     else:
         print(layers.render(profile, args.top, args.sort))
     if args.plot:
-        layers.plot(profile, args.plot, args.top or 20, args.sort)
         print(f"plot: {args.plot}", file=sys.stderr)
+    clock.report(args)
     return 0
+
+
+def _model_modules(args: argparse.Namespace) -> list[str]:
+    """What building MODEL --variant imports: torch, torchvision, and torch-pruning for a pruned variant."""
+    pruned = ["pytest_edgeprof.models.prune.cache", "torch_pruning"] if args.variant != "base" else []
+    return ["pytest_edgeprof.measure.flops", "pytest_edgeprof.models.variants", *pruned]
 
 
 def _add_variant(parser: argparse.ArgumentParser) -> None:
@@ -436,7 +503,7 @@ def _model_on_device(args: argparse.Namespace):  # -> (variants.ModelRef, Device
     from pytest_edgeprof.device import resolve_device
     from pytest_edgeprof.measure.flops import check_model_input
     from pytest_edgeprof.models.variants import ModelRef
-    from pytest_edgeprof.models.zoo import check_weights, reference_input_shape
+    from pytest_edgeprof.models.zoo import check_weights, reference_input_shape, resolve_model_name
 
     name = resolve_model_name(args.model)
     check_weights(name, args.weights)
@@ -459,24 +526,30 @@ def _configure_capacity(parser: argparse.ArgumentParser) -> None:
     _add_shared(parser, DEVICE, default="auto")
     _add_variant(parser)
     parser.add_argument("--json", action="store_true", help="print JSON: the probes and the answer")
+    _add_verbose(parser, "the isolated probes, each a process that imports torch")
 
 
 @subcommand("capacity", "the largest batch that fits a memory budget, found by measuring isolated probes", _configure_capacity)
 def run_capacity(args: argparse.Namespace) -> int:
-    from pytest_edgeprof.runs.capacity import find_capacity
+    clock = Clock()
+    clock.imports(*_model_modules(args), "pytest_edgeprof.runs.capacity")
     from pytest_edgeprof.models.prune import PruneUnsupported
+    from pytest_edgeprof.runs.capacity import find_capacity
 
-    ref, profile, shape = _model_on_device(args)
-    if ref.variant != "base":  # pruned (or found in the cache) once here; each probe loads it from the cache
-        try:
-            ref.build("cpu", progress=not args.json)
-        except PruneUnsupported as error:
-            print(f"edgeprof: cannot prune {ref.name}: {error}", file=sys.stderr)
-            return 1
+    with clock.phase("build"):
+        ref, profile, shape = _model_on_device(args)
+        if ref.variant != "base":  # pruned (or found in the cache) once here; each probe loads it from the cache
+            try:
+                ref.build("cpu", progress=not args.json)
+            except PruneUnsupported as error:
+                print(f"edgeprof: cannot prune {ref.name}: {error}", file=sys.stderr)
+                return 1
     if not args.json:
         print(f"{ref.name} {args.variant} at {shape[1]}x{shape[2]} on {profile.name}: largest batch within {args.memory:,} bytes")
-    report = find_capacity(ref, shape, profile, args.memory, on_probe=None if args.json else lambda p: print(p.line()))
-    print(report.to_json() if args.json else report.summary())
+    with clock.phase("work"):
+        report = find_capacity(ref, shape, profile, args.memory, on_probe=None if args.json else lambda p: print(p.line()))
+    print(report.to_json(extra={"timings_s": clock.rounded()}) if args.json else report.summary())
+    clock.report(args)
     return 0
 
 

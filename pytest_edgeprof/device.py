@@ -13,8 +13,6 @@ import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-import torch
-
 from pytest_edgeprof.errors import UsageError
 
 DEVICE_TREE_MODEL = Path("/proc/device-tree/model")
@@ -68,6 +66,8 @@ def resolve_device(spec: str, *, device_tree_model: Path = DEVICE_TREE_MODEL) ->
     text = spec.strip().lower()
     jetson_model = read_jetson_model(device_tree_model)
     if text == "auto":
+        import torch
+
         if torch.cuda.is_available():
             return _jetson_profile(jetson_model) if jetson_model else _cuda_profile(0)
         return cpu_profile()
@@ -88,6 +88,8 @@ def resolve_device(spec: str, *, device_tree_model: Path = DEVICE_TREE_MODEL) ->
 
 
 def _board_profile(spec: str, board: BoardSpec, jetson_model: str | None, device_tree_model: Path) -> DeviceProfile:
+    import torch
+
     if board.jetson:
         if not jetson_model or not re.search(board.model_pattern, jetson_model, re.I):
             found = f"a {jetson_model}" if jetson_model else describe_host()
@@ -102,6 +104,8 @@ def _board_profile(spec: str, board: BoardSpec, jetson_model: str | None, device
 
 
 def _require_cuda(spec: str, index: int) -> None:
+    import torch
+
     if not torch.cuda.is_available():
         raise UsageError(f"--device {spec}: this host has no CUDA GPU that torch can use (torch {torch.__version__}); it is {describe_host()}")
     count = torch.cuda.device_count()
@@ -120,6 +124,8 @@ def cpu_profile() -> DeviceProfile:
 
 
 def _cuda_profile(index: int) -> DeviceProfile:
+    import torch
+
     props = torch.cuda.get_device_properties(index)
     return DeviceProfile(
         name=f"cuda:{index}",
@@ -176,12 +182,16 @@ def total_ram_bytes() -> int:
 
 
 def describe_host() -> str:
+    import torch
+
     gpu = "no CUDA GPU" if not torch.cuda.is_available() else f"CUDA GPU {torch.cuda.get_device_name(0)}"
     return f"{platform.machine()} {platform.system()} with {cpu_model_name()} and {gpu}"
 
 
 def machine_info(profile: DeviceProfile) -> dict[str, object]:
     """What a saved run records about the device beside pytest-benchmark's own machine info."""
+    import torch
+
     info: dict[str, object] = {
         "device": profile.name,
         "device_description": profile.description,

@@ -82,6 +82,14 @@ def parse_percent(text: str) -> float:
     raise UsageError(f"bad percentage {text!r}: expected a number above 0 and at most 100, e.g. 70 or 70%")
 
 
+def parse_latency_ci(text: str) -> float:
+    """``--latency-ci 1%`` -> 0.01: a percentage above 0 and at most 50."""
+    match = re.fullmatch(_NUMBER + r"\s*%", text.strip()) if isinstance(text, str) else None
+    if match is None or not 0 < float(match["number"]) <= 50:
+        raise UsageError(f"bad --latency-ci {text!r}: expected a percentage above 0 and at most 50, e.g. 1% or 0.5%")
+    return float(match["number"]) / 100
+
+
 # --- formatting ------------------------------------------------------------------------------------
 # Every formatter takes (value, like=None, digits=3): ``like`` is a budget's text whose unit the result
 # is written in (so a verdict reads in the user's unit); without it the unit is chosen for the value.

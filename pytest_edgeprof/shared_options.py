@@ -1,11 +1,15 @@
 """The options the pytest plugin and the ``edgeprof`` command share, declared once so that their
 names, metavars and help agree: ``--device``, ``--weights``, the input shape, the variant and the
 storage of saved runs. ``plugin/options.py`` and ``cli.py`` add their defaults and, where the
-plugin takes a comma list (``--shapes``), say so around the same text."""
+plugin takes a comma list (``--shapes``), say so around the same text. The parsers of a shape and a
+batch size live here too: they need no torch, so checking an option's value stays light."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+
+from pytest_edgeprof.errors import UsageError
 
 
 @dataclass(frozen=True)
@@ -36,3 +40,25 @@ STORAGE = SharedOption(
     "--storage", "STORAGE",
     "where saved runs are looked up: a folder or pytest-benchmark's --benchmark-storage URI (file://./.benchmarks)",
 )
+
+_SHAPE = re.compile(r"([0-9]+)(?:[xX]([0-9]+))?")
+_POSITIVE_INT = re.compile(r"[0-9]+")
+
+
+def parse_shape(text: str) -> tuple[int, int, int]:
+    """Parse an input size: ``"224"`` is (3, 224, 224), ``"224x160"`` is (3, 224, 160), height x width."""
+    match = _SHAPE.fullmatch(str(text).strip())
+    height = int(match[1]) if match else 0
+    width = int(match[2] or match[1]) if match else 0
+    if height < 1 or width < 1:
+        raise UsageError(f"bad input shape {text!r}: expected a size like 224 or HxW like 224x160 (positive integers)")
+    return (3, height, width)
+
+
+def parse_batch_size(text: str) -> int:
+    """Parse a batch size: a positive integer such as ``"8"``."""
+    cleaned = str(text).strip()
+    if not _POSITIVE_INT.fullmatch(cleaned) or int(cleaned) < 1:
+        raise UsageError(f"bad batch size {text!r}: expected a positive integer like 1 or 32")
+    return int(cleaned)
+

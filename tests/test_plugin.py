@@ -132,3 +132,25 @@ def test_suite_cells_saved_and_readable_by_pytest_benchmark_compare(pytester):
                              capture_output=True, text=True)
     assert compare.returncode == 0, compare.stderr
     assert "mobilenet_v3_small-base-b2-64x64" in compare.stdout
+
+
+def test_an_explicit_device_is_named_in_the_header(pytester):
+    pytester.makepyfile("def test_plain():\n    pass\n")
+    result = pytester.runpytest("--device", "cpu")
+    result.stdout.fnmatch_lines(["edgeprof: device cpu (*)", "collected 1 item"])
+
+
+def test_the_device_follows_collection_when_an_edgeprof_test_is_collected(pytester):
+    """Resolving ``auto`` imports torch, which a run of plain tests must not pay for: the header
+    leaves it out, and the line comes once a test that uses an edgeprof fixture is collected."""
+    pytester.makepyfile("def test_device(edgeprof_device):\n    assert edgeprof_device.name\n")
+    result = pytester.runpytest()
+    result.stdout.fnmatch_lines(["collected 1 item", "edgeprof: device * (*)"])
+    result.assert_outcomes(passed=1)
+
+
+def test_no_device_line_without_edgeprof_tests(pytester):
+    pytester.makepyfile("def test_plain():\n    pass\n")
+    result = pytester.runpytest()
+    result.assert_outcomes(passed=1)
+    assert "edgeprof: device" not in result.stdout.str()

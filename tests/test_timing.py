@@ -7,7 +7,8 @@ from hypothesis import given, strategies as st
 
 from pytest_edgeprof.measurement import Cell, Latency, Measurement, median_interval
 from pytest_edgeprof.errors import UsageError
-from pytest_edgeprof.measure.timing import CallRecorder, StoppingRule, parse_latency_ci, warm_up
+from pytest_edgeprof.measure.timing import CallRecorder, StoppingRule, warm_up
+from pytest_edgeprof.metrics import parse_latency_ci
 
 
 @given(st.lists(st.floats(1e-6, 10.0), min_size=2, max_size=200))

@@ -12,7 +12,6 @@ from typing import Callable
 
 import torch
 
-from pytest_edgeprof.errors import UsageError
 from pytest_edgeprof.measurement import median_interval
 
 
@@ -154,14 +153,3 @@ class StoppingRule:
         median = statistics.median(latencies_s)
         return median - interval[0] <= self.precision * median and interval[1] - median <= self.precision * median
 
-
-def parse_latency_ci(text: str) -> float:
-    """``--latency-ci 1%`` -> 0.01: a percentage above 0 and at most 50."""
-    number = text.strip().removesuffix("%").strip()
-    try:
-        value = float(number) if text.strip().endswith("%") and number.replace(".", "", 1).isdigit() else None
-    except ValueError:
-        value = None
-    if value is None or not 0 < value <= 50:
-        raise UsageError(f"bad --latency-ci {text!r}: expected a percentage above 0 and at most 50, e.g. 1% or 0.5%")
-    return value / 100

@@ -19,7 +19,6 @@ max(H, W) times that ratio, so the crop never needs padding.
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -33,12 +32,18 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
 
-from pytest_edgeprof.errors import UsageError, first_line
+from pytest_edgeprof.errors import UsageError
 from pytest_edgeprof.measurement import Accuracy
+from pytest_edgeprof.models.image_folder import (  # noqa: F401  (check_image_folder and the parsers: their old home)
+    check_image_folder,
+    labelled_images,
+    parse_eval_limit,
+    parse_image_folder,
+    parse_prune_data,
+    round_robin,
+    suffixes_text,
+)
 from pytest_edgeprof.models.zoo import resolve_model_name
-
-IMAGE_SUFFIXES = frozenset(torchvision.datasets.folder.IMG_EXTENSIONS)
-
 
 @dataclass(frozen=True)
 class EvalResult:
@@ -123,29 +128,12 @@ def image_folder_loader(
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
         raise UsageError(f"--eval-limit {limit!r}: expected a positive number of images")
     root = Path(root).expanduser()
-    by_class = _labelled_images(root, class_index, option)
+    by_class = labelled_images(root, class_index, option)
     total = sum(len(images) for images in by_class)
-    samples = _round_robin(by_class)[:limit] if limit else [s for images in by_class for s in images]
+    samples = round_robin(by_class)[:limit] if limit else [s for images in by_class for s in images]
     dataset = _ImageList(samples, preprocessing(model_name, input_shape))
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
     return loader, _eval_set_text(root, len(samples), total, len(by_class), limit)
-
-
-def check_image_folder(root: Path, class_index: Path | None = None, option: str = "--eval-data") -> int:
-    """Check an evaluation folder (and class-index file) up front; the number of images, or ``UsageError``."""
-    return sum(len(images) for images in _labelled_images(Path(root).expanduser(), class_index, option))
-
-
-def _labelled_images(root: Path, class_index: Path | None, option: str) -> list[list[tuple[Path, int]]]:
-    """Each class folder's images with their label, folders sorted by name."""
-    if class_index is None and (root / "class_index.json").is_file():
-        class_index = root / "class_index.json"
-    folders = _class_folders(root, option)
-    indices = _read_class_index(class_index, folders) if class_index else {f: i for i, f in enumerate(folders)}
-    by_class = [[(path, indices[folder]) for path in _images(root / folder)] for folder in folders]
-    if not any(by_class):
-        raise UsageError(f"{option} {root}: no images in its class folders (accepted: {_suffixes()})")
-    return by_class
 
 
 def preprocessing(model_name: str, input_shape: tuple[int, int, int]) -> v2.Compose:
@@ -179,51 +167,9 @@ class _ImageList(Dataset):
             image = torchvision.datasets.folder.pil_loader(str(path))
         except (OSError, PIL.Image.DecompressionBombError) as error:
             reason = "Pillow cannot identify it" if isinstance(error, PIL.UnidentifiedImageError) else str(error).splitlines()[0]
-            raise UsageError(f"cannot read image {path}: {reason}; expected an image file ({_suffixes()}), "
+            raise UsageError(f"cannot read image {path}: {reason}; expected an image file ({suffixes_text()}), "
                              "or remove it from the folder") from None
         return self.transform(image), label
-
-
-def _class_folders(root: Path, option: str) -> list[str]:
-    if not root.is_dir():
-        what = "not a folder" if root.exists() else "no such folder"
-        raise UsageError(f"{option} {root}: {what}; expected an ImageFolder (one sub-folder of images per class)")
-    folders = sorted(entry.name for entry in root.iterdir() if entry.is_dir() and not entry.name.startswith("."))
-    if not folders:
-        raise UsageError(f"{option} {root}: no class sub-folders; expected {root}/<class>/<image>.jpg")
-    return folders
-
-
-def _images(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-
-
-def _read_class_index(path: Path, folders: list[str]) -> dict[str, int]:
-    """Folder name -> class index, from ``{"0": ["n01440764", "tench"], ...}`` or ``{"0": "n01440764", ...}``."""
-    path = Path(path).expanduser()
-    form = 'JSON like {"0": ["n01440764", "tench"], ...} or {"0": "n01440764", ...}'
-    try:
-        raw = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
-        raise UsageError(f"class index {path}: cannot read it ({first_line(error)}); expected {form}") from None
-    if not isinstance(raw, dict) or not raw:
-        raise UsageError(f"class index {path}: holds a {type(raw).__name__}, not a mapping; expected {form}")
-    indices: dict[str, int] = {}
-    for key, value in raw.items():
-        folder = value[0] if isinstance(value, list) and value else value
-        if not (isinstance(key, str) and key.strip().isascii() and key.strip().isdigit() and isinstance(folder, str)):
-            raise UsageError(f"class index {path}: entry {key!r}: {value!r} is not index -> folder; expected {form}")
-        indices[folder] = int(key)
-    unknown = [folder for folder in folders if folder not in indices]
-    if unknown:
-        more = f" and {len(unknown) - 1} more" if len(unknown) > 1 else ""
-        raise UsageError(f"class index {path} does not name the folder {unknown[0]!r}{more}")
-    return indices
-
-
-def _round_robin(by_class: list[list[tuple[Path, int]]]) -> list[tuple[Path, int]]:
-    longest = max(len(images) for images in by_class)
-    return [images[i] for i in range(longest) for images in by_class if i < len(images)]
 
 
 def _eval_set_text(root: Path, used: int, total: int, classes: int, limit: int | None) -> str:
@@ -231,27 +177,3 @@ def _eval_set_text(root: Path, used: int, total: int, classes: int, limit: int |
     if limit and used < total:
         return f"{name}: first {used} of {total} images (limit {limit}, round-robin over classes), {classes} classes"
     return f"{name}: {total} images, {classes} classes"
-
-
-def _suffixes() -> str:
-    return " ".join(sorted(IMAGE_SUFFIXES))
-
-
-def parse_eval_limit(text: str) -> int:
-    """Parse ``--eval-limit``: a positive number of images."""
-    cleaned = str(text).strip()
-    if not (cleaned.isascii() and cleaned.isdigit()) or int(cleaned) < 1:  # str.isdigit alone takes '²'
-        raise UsageError(f"--eval-limit {text!r}: expected a positive number of images, e.g. 500")
-    return int(cleaned)
-
-
-def parse_image_folder(text: str, option: str = "--eval-data") -> Path:
-    """An option's ImageFolder path, checked up front so a bad folder stops the run before anything is measured."""
-    root = Path(text).expanduser()
-    check_image_folder(root, option=option)
-    return root
-
-
-def parse_prune_data(text: str) -> Path:
-    """``--prune-data``: the ImageFolder Taylor importance reads."""
-    return parse_image_folder(text, "--prune-data")

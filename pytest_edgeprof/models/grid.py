@@ -1,4 +1,9 @@
-"""The benchmark grid: which models, batch sizes and input shapes, and the defaults per device."""
+"""The benchmark grid: which models, batch sizes and input shapes, and the defaults per device.
+
+Importing it imports no torch: the plugin parses its options with these functions in every pytest
+run. Model names are checked against torchvision's registry only by :func:`resolve_models`, when
+the grid is built.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,7 @@ from dataclasses import dataclass
 from pytest_edgeprof.device import DeviceProfile
 from pytest_edgeprof.errors import UsageError
 from pytest_edgeprof.measurement import Cell
-from pytest_edgeprof.models.zoo import parse_batch_size, parse_shape, resolve_model_name
+from pytest_edgeprof.shared_options import parse_batch_size, parse_shape
 
 STUDY_MODELS = ("vgg16", "resnet50", "mobilenet_v3_large")
 
@@ -53,7 +58,18 @@ def default_grid(profile: DeviceProfile, name: str = "default") -> Grid:
 
 
 def parse_models(text: str) -> tuple[str, ...]:
-    names = _split(text, "--models", "a comma list of torchvision model names")
+    return resolve_models(split_models(text))
+
+
+def split_models(text: str) -> tuple[str, ...]:
+    """``--models`` as written, its names not yet checked (that needs torchvision): see resolve_models."""
+    return tuple(_split(text, "--models", "a comma list of torchvision model names"))
+
+
+def resolve_models(names: tuple[str, ...]) -> tuple[str, ...]:
+    """Each name as torchvision spells it (``UsageError`` naming the closest for an unknown one)."""
+    from pytest_edgeprof.models.zoo import resolve_model_name
+
     return tuple(dict.fromkeys(resolve_model_name(name) for name in names))
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import difflib
-import re
 import warnings
 from functools import lru_cache
 from pathlib import Path
@@ -13,6 +12,7 @@ import torchvision
 from torch import nn
 
 from pytest_edgeprof.errors import UsageError, first_line
+from pytest_edgeprof.shared_options import parse_batch_size, parse_shape  # noqa: F401  (their old home)
 
 
 @lru_cache(maxsize=None)
@@ -144,24 +144,3 @@ def reference_input_shape(name: str) -> tuple[int, int, int]:
     crop = weights.transforms.keywords.get("crop_size", 224)
     side = crop[0] if isinstance(crop, (list, tuple)) else crop
     return (3, int(side), int(side))
-_SHAPE = re.compile(r"([0-9]+)(?:[xX]([0-9]+))?")
-_POSITIVE_INT = re.compile(r"[0-9]+")
-
-
-def parse_shape(text: str) -> tuple[int, int, int]:
-    """Parse an input size: ``"224"`` is (3, 224, 224), ``"224x160"`` is (3, 224, 160), height x width."""
-    match = _SHAPE.fullmatch(str(text).strip())
-    height = int(match[1]) if match else 0
-    width = int(match[2] or match[1]) if match else 0
-    if height < 1 or width < 1:
-        raise UsageError(f"bad input shape {text!r}: expected a size like 224 or HxW like 224x160 (positive integers)")
-    return (3, height, width)
-
-
-def parse_batch_size(text: str) -> int:
-    """Parse a batch size: a positive integer such as ``"8"``."""
-    cleaned = str(text).strip()
-    if not _POSITIVE_INT.fullmatch(cleaned) or int(cleaned) < 1:
-        raise UsageError(f"bad batch size {text!r}: expected a positive integer like 1 or 32")
-    return int(cleaned)
-

@@ -3,6 +3,11 @@
 Options and ini keys live in ``options.py``, markers in ``markers.py``, the run's state in
 ``session.py`` and ``runlog.py``, the timer fixture's object in ``fixture.py``; measuring lives in
 ``measure/``, reading runs back in ``runs/``.
+
+pytest loads this module in every run of the environment, tests of edgeprof or not, and ``pytest
+--help`` runs ``pytest_configure``. So loading and configuring import no torch: the device and the
+grid are resolved just before collection when the user set one of their options, else when an
+edgeprof test is collected; the models and the meters on first use of a fixture.
 """
 
 from __future__ import annotations
@@ -22,6 +27,8 @@ if TYPE_CHECKING:
     from pytest_edgeprof.plugin.session import EdgeprofSession
 
 SESSION = pytest.StashKey["EdgeprofSession"]()
+GRID_ASKED = pytest.StashKey[bool]()  # --device, --grid or --models (or their ini keys) was set
+DEVICE_SHOWN = pytest.StashKey[bool]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -36,8 +43,15 @@ def pytest_configure(config: pytest.Config) -> None:
     check_run_conditions(config, benchmark.timer)
     session = config.stash[SESSION] = EdgeprofSession(load_settings(config), benchmark)
     session.compare_baseline = load_compare_baseline(config)
-    if read_option(config, "device") is not None or session.settings.grid != "default":
-        _grid(session)  # an explicit --device the host lacks is a usage error before anything runs
+    settings = session.settings
+    config.stash[GRID_ASKED] = read_option(config, "device") is not None or settings.grid != "default" or settings.models is not None
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """A device the host lacks, an unknown grid or model the user asked for: a usage error (exit 4)
+    before collection. A run that set none of them resolves nothing until an edgeprof test needs it."""
+    if session.config.stash[GRID_ASKED]:
+        _grid(session.config.stash[SESSION])
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -84,10 +98,29 @@ def check_grid(weights: str | None, cells: list) -> None:
         raise pytest.UsageError(str(exc)) from None
 
 
-def pytest_report_header(config: pytest.Config) -> str:
+def pytest_report_header(config: pytest.Config) -> str | None:
+    """The device, where it is resolved by now (the user set it); else it is shown after collection."""
+    return _device_line(config) if config.stash[SESSION].device_resolved else None
+
+
+def pytest_report_collectionfinish(config: pytest.Config, items: list[pytest.Item]) -> str | None:
+    """The device line, once an edgeprof test is collected, where the header could not show it
+    (resolving ``auto`` imports torch, which a run of plain tests must not pay for)."""
+    if config.stash.get(DEVICE_SHOWN, False) or config.get_verbosity() < 0:
+        return None
+    if not any(not DEVICE_FIXTURES.isdisjoint(getattr(item, "fixturenames", ())) for item in items):
+        return None
+    return _device_line(config)
+
+
+def _device_line(config: pytest.Config) -> str:
     session = config.stash[SESSION]
-    _grid(session)  # resolves the device (a usage error where the host lacks it)
-    return f"edgeprof: device {session.profile.name} ({session.profile.description})"
+    try:
+        profile = session.profile
+    except UsageError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    config.stash[DEVICE_SHOWN] = True
+    return f"edgeprof: device {profile.name} ({profile.description})"
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -121,6 +154,7 @@ def pytest_runtest_call(item: pytest.Item):
 
 
 EDGEPROF_FIXTURES = frozenset({"edgeprof", "edgeprof_model", "edgeprof_cell"})
+DEVICE_FIXTURES = EDGEPROF_FIXTURES | {"edgeprof_device"}
 
 
 @contextmanager
@@ -141,6 +175,8 @@ def _stop_on_usage_error(item: pytest.Item) -> Iterator[None]:
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
     session = config.stash[SESSION]
+    if not session.has_log:
+        return
     log = session.log
     if log.regressions:
         terminalreporter.write_sep("=", "edgeprof: regressions past --edgeprof-compare-fail", red=True, bold=True)
@@ -177,7 +213,8 @@ def _write_broken_budgets(terminalreporter, broken: list[tuple[str, list[str]]])
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_benchmark_update_json(config: pytest.Config, benchmarks: list, output_json: dict[str, Any]) -> None:
-    untimed = config.stash[SESSION].log.untimed_cells()
+    session = config.stash[SESSION]
+    untimed = session.log.untimed_cells() if session.has_log else []
     if untimed:
         output_json["edgeprof"] = {"untimed_cells": untimed}
 

@@ -6,16 +6,22 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable
 
+from typing import TYPE_CHECKING
+
 import pytest
 
-from pytest_edgeprof.budgets import Budget, parse_budget
 from pytest_edgeprof.errors import UsageError
 from pytest_edgeprof.metrics import BUDGETS
+
+if TYPE_CHECKING:
+    from pytest_edgeprof.budgets import Budget
 
 
 def budget(**limits: str | float) -> dict[str, Budget]:
     """resource budgets for this test's cells, e.g. @pytest.mark.budget(memory='2.6GB', latency='50ms');
     units: B/kB/MB/GB or KiB/MiB/GiB, us/ms/s, mJ/J, ips, percent for top1/top5"""
+    from pytest_edgeprof.budgets import parse_budget  # imported by a test that has the marker, not by every run
+
     return {metric: parse_budget(metric, value) for metric, value in limits.items()}
 
 

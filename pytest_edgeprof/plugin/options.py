@@ -1,8 +1,10 @@
 """The plugin's options and their ini twins, declared once, parsed into ``Settings``.
 
 Each ``Option`` is a command-line flag and its ini key; its parser turns the text into the Settings
-value and is imported only when a value is parsed, so ``pytest --help`` does not import torch. A
-command-line value wins over the ini key, which wins over the default.
+value and is imported only when a value is parsed. No parser imports torch or torchvision: the
+plugin reads its options in every pytest run. ``--models`` is only split here; its names are checked
+against torchvision's registry when the grid is built (``EdgeprofSession.grid``). A command-line
+value wins over the ini key, which wins over the default.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ class Settings:
 
     device: str = "auto"
     grid: str = "default"
-    models: tuple[str, ...] | None = None  # None: the grid's default
+    models: tuple[str, ...] | None = None  # as written (checked when the grid is built); None: the grid's default
     batch_sizes: tuple[int, ...] | None = None
     shapes: tuple[tuple[int, int, int], ...] | None = None
     weights: str | None = None  # None: random initialisation
@@ -55,7 +57,7 @@ class Settings:
 @dataclass(frozen=True)
 class Option:
     """A command-line flag and its ini twin; ``parser`` names the function that turns the text into
-    the Settings value (imported on use, so ``pytest --help`` does not import torch)."""
+    the Settings value (imported on use; none imports torch)."""
 
     flag: str
     ini: str
@@ -80,7 +82,7 @@ OPTIONS: dict[str, Option] = {
     ),
     "models": Option(
         "--models", "edgeprof_models", "NAMES", "comma list of torchvision classification models, e.g. resnet50,vgg16",
-        "models.grid:parse_models",
+        "models.grid:split_models",
     ),
     "batch_sizes": Option(
         "--batch-sizes", "edgeprof_batch_sizes", "SIZES", "comma list of batch sizes, e.g. 1,8,32", "models.grid:parse_batch_sizes"
@@ -109,7 +111,7 @@ OPTIONS: dict[str, Option] = {
     ),
     "prune_data": Option(
         "--prune-data", "edgeprof_prune_data", "DIR", "an ImageFolder whose first images Taylor importance sees",
-        "models.accuracy:parse_prune_data",
+        "models.image_folder:parse_prune_data",
     ),
     "prune_cache": Option(
         "--prune-cache", "edgeprof_prune_cache", "DIR",
@@ -119,18 +121,18 @@ OPTIONS: dict[str, Option] = {
         "--eval-data", "edgeprof_eval_data", "DIR",
         "an ImageFolder laid out like ImageNet's validation set (optional class_index.json): adds top1/top5 per "
         "model, variant and input shape, with the preprocessing of the model's weights",
-        "models.accuracy:parse_image_folder",
+        "models.image_folder:parse_image_folder",
     ),
     "eval_limit": Option(
         "--eval-limit", "edgeprof_eval_limit", "N", "evaluate only the first N images (eval_set says so)",
-        "models.accuracy:parse_eval_limit",
+        "models.image_folder:parse_eval_limit",
     ),
     "latency_ci": Option(
         "--latency-ci", "edgeprof_latency_ci", "PERCENT",
         "timed rounds go on until the median latency's 95 %% confidence interval (distribution-free) is within "
         "this much of the median, e.g. 1%% (the default) or 0.5%%; --benchmark-max-time is the ceiling, and a cell "
         "that reaches it first is saved with latency_stable false",
-        "measure.timing:parse_latency_ci",
+        "metrics:parse_latency_ci",
     ),
     "columns": Option(
         "--edgeprof-columns", "edgeprof_columns", "NAMES",

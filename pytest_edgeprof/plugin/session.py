@@ -1,17 +1,24 @@
-"""One pytest run's state: its settings, the resolved device, its models, its energy source and its log."""
+"""One pytest run's state: its settings, the resolved device, its models, its energy source and its log.
+
+The device, the grid, the models, the energy meter and the log are made on first use: the plugin
+makes a session in every pytest run, and a run without edgeprof tests must not pay for importing
+torch, nor much for importing the rest.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pytest_edgeprof.budgets import Budget
 from pytest_edgeprof.compat.pytest_benchmark import BenchmarkOptions
-from pytest_edgeprof.device import DeviceProfile, resolve_device
-from pytest_edgeprof.measurement import Cell, CellKey
-from pytest_edgeprof.metrics import format_bytes
-from pytest_edgeprof.plugin.options import Settings
-from pytest_edgeprof.plugin.runlog import RunLog
+from pytest_edgeprof.errors import UsageError
+from pytest_edgeprof.plugin.options import OPTIONS, Settings
+
+if TYPE_CHECKING:
+    from pytest_edgeprof.budgets import Budget
+    from pytest_edgeprof.device import DeviceProfile
+    from pytest_edgeprof.measurement import Cell, CellKey
+    from pytest_edgeprof.plugin.runlog import RunLog
 
 
 @dataclass
@@ -20,18 +27,35 @@ class EdgeprofSession:
     benchmark: BenchmarkOptions = field(default_factory=BenchmarkOptions)
     compare_baseline: Any = None  # the saved run --edgeprof-compare-fail compares with (runs.saved.SavedRun)
     _profile: DeviceProfile | None = None
+    _grid: Any = None  # models.grid.Grid, built on first use (it resolves the device and checks --models)
     _models: Any = None  # models.model_cache.ModelCache, made on first use (it imports torch)
     _energy_meter: Any = None  # measure.energy.EnergyMeter, opened on first use
-    log: RunLog = field(init=False)
+    _log: RunLog | None = None
 
-    def __post_init__(self) -> None:
-        self.log = RunLog(self.settings.journal, self.settings.resume)
+    @property
+    def log(self) -> RunLog:
+        if self._log is None:
+            from pytest_edgeprof.plugin.runlog import RunLog
+
+            self._log = RunLog(self.settings.journal, self.settings.resume)
+        return self._log
+
+    @property
+    def has_log(self) -> bool:
+        """Whether an edgeprof test has used the log (a run of plain tests never does)."""
+        return self._log is not None
 
     @property
     def profile(self) -> DeviceProfile:
         if self._profile is None:
+            from pytest_edgeprof.device import resolve_device
+
             self._profile = resolve_device(self.settings.device)
         return self._profile
+
+    @property
+    def device_resolved(self) -> bool:
+        return self._profile is not None
 
     @property
     def models(self):  # -> models.model_cache.ModelCache
@@ -42,15 +66,33 @@ class EdgeprofSession:
         return self._models
 
     def grid(self):  # -> models.grid.Grid
+        if self._grid is None:
+            self._grid = self._build_grid()
+        return self._grid
+
+    def _build_grid(self):  # -> models.grid.Grid
         from pytest_edgeprof.models.grid import default_grid
 
+        models = self._resolved_models()  # before the device, as when --models was checked with the options
         base = default_grid(self.profile, self.settings.grid)
         return replace(
             base,
-            models=self.settings.models or base.models,
+            models=models or base.models,
             batch_sizes=self.settings.batch_sizes or base.batch_sizes,
             shapes=self.settings.shapes or base.shapes,
         )
+
+    def _resolved_models(self) -> tuple[str, ...] | None:
+        """``--models`` checked against torchvision's registry, the error worded as an option's."""
+        from pytest_edgeprof.models.grid import resolve_models
+
+        if self.settings.models is None:
+            return None
+        try:
+            return resolve_models(self.settings.models)
+        except UsageError as exc:
+            option = OPTIONS["models"]
+            raise UsageError(f"{option.flag}/{option.ini}: {exc}") from None
 
     def variants(self) -> tuple[str, ...]:
         from pytest_edgeprof.models.prune import variant_name
@@ -59,6 +101,9 @@ class EdgeprofSession:
 
     def device_budgets(self) -> dict[str, Budget]:
         """The device's own limit: its memory capacity is the default memory budget."""
+        from pytest_edgeprof.budgets import Budget
+        from pytest_edgeprof.metrics import format_bytes
+
         capacity = self.profile.memory_bytes
         return {"memory": Budget("memory", float(capacity), format_bytes(capacity, like="GiB").replace(" ", ""))}
 
@@ -72,6 +117,8 @@ class EdgeprofSession:
     def cell_key(self, test: str, cell: Cell, model_identity: dict[str, str], *, evaluated: bool) -> CellKey:
         """The key of what the test's cell measures in this run (``evaluated``: accuracy is measured for it)."""
         import torch
+
+        from pytest_edgeprof.measurement import CellKey
 
         conditions = {"threads": str(torch.get_num_threads()), "timer": self.benchmark.timer,
                       "timed": str(self.benchmark.enabled)}
@@ -93,7 +140,8 @@ class EdgeprofSession:
         return self._energy_meter
 
     def close(self) -> None:
-        self.log.close()
+        if self._log is not None:
+            self._log.close()
         if self._energy_meter is not None:
             self._energy_meter.close()
         if self._models is not None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
-from typing import Callable
+from typing import Any, Callable
 
 from pytest_edgeprof.device import DeviceProfile
 from pytest_edgeprof.measure.isolation import IsolatedJob, run_isolated
@@ -58,8 +58,9 @@ class CapacityReport:
         return (f"answer: batch {self.largest} (peak memory {format_bytes(fitted.peak_mem_bytes or 0)} "
                 f"within {format_bytes(self.budget_bytes)}; {len(self.probes)} probes)")
 
-    def to_json(self) -> str:
-        return json.dumps(asdict(self))
+    def to_json(self, extra: dict[str, Any] | None = None) -> str:
+        """The report as JSON, with ``extra`` keys (the command's timings) after its own."""
+        return json.dumps({**asdict(self), **(extra or {})})
 
 
 def find_capacity(

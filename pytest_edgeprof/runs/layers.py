@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -203,10 +204,12 @@ def render(profile: LayersProfile, top: int | None = None, by: str = "latency") 
     return "\n".join(lines)
 
 
-def to_json(profile: LayersProfile, top: int | None = None, by: str = "latency") -> str:
+def to_json(profile: LayersProfile, top: int | None = None, by: str = "latency",
+            extra: dict[str, Any] | None = None) -> str:
+    """The profile as JSON; ``extra`` keys (the command's timings) come before the layers."""
     rows = profile.sorted(by)[:top] if top else profile.sorted(by)
     head = {k: v for k, v in asdict(profile).items() if k != "layers"}
-    return json.dumps({**head, "sorted_by": by, "layers": [asdict(layer) for layer in rows]}, indent=2)
+    return json.dumps({**head, "sorted_by": by, **(extra or {}), "layers": [asdict(layer) for layer in rows]}, indent=2)
 
 
 def plot(profile: LayersProfile, path: str, top: int = 20, by: str = "latency") -> None:

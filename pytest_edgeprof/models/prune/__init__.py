@@ -5,25 +5,30 @@
   estimate, prune once and verify the exact FLOPs (:class:`PruneResult`, :class:`PruneUnsupported`).
 - ``cache.py``: :func:`pruned_model`: a torchvision model by name, pruned once and then loaded from a
   file that replays its pruning history (:func:`save_variant`, :func:`load_variant`).
+
+The names of ``targets.py`` need no torch; those of ``plan.py`` and ``cache.py`` (torch and
+torch-pruning) are imported on first use, so parsing ``--prune`` or ``--variant`` stays light.
 """
 
-from pytest_edgeprof.models.prune.cache import (
-    PruneCacheWarning,
-    default_cache_dir,
-    load_variant,
-    parse_cache_dir,
-    pruned_model,
-    save_variant,
-)
-from pytest_edgeprof.models.prune.plan import DEFAULT_TOLERANCE, PruneResult, PruneUnsupported, prune_to_flops
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
 from pytest_edgeprof.models.prune.targets import (
     METHODS,
     check_method,
+    default_cache_dir,
+    parse_cache_dir,
     parse_prune_target,
     parse_prune_targets,
     variant_name,
     variant_target,
 )
+
+_PLAN = ("DEFAULT_TOLERANCE", "PruneResult", "PruneUnsupported", "prune_to_flops")
+_CACHE = ("PruneCacheWarning", "load_variant", "pruned_model", "save_variant")
+_LAZY = {**dict.fromkeys(_PLAN, "plan"), **dict.fromkeys(_CACHE, "cache")}
 
 __all__ = [
     "DEFAULT_TOLERANCE",
@@ -43,3 +48,9 @@ __all__ = [
     "variant_name",
     "variant_target",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(import_module(f"{__name__}.{_LAZY[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -27,10 +27,9 @@ import torch
 from torch import nn
 
 from pytest_edgeprof.errors import UsageError, first_line
-from pytest_edgeprof.paths import default_cache_dir, output_folder
 from pytest_edgeprof.models.identity import model_identity
 from pytest_edgeprof.models.prune.plan import DEFAULT_TOLERANCE, PRUNE_STAGES, PruneResult, _prune, _stages
-from pytest_edgeprof.models.prune.targets import check_method, parse_prune_target, variant_name
+from pytest_edgeprof.models.prune.targets import check_method, default_cache_dir, parse_prune_target, variant_name
 from pytest_edgeprof.models.zoo import build_model, reference_input_shape, resolve_model_name
 
 VARIANT_FORMAT = 1  # of the files save_variant writes
@@ -38,10 +37,6 @@ VARIANT_FORMAT = 1  # of the files save_variant writes
 
 class PruneCacheWarning(UserWarning):
     """A cache entry could not be read and is being rebuilt."""
-
-
-def parse_cache_dir(text: str, option: str = "--prune-cache") -> Path:
-    return output_folder(text, option, "the pruned-variant cache")
 
 
 def pruned_model(

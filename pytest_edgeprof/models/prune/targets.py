@@ -1,13 +1,17 @@
-"""What a pruned variant is called and which targets and methods are accepted.
+"""What a pruned variant is called, which targets and methods are accepted, and where variants are cached.
 
 A target is the fraction of a model's FLOPs to remove, from ``MIN_TARGET`` to ``MAX_TARGET``; its
 variant id is ``p<percent>`` (0.5 -> ``p50``), and ``base`` is the unpruned model. The ``--prune``
-and ``--prune-method`` options and the ``edgeprof prune`` command parse with these functions.
+and ``--prune-method`` options and the ``edgeprof prune`` command parse with these functions, which
+import no torch (the plugin checks its options with them in every pytest run).
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pytest_edgeprof.errors import UsageError
+from pytest_edgeprof.paths import default_cache_dir, output_folder  # noqa: F401  (default_cache_dir: models.prune's name)
 
 METHODS = ("magnitude", "taylor")
 MIN_TARGET, MAX_TARGET = 0.05, 0.8
@@ -61,3 +65,7 @@ def check_method(method: str) -> str:
     if method not in METHODS:
         raise UsageError(f"pruning method {method!r} is not known; accepted: {', '.join(METHODS)}")
     return method
+
+
+def parse_cache_dir(text: str, option: str = "--prune-cache") -> Path:
+    return output_folder(text, option, "the pruned-variant cache")
