@@ -3,6 +3,9 @@
     python benchmarks/check_timer.py            # both checks
     python benchmarks/check_timer.py truth      # resnet18 b1 224x224: suite median vs blocked_autorange, bar 5 %
     python benchmarks/check_timer.py overhead   # a ~5 ms model: what the harness adds per call, bar 1 %
+    python benchmarks/check_timer.py precision  # resnet18 b1 224x224: suite median vs adaptive_autorange,
+                                                # alternated 5 times (bar 2 %), and how often the reference
+                                                # median falls inside the saved 95 % interval over 20 runs
 
 Each runs the real suite (benchmarks/test_inference.py) in this process through pytest.main, reads
 the median it saved, then measures the same model and input in the same process. Run it on a quiet
@@ -28,13 +31,18 @@ SUITE = str(Path(__file__).with_name("test_inference.py"))
 
 
 def suite_median_ms(model: str, shape: int, max_time: float) -> float:
+    return suite_cell(model, shape, max_time)["latency_ms_median"]
+
+
+def suite_cell(model: str, shape: int, max_time: float) -> dict:
+    """The saved extra_info of one cell of the real suite, run in this process."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "run.json"
         args = [SUITE, "-q", "-p", "no:cacheprovider", "--device", "cpu", "--models", model, "--batch-sizes", "1",
                 "--shapes", str(shape), f"--benchmark-max-time={max_time}", f"--benchmark-json={out}"]
         if pytest.main(args) != 0:
             sys.exit("the suite failed")
-        return json.loads(out.read_text())["benchmarks"][0]["extra_info"]["latency_ms_median"]
+        return json.loads(out.read_text())["benchmarks"][0]["extra_info"]
 
 
 def check_truth() -> bool:
@@ -101,8 +109,39 @@ def check_overhead(model_name: str = "resnet18", shape: int = 64, repeats: int =
     return direct <= 0.01
 
 
+def reference_median_ms(model: torch.nn.Module, x: torch.Tensor) -> float:
+    timer = torch_benchmark.Timer("with torch.inference_mode(): model(x)", globals={"model": model, "x": x, "torch": torch},
+                                  num_threads=torch.get_num_threads())
+    return timer.adaptive_autorange(threshold=0.01, max_run_time=10.0).median * 1e3
+
+
+def check_precision(alternations: int = 5, coverage_runs: int = 20) -> bool:
+    """The stopping rule's median against torch.utils.benchmark's adaptive_autorange, alternated in one
+    process so drift hits both; then the saved interval's coverage of a fresh reference median."""
+    model, x = build_model("resnet18"), example_input(1, (3, 224, 224))
+    ratios = []
+    for _ in range(alternations):
+        suite = suite_cell("resnet18", 224, max_time=5.0)["latency_ms_median"]
+        ratios.append(suite / reference_median_ms(model, x))
+    ratio = statistics.median(ratios)
+    hits, widths, stable = 0, [], 0
+    for _ in range(coverage_runs):
+        cell = suite_cell("resnet18", 224, max_time=5.0)
+        low, high = cell["latency_ms_ci95"]
+        reference = reference_median_ms(model, x)
+        hits += low <= reference <= high
+        widths.append((high - low) / 2 / cell["latency_ms_median"])
+        stable += bool(cell["latency_stable"])
+    print(f"precision: resnet18 b1 224x224 cpu, {torch.get_num_threads()} threads. Suite median / adaptive_autorange "
+          f"median, {alternations} alternations: {', '.join(f'{r:.3f}' for r in ratios)}; median {ratio:.3f} "
+          f"(bar: within 2 %). Coverage: the reference median inside the saved 95 % interval in {hits} of "
+          f"{coverage_runs} runs; interval half-widths {min(widths):.2%} to {max(widths):.2%} of the median; "
+          f"{stable} of {coverage_runs} runs reached ±1 % before the 5 s ceiling")
+    return abs(ratio - 1) <= 0.02
+
+
 if __name__ == "__main__":
-    checks = {"truth": check_truth, "overhead": check_overhead}
+    checks = {"truth": check_truth, "overhead": check_overhead, "precision": check_precision}
     chosen = sys.argv[1:] or list(checks)
     results = [checks[name]() for name in chosen]
     sys.exit(0 if all(results) else 1)

@@ -225,7 +225,7 @@ _PART_KEYS = frozenset({
     "peak_rss_bytes", "peak_mem_method", "peak_reserved_bytes", ENERGY.key, "avg_power_w", "energy_source",
     "energy_note", "co2_kg_per_image", FLOPS.key, "macs", "params", "model_bytes", "flops_error", "prune_target",
     "prune_achieved", "prune_method", "prune_params_before", "prune_params_after", "prune_reference_shape",
-    TOP1.key, TOP5.key, "eval_set", "budgets", "budget_verdicts",
+    TOP1.key, TOP5.key, "eval_set", "budgets", "budget_verdicts", "device_state",
 })
 
 
@@ -246,6 +246,7 @@ class Measurement:
     accuracy: Accuracy | None = None
     budgets: dict[str, str] = field(default_factory=dict)  # metric -> the budget as written ("2.6GB")
     verdicts: tuple[Verdict, ...] = ()
+    device_state: dict[str, Any] | None = None  # {"before": ..., "after": ...} the timed rounds (measure/device_state.py)
     other: dict[str, Any] = field(default_factory=dict)  # saved keys no part reads (a user's own extra_info)
 
     def value(self, metric: Metric | str) -> float | None:
@@ -265,6 +266,8 @@ class Measurement:
         for part in (self.latency, self.warmup, self.memory, self.energy, self.cost, self.pruning, self.accuracy):
             if part is not None:
                 info.update(_WRITERS[type(part)](part, self.cell))
+        if self.device_state is not None:
+            info["device_state"] = self.device_state
         if self.budgets or self.verdicts:
             info["budgets"] = dict(self.budgets)
             info["budget_verdicts"] = [verdict.as_dict() for verdict in self.verdicts]
@@ -285,6 +288,7 @@ class Measurement:
             latency=_read_latency(info), warmup=_read_warmup(info), memory=_read_memory(info),
             energy=_read_energy(info), cost=_read_cost(info), pruning=_read_pruning(info),
             accuracy=_read_accuracy(info), budgets=_read_budgets(info), verdicts=_read_verdicts(info),
+            device_state=state if isinstance(state := info.get("device_state"), dict) else None,
             other={k: v for k, v in info.items() if k not in _PART_KEYS},
         )
 

@@ -12,8 +12,9 @@ from typing import Callable
 import torch
 from torch import nn
 
-from pytest_edgeprof.device import DeviceProfile
+from pytest_edgeprof.device import DeviceProfile, read_jetson_power_mode
 from pytest_edgeprof.errors import first_line
+from pytest_edgeprof.measure.device_state import read_state
 from pytest_edgeprof.measure.energy import EnergyMeter, EnergyWindow, energy_per_image
 from pytest_edgeprof.measure.flops import count_cost
 from pytest_edgeprof.measure.memory import measure_peak_memory, model_bytes
@@ -63,15 +64,22 @@ def _measure(
     with torch.inference_mode():
         warmup = warm_up(recorder, device)
         recorder.clear()
+        before = _device_state(profile)
         with EnergyWindow(meter) as window:
             rounds = run_rounds(recorder)
             window.extend(recorder)
+        measurement.device_state = {"before": before, "after": _device_state(profile)}
         measurement.memory = memory_of(model, example, profile)
     if rounds is not None:
         measurement.latency = Latency.of(rounds.latencies_s, recorder.method, stable=rounds.stable)
     measurement.warmup = WarmUp(warmup.calls, warmup.settled)
     assert window.reading is not None
     measurement.energy = energy_per_image(window.reading, recorder.calls * cell.batch_size)
+
+
+def _device_state(profile: DeviceProfile) -> dict:
+    power_mode = read_jetson_power_mode() if profile.jetson_model else None
+    return read_state(profile.torch_device, jetson_power_mode=power_mode)
 
 
 def memory_of(model: nn.Module, example: torch.Tensor, profile: DeviceProfile) -> Memory:

@@ -4,6 +4,7 @@ measures memory, energy and FLOPs, journals the cell, and fails the test on a br
 from __future__ import annotations
 
 import pickle
+import warnings
 from typing import TYPE_CHECKING, Mapping
 
 import pytest
@@ -14,6 +15,7 @@ from pytest_edgeprof.budgets import Budget, evaluate
 from pytest_edgeprof.compat import pytest_benchmark
 from pytest_edgeprof.errors import UsageError, first_line
 from pytest_edgeprof.measure.cell import measure_cell
+from pytest_edgeprof.measure.device_state import likely_causes
 from pytest_edgeprof.measure.flops import check_batch_size, check_input_shape
 from pytest_edgeprof.measure.isolation import IsolatedJob, run_isolated
 from pytest_edgeprof.measure.timing import CallRecorder, Rounds
@@ -24,6 +26,13 @@ from pytest_edgeprof.outcome import Outcome, allocation_text
 
 if TYPE_CHECKING:
     from pytest_edgeprof.plugin.session import EdgeprofSession
+
+
+SOFT_COV = 0.10  # rounds whose coefficient of variation is above this are soft whatever the interval says
+
+
+class SoftLatencyWarning(UserWarning):
+    """A cell's latency is soft: its rounds did not reach their precision, or spread widely."""
 
 
 class EdgeprofTimer:
@@ -138,11 +147,26 @@ class EdgeprofTimer:
         elif broken:
             measurement.outcome = Outcome.OVER_BUDGET
         self.measurement = measurement
+        self._warn_if_soft(measurement)
         self._benchmark.extra_info.update(measurement.to_extra_info())
         self._session.log.record(self._benchmark.fullname, key, measurement, rounds, iterations, broken, replayed)
         if broken:
             pytest.fail("\n".join(broken), pytrace=False)
         return measurement
+
+    def _warn_if_soft(self, measurement: Measurement) -> None:
+        """A latency that did not reach its precision, or whose rounds spread more than SOFT_COV, is said
+        so, with what the device state says about why (trtexec's advice: lock the clocks)."""
+        latency, state = measurement.latency, measurement.device_state or {}
+        if latency is None or (latency.stable is not False and (latency.cov or 0) <= SOFT_COV):
+            return
+        precision = self._session.stopping_rule().precision
+        why = likely_causes(state.get("before", {}), state.get("after", {}))
+        reached = "did not reach" if latency.stable is False else "reached"
+        warnings.warn(SoftLatencyWarning(
+            f"{measurement.cell.id}: median latency {reached} ±{precision:.1%} within --benchmark-max-time "
+            f"({latency.rounds} rounds, coefficient of variation {latency.cov or 0:.1%}); likely: "
+            f"{'; '.join(why) or 'nothing the device state shows (a quieter machine or a longer --benchmark-max-time may help)'}"))
 
     def _out_of_memory_line(self, measurement: Measurement) -> str:
         cell, memory = measurement.cell, self.budgets.get("memory")
