@@ -1,8 +1,8 @@
 """Measuring one cell, without pytest: warm-up, timed rounds, energy, peak memory, FLOPs.
 
-The rounds themselves are run by a ``RoundsRunner``: inside pytest that is pytest-benchmark's
-``benchmark`` fixture; in an isolated child process (``--isolate``) or a notebook it is
-``timed_rounds``, which calibrates the same way (rounds until a time budget, at least a minimum).
+The rounds themselves are run by a ``RoundsRunner``: everywhere a ``StoppingRule`` (rounds of one
+call until the median is known within its precision, or its ceiling); inside pytest the plugin then
+hands those rounds to pytest-benchmark, and under ``--benchmark-disable`` it makes one untimed call.
 """
 
 from __future__ import annotations

@@ -45,9 +45,10 @@ class EdgeprofTimer:
 
     The model is moved to the session's device and put in eval mode; the input is created there,
     so host-to-device transfer is not timed. Warm-up runs until the timings settle, outside the
-    timed rounds; pytest-benchmark then calibrates and runs the rounds (``--benchmark-max-time``,
-    ``--benchmark-min-rounds`` apply) while the energy source measures, topped up with more calls
-    where the source needs a longer window. Peak memory is measured on one more call, FLOPs on
+    timed rounds; the rounds, one call each, go on until the median is known within ``--latency-ci``
+    (``--benchmark-min-rounds`` at least, ``--benchmark-max-time`` at most) while the energy source
+    measures, topped up with more calls where the source needs a longer window; pytest-benchmark
+    saves exactly those rounds. Peak memory is measured on one more call, FLOPs on
     meta tensors. Running out of memory is recorded as a result, not raised. With ``--resume`` a
     cell the journal holds under the same key is replayed and judged against this run's budgets;
     with ``--isolate`` it runs in a child process.

@@ -67,10 +67,10 @@ def _top1_text(cell: SavedCell) -> str:
 
 
 def verdict_text(cell: SavedCell) -> str:
-    """``passed``, or the outcome and what broke: ``over budget: peak memory``, ``out of memory``."""
+    """``passed``, or the outcome and what broke: ``over budget: memory``, ``out of memory``."""
     outcome = cell.outcome
     if outcome is Outcome.OVER_BUDGET:
-        broken = [v.budget.spec.label for v in cell.measurement.verdicts if not v.passed]
+        broken = [v.budget.metric for v in cell.measurement.verdicts if not v.passed]
         return "over budget: " + ", ".join(broken)
     return outcome.words
 
