@@ -47,6 +47,20 @@ def test_options(request):
 """
 
 
+UNSET = """
+from pytest_edgeprof.compat import pytest_benchmark as compat
+
+
+def test_unset(request):
+    assert compat.options(request.config).max_time_s is None  # not given: edgeprof's own default applies
+"""
+
+
+def test_a_max_time_not_given_is_told_from_one_given(pytester):
+    pytester.makepyfile(UNSET)
+    pytester.runpytest("-p", "no:cacheprovider", "-p", "no:edgeprof").assert_outcomes(passed=1)
+
+
 def test_options_are_read_by_their_names(pytester):
     pytester.makepyfile(OPTIONS)
     pytester.runpytest("-p", "no:cacheprovider", "-p", "no:edgeprof", "--benchmark-max-time", "0.5", "--benchmark-min-rounds", "7",

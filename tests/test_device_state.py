@@ -33,19 +33,19 @@ def test_cpufreq_and_thermal_zones_are_read_as_the_kernel_writes_them(tmp_path):
 
 
 def test_a_machine_without_cpufreq_or_thermal_zones_has_just_its_load(tmp_path):
-    assert set(read_state("cpu", sysfs_root=tmp_path)) == {"load_average_1m", "cores"}
+    assert set(read_state("cpu", sysfs_root=tmp_path)) == {"load_average_1m", "cores", "threads"}
 
 
 def test_likely_causes_name_what_the_readings_show(tmp_path):
     before = read_state("cpu", sysfs_root=_sysfs(tmp_path / "a", "powersave", [1200], {"cpu": (50, 100)}))
     after = read_state("cpu", sysfs_root=_sysfs(tmp_path / "b", "powersave", [2400], {"cpu": (95, 100)}))
-    after["load_average_1m"] = 3.0 * after["cores"]
+    after["load_average_1m"] = after["threads"] + 3.0 * after["cores"]
     causes = likely_causes(before, after)
     assert causes[0].startswith("other processes busy (load average")
     assert "CPU governor powersave, not performance" in causes
     assert "CPU frequency moved (1200 -> 2400 MHz)" in causes
     assert "cpu at 95 C, near its trip point 100 C" in causes
-    quiet = {"load_average_1m": 0.0, "cores": 2, "cpu_governors": ["performance"]}
+    quiet = {"load_average_1m": 2.0, "cores": 2, "threads": 2, "cpu_governors": ["performance"]}  # its own load only
     assert likely_causes(quiet, quiet) == []
 
 

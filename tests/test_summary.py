@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 FAST = ["--device", "cpu", "--no-energy", "--benchmark-max-time", "0.05", "--benchmark-min-rounds", "3",
@@ -25,7 +27,8 @@ def wide_terminal(monkeypatch):
 def _answer(result: pytest.RunResult) -> list[str]:
     lines = result.stdout.lines
     start = next(i for i, line in enumerate(lines) if "edgeprof: cpu" in line)
-    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith(("---", "===", "___"))), len(lines))
+    end = next((i for i in range(start + 1, len(lines))
+                if lines[i].startswith(("---", "===", "___")) or re.match(r"\d+ (passed|failed)", lines[i])), len(lines))
     return [line for line in lines[start + 1:end] if line]
 
 

@@ -14,6 +14,7 @@ changes one fails there, not as a wrong number elsewhere.
 from __future__ import annotations
 
 from collections.abc import Sequence
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ DEFAULT_STORAGE_URI = "file://./.benchmarks"
 class BenchmarkOptions:
     """pytest-benchmark's options that decide how edgeprof's rounds are run and what they mean."""
 
-    max_time_s: float = 1.0
+    max_time_s: float | None = None  # --benchmark-max-time where given (command line or addopts); None: not given
     min_rounds: int = 5
     timer: str = "time.perf_counter"
     enabled: bool = True  # False under --benchmark-disable (one untimed call) or --benchmark-skip
@@ -40,8 +41,10 @@ def options(config: Any) -> BenchmarkOptions:
         return config.getoption(name, default)
 
     timer = option("benchmark_timer")
+    given = any(str(arg).startswith("--benchmark-max-time")  # pytest-benchmark's default (1 s) is not a choice
+                for arg in [*config.invocation_params.args, *config.getini("addopts"), *os.environ.get("PYTEST_ADDOPTS", "").split()])
     return BenchmarkOptions(
-        max_time_s=float(option("benchmark_max_time") or 1.0),
+        max_time_s=float(option("benchmark_max_time")) if given else None,
         min_rounds=int(option("benchmark_min_rounds") or 5),
         timer=str(timer) if timer is not None else "time.perf_counter",
         enabled=not (option("benchmark_disable", False) or option("benchmark_skip", False)),

@@ -17,13 +17,16 @@ import os
 from pathlib import Path
 from typing import Any
 
+import torch
+
 NEAR_TRIP_C = 10.0  # a zone this close to its lowest trip point may already be throttling
-BUSY_LOAD_PER_CORE = 0.5  # load average above this share of the cores: other work competes for them
+BUSY_LOAD_PER_CORE = 0.5  # load beyond this run's threads above this share of the cores: other work competes
 
 
 def read_state(device: str, sysfs_root: Path = Path("/"), jetson_power_mode: str | None = None) -> dict[str, Any]:
     """One reading of the host (and, for ``cuda:N``, the GPU) as plain JSON values."""
-    state: dict[str, Any] = {"load_average_1m": round(os.getloadavg()[0], 2), "cores": os.cpu_count()}
+    state: dict[str, Any] = {"load_average_1m": round(os.getloadavg()[0], 2), "cores": os.cpu_count(),
+                             "threads": torch.get_num_threads()}
     state.update(_cpufreq(sysfs_root))
     state.update(_thermal(sysfs_root))
     if device.startswith("cuda"):
@@ -95,8 +98,9 @@ def likely_causes(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
     """What in the two readings would make timings soft, one phrase each; [] when nothing shows."""
     causes = []
     load, cores = max(before.get("load_average_1m", 0), after.get("load_average_1m", 0)), after.get("cores") or 1
-    if load > BUSY_LOAD_PER_CORE * cores:
-        causes.append(f"other processes busy (load average {load:g} on {cores} cores)")
+    own = after.get("threads", 0)  # the measured model's own threads keep that many cores busy
+    if load - own > BUSY_LOAD_PER_CORE * cores:
+        causes.append(f"other processes busy (load average {load:g} on {cores} cores, this run uses {own} threads)")
     governors = set(before.get("cpu_governors", [])) | set(after.get("cpu_governors", []))
     if governors - {"performance"}:
         causes.append(f"CPU governor {', '.join(sorted(governors))}, not performance")

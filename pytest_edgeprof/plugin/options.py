@@ -130,7 +130,8 @@ OPTIONS: dict[str, Option] = {
     "latency_ci": Option(
         "--latency-ci", "edgeprof_latency_ci", "PERCENT",
         "timed rounds go on until the median latency's 95 %% confidence interval (distribution-free) is within "
-        "this much of the median, e.g. 1%% (the default) or 0.5%%; --benchmark-max-time is the ceiling, and a cell "
+        "this much of the median, e.g. 1%% (the default) or 0.5%%; --benchmark-max-time is the ceiling (5 s where not "
+        "given), and a cell "
         "that reaches it first is saved with latency_stable false",
         "metrics:parse_latency_ci",
     ),
@@ -186,10 +187,15 @@ def add_options(parser: pytest.Parser) -> None:
     for option in OPTIONS.values():
         if option.flag_only:
             group.addoption(option.flag, action="store_true", default=None, help=option.help)
-            parser.addini(option.ini, type="bool", help=f"default for {option.flag}: {option.help}", default=False)
+            parser.addini(option.ini, type="bool", help=_ini_help(option), default=False)
         else:
             group.addoption(option.flag, metavar=option.metavar, default=None, help=option.help)
-            parser.addini(option.ini, help=f"default for {option.flag}: {option.help}", default=None)
+            parser.addini(option.ini, help=_ini_help(option), default=None)
+
+
+def _ini_help(option: Option) -> str:
+    """The ini key's help: the option's, whose %% argparse would have turned into %."""
+    return f"default for {option.flag}: {option.help}".replace("%%", "%")
 
 
 def read_option(config: pytest.Config, name: str) -> str | None:

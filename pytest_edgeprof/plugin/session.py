@@ -21,6 +21,11 @@ if TYPE_CHECKING:
     from pytest_edgeprof.plugin.runlog import RunLog
 
 
+# The rounds' ceiling where --benchmark-max-time is not given: long enough for most CPU cells of the
+# default grid to reach ±1 %, short enough that the grid's 12 cells finish in about two minutes.
+DEFAULT_CEILING_S = 5.0
+
+
 @dataclass
 class EdgeprofSession:
     settings: Settings
@@ -129,7 +134,8 @@ class EdgeprofSession:
         """When a cell's timed rounds end: --latency-ci, --benchmark-min-rounds, --benchmark-max-time."""
         from pytest_edgeprof.measure.timing import StoppingRule
 
-        return StoppingRule(self.settings.latency_ci, self.benchmark.min_rounds, max_time_s=self.benchmark.max_time_s)
+        ceiling = self.benchmark.max_time_s or DEFAULT_CEILING_S
+        return StoppingRule(self.settings.latency_ci, self.benchmark.min_rounds, max_time_s=ceiling)
 
     def energy_meter(self):  # -> measure.energy.EnergyMeter
         """The best energy source for the device, opened once per session."""
