@@ -70,8 +70,8 @@ def test_a_soft_latency_is_a_warning_with_its_likely_cause_and_the_state_is_save
     result = pytester.runpytest("--device", "cpu", "--no-energy", "--latency-ci", "0.5%", "--benchmark-max-time", "0.3",
                                 "-p", "no:cacheprovider", "--benchmark-json=out.json")
     result.assert_outcomes(passed=1)
-    result.stdout.fnmatch_lines(["*SoftLatencyWarning: noisy-base-b1-8x8: median latency did not reach ±0.5% within "
-                                 "--benchmark-max-time (* rounds, coefficient of variation *%); likely: *"])
+    result.stdout.fnmatch_lines(["*SoftLatencyWarning: noisy-base-b1-8x8: median latency did not reach ±0.5% within its "
+                                 "0.3 s ceiling (--benchmark-max-time) (* rounds, coefficient of variation *%); likely: *"])
     info = json.loads((pytester.path / "out.json").read_text())["benchmarks"][0]["extra_info"]
     assert info["latency_stable"] is False and info["latency_cov"] > 0.1
     assert set(info["device_state"]) == {"before", "after"} and "load_average_1m" in info["device_state"]["after"]

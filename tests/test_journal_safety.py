@@ -167,11 +167,12 @@ def test_xdist_workers_are_refused_with_one_line(pytester):
     result.stderr.fnmatch_lines(["ERROR: -n 2: pytest-xdist runs tests in several processes*run edgeprof without -n"])
 
 
-def test_compare_reads_an_absolute_file_uri_storage(pytester, capsys):
+def test_the_journal_follows_the_storage_and_the_cli_reads_an_absolute_file_uri(pytester, capsys):
     from pytest_edgeprof.cli import main
 
     pytester.makepyfile(TWO_CELLS)
     pytester.runpytest(*FAST, "--benchmark-autosave", f"--benchmark-storage=file://{pytester.path}/runs").assert_outcomes(passed=2)
+    assert len(_lines(pytester.path / "runs" / "edgeprof-journal.jsonl")) == 2  # the journal follows the storage
     assert main(["limits", "1", "--storage", f"file://{pytester.path}/runs"]) == 0
     out = capsys.readouterr().out
     assert f"run: {pytester.path}/runs/" in out and "recommended (best throughput within every budget): net-base-b" in out

@@ -161,11 +161,12 @@ class EdgeprofTimer:
         latency, state = measurement.latency, measurement.device_state or {}
         if latency is None or (latency.stable is not False and (latency.cov or 0) <= SOFT_COV):
             return
-        precision = self._session.stopping_rule().precision
+        rule = self._session.stopping_rule()
         why = likely_causes(state.get("before", {}), state.get("after", {}))
         reached = "did not reach" if latency.stable is False else "reached"
         warnings.warn(SoftLatencyWarning(
-            f"{measurement.cell.id}: median latency {reached} ±{precision:.1%} within --benchmark-max-time "
+            f"{measurement.cell.id}: median latency {reached} ±{rule.precision:.1%} within its {rule.max_time_s:g} s "
+            f"ceiling (--benchmark-max-time) "
             f"({latency.rounds} rounds, coefficient of variation {latency.cov or 0:.1%}); likely: "
             f"{'; '.join(why) or 'nothing the device state shows (a quieter machine or a longer --benchmark-max-time may help)'}"))
 
