@@ -14,14 +14,8 @@ from PIL import Image
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from pytest_edgeprof.models.accuracy import (
-    EvalResult,
-    check_image_folder,
-    evaluate,
-    image_folder_loader,
-    parse_eval_limit,
-    preprocessing,
-)
+from pytest_edgeprof.models.accuracy import EvalResult, evaluate, image_folder_loader, preprocessing
+from pytest_edgeprof.models.image_folder import check_image_folder, parse_eval_limit
 from pytest_edgeprof.errors import UsageError
 from pytest_edgeprof.measurement import Accuracy
 from pytest_edgeprof.models.prune import prune_to_flops

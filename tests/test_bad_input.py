@@ -53,7 +53,7 @@ from PIL import Image
 
 from pytest_edgeprof.runs import compare
 from pytest_edgeprof.runs import limits
-from pytest_edgeprof.models.accuracy import parse_eval_limit
+from pytest_edgeprof.models.image_folder import parse_eval_limit
 from pytest_edgeprof.budgets import parse_budget_spec
 from pytest_edgeprof.metrics import parse_bytes, parse_percent
 from pytest_edgeprof.cli import _positive_int, main

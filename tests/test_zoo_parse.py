@@ -1,4 +1,4 @@
-"""zoo.parse_shape and zoo.parse_batch_size: what the CLI and the plugin accept for sizes."""
+"""shared_options.parse_shape and parse_batch_size: what the CLI and the plugin accept for sizes."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pytest_edgeprof.errors import UsageError
-from pytest_edgeprof.models.zoo import parse_batch_size, parse_shape
+from pytest_edgeprof.shared_options import parse_batch_size, parse_shape
 
 
 @pytest.mark.parametrize(

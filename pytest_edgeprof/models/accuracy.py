@@ -34,15 +34,7 @@ from torchvision.transforms import v2
 
 from pytest_edgeprof.errors import UsageError
 from pytest_edgeprof.measurement import Accuracy
-from pytest_edgeprof.models.image_folder import (  # noqa: F401  (check_image_folder and the parsers: their old home)
-    check_image_folder,
-    labelled_images,
-    parse_eval_limit,
-    parse_image_folder,
-    parse_prune_data,
-    round_robin,
-    suffixes_text,
-)
+from pytest_edgeprof.models.image_folder import labelled_images, round_robin, suffixes_text
 from pytest_edgeprof.models.zoo import resolve_model_name
 
 @dataclass(frozen=True)

@@ -12,7 +12,6 @@ import torchvision
 from torch import nn
 
 from pytest_edgeprof.errors import UsageError, first_line
-from pytest_edgeprof.shared_options import parse_batch_size, parse_shape  # noqa: F401  (their old home)
 
 
 @lru_cache(maxsize=None)

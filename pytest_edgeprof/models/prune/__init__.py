@@ -18,13 +18,13 @@ from typing import Any
 from pytest_edgeprof.models.prune.targets import (
     METHODS,
     check_method,
-    default_cache_dir,
     parse_cache_dir,
     parse_prune_target,
     parse_prune_targets,
     variant_name,
     variant_target,
 )
+from pytest_edgeprof.paths import default_cache_dir  # the variant cache's default folder
 
 _PLAN = ("DEFAULT_TOLERANCE", "PruneResult", "PruneUnsupported", "prune_to_flops")
 _CACHE = ("PruneCacheWarning", "load_variant", "pruned_model", "save_variant")

@@ -29,7 +29,8 @@ from torch import nn
 from pytest_edgeprof.errors import UsageError, first_line
 from pytest_edgeprof.models.identity import model_identity
 from pytest_edgeprof.models.prune.plan import DEFAULT_TOLERANCE, PRUNE_STAGES, PruneResult, _prune, _stages
-from pytest_edgeprof.models.prune.targets import check_method, default_cache_dir, parse_prune_target, variant_name
+from pytest_edgeprof.paths import default_cache_dir
+from pytest_edgeprof.models.prune.targets import check_method, parse_prune_target, variant_name
 from pytest_edgeprof.models.zoo import build_model, reference_input_shape, resolve_model_name
 
 VARIANT_FORMAT = 1  # of the files save_variant writes

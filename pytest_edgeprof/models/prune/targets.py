@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from pytest_edgeprof.errors import UsageError
-from pytest_edgeprof.paths import default_cache_dir, output_folder  # noqa: F401  (default_cache_dir: models.prune's name)
+from pytest_edgeprof.paths import output_folder
 
 METHODS = ("magnitude", "taylor")
 MIN_TARGET, MAX_TARGET = 0.05, 0.8
