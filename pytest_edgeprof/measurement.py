@@ -118,10 +118,10 @@ class Latency:
         if not samples:
             raise ValueError("Latency needs at least one sample")
 
+        cuts = statistics.quantiles(samples, n=100, method="inclusive") if len(samples) > 1 else None
+
         def percentile_ms(percent: int) -> float:
-            if len(samples) == 1:
-                return samples[0] * 1e3
-            return statistics.quantiles(samples, n=100, method="inclusive")[percent - 1] * 1e3
+            return (cuts[percent - 1] if cuts else samples[0]) * 1e3
 
         interval = median_interval(samples)
         cov = statistics.stdev(samples) / statistics.fmean(samples) if len(samples) > 1 else None
@@ -133,6 +133,9 @@ class Latency:
         return batch_size / (self.median_ms / 1e3)
 
 
+EXACT_RANKS_UP_TO = 1000  # beyond, summing the binomial in integers from 0 costs seconds
+
+
 def median_interval(samples: Iterable[float], confidence: float = 0.95) -> tuple[float, float] | None:
     """The median's distribution-free confidence interval: the order statistics x(l) and x(n+1-l) with
     the largest l for which P(Binomial(n, 1/2) < l) stays within (1 - confidence) / 2. It holds for
@@ -140,13 +143,35 @@ def median_interval(samples: Iterable[float], confidence: float = 0.95) -> tuple
     at 95 %)."""
     ordered = sorted(samples)
     n = len(ordered)
-    tail, below, rank = (1 - confidence) / 2, 0.0, 0
-    while rank < n // 2 and below + math.comb(n, rank) / 2**n <= tail:
-        below += math.comb(n, rank) / 2**n
-        rank += 1  # P(Bin < rank) <= tail: x(rank) is a lower bound (1-based)
+    rank = _lower_rank(n, (1 - confidence) / 2)
     if rank == 0:
         return None
     return ordered[rank - 1], ordered[n - rank]
+
+
+def _lower_rank(n: int, tail: float) -> int:
+    """The largest l (1-based, 0 if none) with P(Binomial(n, 1/2) < l) <= ``tail``."""
+    if n <= EXACT_RANKS_UP_TO:
+        below, rank = 0.0, 0
+        while rank < n // 2 and below + math.comb(n, rank) / 2**n <= tail:
+            below += math.comb(n, rank) / 2**n
+            rank += 1
+        return rank
+    # Start from the normal approximation and settle on the exact rank with the binomial's terms in
+    # floats, summed from 12 standard deviations below the mean (what lies further down is < 1e-30).
+    sd = math.sqrt(n) / 2
+    first = max(0, math.floor(n / 2 - 12 * sd))
+    log_all = math.lgamma(n + 1) - n * math.log(2)
+
+    def below(rank: int) -> float:  # P(Binomial(n, 1/2) < rank)
+        return sum(math.exp(log_all - math.lgamma(k + 1) - math.lgamma(n - k + 1)) for k in range(first, rank))
+
+    rank = math.floor(n / 2 + 0.5 - statistics.NormalDist().inv_cdf(1 - tail) * sd)
+    while below(rank + 1) <= tail:
+        rank += 1
+    while rank > 0 and below(rank) > tail:
+        rank -= 1
+    return rank
 
 
 @dataclass(frozen=True)

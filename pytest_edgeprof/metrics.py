@@ -157,11 +157,6 @@ def format_flops(n: float, like: str | None = None, digits: int = 3) -> str:
     return _scaled(n, _COUNT_SCALE, digits, suffix="FLOPs")
 
 
-def format_count(n: float) -> str:
-    """``25.6e6`` -> ``"25.6M"``: parameters, MACs."""
-    return _scaled(n, _COUNT_SCALE, 3).replace(" ", "")
-
-
 # --- the registry ----------------------------------------------------------------------------------
 
 

@@ -1,3 +1,4 @@
+import math
 import statistics
 import time
 
@@ -5,7 +6,7 @@ import numpy as np
 import pytest
 from hypothesis import given, strategies as st
 
-from pytest_edgeprof.measurement import Cell, Latency, Measurement, median_interval
+from pytest_edgeprof.measurement import EXACT_RANKS_UP_TO, Cell, Latency, Measurement, median_interval
 from pytest_edgeprof.errors import UsageError
 from pytest_edgeprof.measure.timing import CallRecorder, StoppingRule, warm_up
 from pytest_edgeprof.metrics import parse_latency_ci
@@ -121,3 +122,15 @@ def test_latency_ci_by_example():
     for bad in ("1", "0%", "-1%", "51%", "%", "1e1%", "one%"):
         with pytest.raises(UsageError):
             parse_latency_ci(bad)
+
+
+@pytest.mark.parametrize("n", [1001, 1234, 1500])
+def test_above_the_exact_sum_the_ranks_are_the_exact_ones(n):
+    """Above EXACT_RANKS_UP_TO the ranks are found from the normal approximation and the binomial's
+    terms in floats; they must be those of the exact integer sum (which costs seconds from a few
+    thousand samples on)."""
+    below, exact = 0.0, 0
+    while exact < n // 2 and below + math.comb(n, exact) / 2**n <= 0.025:
+        below += math.comb(n, exact) / 2**n
+        exact += 1
+    assert n > EXACT_RANKS_UP_TO and median_interval(range(1, n + 1)) == (exact, n + 1 - exact)

@@ -139,8 +139,9 @@ class StoppingRule:
             recorder()
             elapsed, rounds = time.perf_counter() - began, recorder.calls
             if rounds >= check_at and elapsed >= self.min_time_s:
-                if self.precise(recorder.latencies_s()):
-                    return Rounds(recorder.latencies_s(), True)
+                latencies = recorder.latencies_s()
+                if self.precise(latencies):
+                    return Rounds(latencies, True)
                 check_at = max(rounds + 1, int(rounds * 1.1))  # sorting every round would cost O(n² log n)
             if elapsed >= self.max_time_s and rounds >= self.min_rounds:
                 latencies = recorder.latencies_s()

@@ -68,7 +68,7 @@ class RunLog:
         """A finished cell: journalled at once (a replayed one, whose journal line is ``replayed``, only
         where this run judged it otherwise), kept for the saved run and the summary."""
         entry = JournalEntry(key.text, measurement, rounds, iterations, "\n".join(broken))
-        if entry.to_json() != replayed:
+        if not replayed or entry.to_json() != replayed:
             self.journal.append(entry)
         self.results.append(CellResult(nodeid, measurement, bool(rounds)))
         if ran_out_of_memory(measurement.outcome, measurement.error):

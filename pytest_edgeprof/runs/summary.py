@@ -117,15 +117,16 @@ def _wrapped(lines: list[str], width: int) -> list[str]:
 
 
 def _table(cells: list[SavedCell], names: Sequence[str], width: int) -> list[str]:
-    chosen = [COLUMNS[name] for name in names if any(COLUMNS[name].text(c) != "-" for c in cells)]  # none: left out
-    rows = [[c.id for c in cells], *([col.text(c) for c in cells] for col in chosen), [verdict_text(c) for c in cells]]
-    headers = ["cell", *(col.header for col in chosen), "verdict"]
+    columns = [(COLUMNS[name], [COLUMNS[name].text(c) for c in cells]) for name in names]
+    columns = [(column, texts) for column, texts in columns if any(t != "-" for t in texts)]  # none: left out
+    ids, verdicts = [c.id for c in cells], [verdict_text(c) for c in cells]
     while True:
+        headers = ["cell", *(column.header for column, _ in columns), "verdict"]
+        rows = [ids, *(texts for _, texts in columns), verdicts]
         widths = [max(len(h), *(len(v) for v in values)) for h, values in zip(headers, rows)]
-        if sum(widths) + 2 * (len(widths) - 1) <= width or not chosen:
+        if sum(widths) + 2 * (len(widths) - 1) <= width or not columns:
             break
-        drop = chosen.index(max(chosen, key=lambda col: col.priority))
-        del chosen[drop], headers[drop + 1], rows[drop + 1]
+        columns.remove(max(columns, key=lambda pair: pair[0].priority))  # the least important goes first
     lines = [_line(headers, widths)]
     lines += [_line([values[index] for values in rows], widths) for index in range(len(cells))]
     return lines
