@@ -1,19 +1,29 @@
-"""The one exception type for bad user input.
+"""The one exception type for bad user input, and the one for a configuration a model cannot take.
 
 Anything a user typed or pointed us at that we cannot use raises ``UsageError`` with one line that
 names the bad value and what is accepted. The plugin turns it into pytest's usage-error exit code (4),
 the CLI into exit code 2; neither shows a traceback.
 """
 
+import re
+
 
 class UsageError(ValueError):
     """Bad user input: an option, ini value, marker argument, file or CLI argument."""
 
 
+class DeployUnsupported(Exception):
+    """A precision or runtime cannot handle this model (its exporter, quantizer or runtime fails): the
+    cell is skipped with the reason, the rest of the grid runs."""
+
+
+_TERMINAL_COLOURS = re.compile(r"\x1b\[[0-9;]*m")  # torch.onnx colours its messages for a terminal
+
+
 def first_line(error: BaseException, *, with_type: bool = False, limit: int | None = None) -> str:
     """An exception in one line for a message: its text's first line (or its type's name when it has
     no text), ``Type: text`` with ``with_type``, cut to ``limit`` characters when given."""
-    text = str(error).strip()
+    text = _TERMINAL_COLOURS.sub("", str(error)).strip()
     line = text.splitlines()[0] if text else ""
     if with_type:
         line = f"{type(error).__name__}: {line}" if line else type(error).__name__

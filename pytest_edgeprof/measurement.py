@@ -25,19 +25,41 @@ from pytest_edgeprof.metrics import metric as find_metric
 from pytest_edgeprof.outcome import Outcome
 
 
+# The deployment axes: the numbers' type on the device, and what runs the model.
+PRECISIONS = ("fp32", "fp16", "bf16", "int8")
+RUNTIMES = ("eager", "compile", "onnxruntime", "tensorrt")
+DEFAULT_PRECISION, DEFAULT_RUNTIME = PRECISIONS[0], RUNTIMES[0]
+
+
 @dataclass(frozen=True, order=True)
 class Cell:
-    """One point of the grid: model x variant x batch size x input shape."""
+    """One point of the grid: model x variant x batch size x input shape x precision x runtime."""
 
     model: str
     variant: str  # "base", or "p50" for a model pruned to remove 50 % of its FLOPs
     batch_size: int
     input_shape: tuple[int, int, int]  # (C, H, W)
+    precision: str = DEFAULT_PRECISION
+    runtime: str = DEFAULT_RUNTIME
 
     @property
     def id(self) -> str:
+        """``resnet50-base-b8-224x224``; a precision or runtime other than the default joins the id
+        (``resnet50-base-int8-onnxruntime-b8-224x224``), so ids and saved runs from before stay as they were."""
         _, height, width = self.input_shape
-        return f"{self.model}-{self.variant}-b{self.batch_size}-{height}x{width}"
+        return f"{self.configuration}-b{self.batch_size}-{height}x{width}"
+
+    @property
+    def configuration(self) -> str:
+        """The model as deployed, without batch and shape: ``resnet50-p50-int8-onnxruntime``."""
+        return f"{self.model}-{self.deployed_variant}"
+
+    @property
+    def deployed_variant(self) -> str:
+        """The variant and, where not the default, its precision and runtime: ``p50``, ``base-int8-onnxruntime``."""
+        deployment = [part for part, default in ((self.precision, DEFAULT_PRECISION), (self.runtime, DEFAULT_RUNTIME))
+                      if part != default]
+        return "-".join([self.variant, *deployment])
 
     @classmethod
     def from_extra_info(cls, info: Mapping[str, Any]) -> "Cell":
@@ -49,7 +71,12 @@ class Cell:
             model, variant = info["model"], info["variant"]
             if not (isinstance(model, str) and isinstance(variant, str)):
                 raise ValueError("'model'" if not isinstance(model, str) else "'variant'")
-            return cls(model, variant, _count(info["batch_size"], "'batch_size'"), shape)  # type: ignore[arg-type]
+            precision = info.get("precision", DEFAULT_PRECISION)
+            runtime = info.get("runtime", DEFAULT_RUNTIME)
+            if precision not in PRECISIONS or runtime not in RUNTIMES:
+                raise ValueError("'precision'" if precision not in PRECISIONS else "'runtime'")
+            return cls(model, variant, _count(info["batch_size"], "'batch_size'"), shape,  # type: ignore[arg-type]
+                       precision, runtime)
         except (KeyError, TypeError, ValueError) as exc:
             raise UsageError(f"not an edgeprof cell (missing or bad {exc}): {dict(info)!r:.120}") from None
 
@@ -220,6 +247,17 @@ class Cost:
 
 
 @dataclass(frozen=True)
+class Deployment:
+    """What ran the cell's model at its precision: the runtime's build, where it ran and how it was set up."""
+
+    runtime_version: str  # "torch 2.14.1", "onnxruntime 1.32.0"
+    provider: str  # the torch device, or ONNX Runtime's execution provider
+    options: Mapping[str, Any] = field(default_factory=dict)  # session options, compile mode, threads
+    compile_s: float | None = None  # torch.compile: the first call, compiling included (never in the latency)
+    quantization: str = ""  # int8: the method and the calibration images
+
+
+@dataclass(frozen=True)
 class Pruning:
     """What a pruned variant really is, at the model's own input size."""
 
@@ -243,7 +281,7 @@ class Accuracy:
 # --- the record ------------------------------------------------------------------------------------
 
 # The keys each part writes (besides the metrics' keys, which come from the registry).
-_IDENTITY_KEYS = ("model", "variant", "batch_size", "input_shape", "device")
+_IDENTITY_KEYS = ("model", "variant", "batch_size", "input_shape", "precision", "runtime", "device")
 _PART_KEYS = frozenset({
     *_IDENTITY_KEYS, "outcome", "error", LATENCY.key, "latency_ms_p90", P99.key, "latency_ms_iqr", THROUGHPUT.key,
     "latency_samples", "latency_timer", "latency_ms_ci95", "latency_cov", "latency_stable", "warmup_calls", "warmup_settled", MEMORY.key, "activation_peak_bytes",
@@ -251,6 +289,7 @@ _PART_KEYS = frozenset({
     "energy_note", "co2_kg_per_image", FLOPS.key, "macs", "params", "model_bytes", "flops_error", "prune_target",
     "prune_achieved", "prune_method", "prune_params_before", "prune_params_after", "prune_reference_shape",
     TOP1.key, TOP5.key, "eval_set", "budgets", "budget_verdicts", "device_state",
+    "runtime_version", "provider", "runtime_options", "compile_s", "quantization",
 })
 
 
@@ -267,6 +306,7 @@ class Measurement:
     memory: Memory | None = None
     energy: Energy | None = None
     cost: Cost | None = None
+    deployment: Deployment | None = None
     pruning: Pruning | None = None
     accuracy: Accuracy | None = None
     budgets: dict[str, str] = field(default_factory=dict)  # metric -> the budget as written ("2.6GB")
@@ -284,11 +324,14 @@ class Measurement:
         """The saved keys for pytest-benchmark's ``extra_info`` (README "What is saved")."""
         info: dict[str, Any] = {
             "model": self.cell.model, "variant": self.cell.variant, "batch_size": self.cell.batch_size,
-            "input_shape": list(self.cell.input_shape), "device": self.device, "outcome": self.outcome.value,
+            "input_shape": list(self.cell.input_shape), "precision": self.cell.precision, "runtime": self.cell.runtime,
+            "device": self.device, "outcome": self.outcome.value,
         }
         if self.error:
             info["error"] = self.error
-        for part in (self.latency, self.warmup, self.memory, self.energy, self.cost, self.pruning, self.accuracy):
+        parts = (self.latency, self.warmup, self.memory, self.energy, self.cost, self.deployment, self.pruning,
+                 self.accuracy)
+        for part in parts:
             if part is not None:
                 info.update(_WRITERS[type(part)](part, self.cell))
         if self.device_state is not None:
@@ -311,7 +354,7 @@ class Measurement:
         return cls(
             cell, str(info.get("device") or ""), Outcome.read(info.get("outcome")), str(info.get("error") or ""),
             latency=_read_latency(info), warmup=_read_warmup(info), memory=_read_memory(info),
-            energy=_read_energy(info), cost=_read_cost(info), pruning=_read_pruning(info),
+            energy=_read_energy(info), cost=_read_cost(info), deployment=_read_deployment(info), pruning=_read_pruning(info),
             accuracy=_read_accuracy(info), budgets=_read_budgets(info), verdicts=_read_verdicts(info),
             device_state=state if isinstance(state := info.get("device_state"), dict) else None,
             other={k: v for k, v in info.items() if k not in _PART_KEYS},
@@ -361,6 +404,16 @@ def _write_cost(cost: Cost, cell: Cell) -> dict[str, Any]:
     return info
 
 
+def _write_deployment(deployment: Deployment, cell: Cell) -> dict[str, Any]:
+    info: dict[str, Any] = {"runtime_version": deployment.runtime_version, "provider": deployment.provider,
+                            "runtime_options": dict(deployment.options)}
+    if deployment.compile_s is not None:
+        info["compile_s"] = deployment.compile_s
+    if deployment.quantization:
+        info["quantization"] = deployment.quantization
+    return info
+
+
 def _write_pruning(pruning: Pruning, cell: Cell) -> dict[str, Any]:
     return {
         "prune_target": pruning.target, "prune_achieved": pruning.achieved, "prune_method": pruning.method,
@@ -375,7 +428,7 @@ def _write_accuracy(accuracy: Accuracy, cell: Cell) -> dict[str, Any]:
 
 _WRITERS: dict[type, Any] = {
     Latency: _write_latency, WarmUp: _write_warmup, Memory: _write_memory, Energy: _write_energy, Cost: _write_cost,
-    Pruning: _write_pruning, Accuracy: _write_accuracy,
+    Deployment: _write_deployment, Pruning: _write_pruning, Accuracy: _write_accuracy,
 }
 
 
@@ -430,6 +483,15 @@ def _read_cost(info: Mapping[str, Any]) -> Cost | None:
         return None
     return Cost(_int(info.get(FLOPS.key)), _int(info.get("macs")), _int(info.get("params")),
                 _int(info.get("model_bytes")), _text(info.get("flops_error")))
+
+
+def _read_deployment(info: Mapping[str, Any]) -> Deployment | None:
+    if "runtime_version" not in info:
+        return None
+    options = info.get("runtime_options")
+    return Deployment(_text(info.get("runtime_version")), _text(info.get("provider")),
+                      dict(options) if isinstance(options, Mapping) else {}, number(info.get("compile_s")),
+                      _text(info.get("quantization")))
 
 
 def _read_pruning(info: Mapping[str, Any]) -> Pruning | None:

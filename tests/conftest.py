@@ -5,6 +5,13 @@ import torch
 # torch operators, which cannot be registered twice, so it is imported once, here, before any run.
 import torchvision  # noqa: F401
 
+# The same for the runtimes' native modules, which abort the process when a later run imports them again.
+for _native in ("onnxruntime", "onnx", "onnxscript", "torchao", "torch._inductor.codecache", "torch.onnx"):
+    try:
+        __import__(_native)
+    except ImportError:  # the precision and runtime tests skip without them
+        pass
+
 # Saved runs made by real pytest runs, shared by the compare/limits/report/results tests.
 from saved_runs import grid_run, plain_run, scratch_storage  # noqa: F401
 

@@ -12,7 +12,7 @@ import pytest
 import torch
 from PIL import Image
 from torch import nn
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import DataLoader
 
 from pytest_edgeprof.models.accuracy import EvalResult, evaluate, image_folder_loader, preprocessing
 from pytest_edgeprof.models.image_folder import check_image_folder, parse_eval_limit
@@ -21,41 +21,7 @@ from pytest_edgeprof.measurement import Accuracy
 from pytest_edgeprof.models.prune import prune_to_flops
 from pytest_edgeprof.models.zoo import build_model
 
-sklearn_datasets = pytest.importorskip("sklearn.datasets")
-
-DIGIT_SHAPE = (1, 8, 8)
-
-
-def _digits() -> tuple[TensorDataset, TensorDataset]:
-    digits = sklearn_datasets.load_digits()
-    images = torch.tensor(digits.images, dtype=torch.float32).unsqueeze(1) / 16.0
-    labels = torch.tensor(digits.target, dtype=torch.long)
-    order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(0))
-    train, test = order[:1400], order[1400:]
-    return TensorDataset(images[train], labels[train]), TensorDataset(images[test], labels[test])
-
-
-def _digit_net() -> nn.Module:
-    def block(cin: int, cout: int) -> list[nn.Module]:
-        return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU()]
-
-    return nn.Sequential(
-        *block(1, 16), *block(16, 32), nn.MaxPool2d(2), *block(32, 32),
-        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(32, 10),
-    )  # fmt: skip
-
-
-def _train(model: nn.Module, data: TensorDataset, epochs: int = 6) -> nn.Module:
-    torch.manual_seed(0)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
-    model.train()
-    for _ in range(epochs):
-        for images, labels in DataLoader(data, batch_size=64, shuffle=True):
-            optimizer.zero_grad()
-            nn.functional.cross_entropy(model(images), labels).backward()
-            optimizer.step()
-    return model.eval()
-
+from digits import DIGIT_SHAPE, digit_net, digits_split, train_net  # noqa: E402
 
 @pytest.fixture(scope="module", autouse=True)
 def one_thread(one_torch_thread):
@@ -64,13 +30,13 @@ def one_thread(one_torch_thread):
 
 @pytest.fixture(scope="module")
 def digits():
-    return _digits()
+    return digits_split()
 
 
 @pytest.fixture(scope="module")
 def trained(digits):
     torch.manual_seed(0)
-    return _train(_digit_net(), digits[0])
+    return train_net(digit_net(), digits[0])
 
 
 def test_trained_digits_cnn_is_far_above_chance(trained, digits):
@@ -93,7 +59,7 @@ def test_pruned_digits_cnn_through_the_suites_path(trained, digits, method):
     assert pruned.images == base.images
     assert 0 <= pruned.top1 <= pruned.top5 <= 100  # one-shot pruning, no fine-tuning: measured, not bounded
     # Two epochs of fine-tuning bring the pruned model back: what pruning removed was redundant structure.
-    recovered = evaluate(_train(result.model, train, epochs=2), DataLoader(test, batch_size=128))
+    recovered = evaluate(train_net(result.model, train, epochs=2), DataLoader(test, batch_size=128))
     assert recovered.top1 > 90
 
 

@@ -3,7 +3,11 @@ from hypothesis import given, strategies as st
 
 from pytest_edgeprof.device import cpu_profile
 from pytest_edgeprof.errors import UsageError
-from pytest_edgeprof.models.grid import STUDY_GRID, default_grid, parse_batch_sizes, parse_models, parse_shape, parse_shapes
+from pytest_edgeprof.measurement import PRECISIONS, RUNTIMES, Cell
+from pytest_edgeprof.models.grid import (
+    STUDY_GRID, Grid, check_extras, default_grid, parse_batch_sizes, parse_models, parse_precisions, parse_runtimes,
+    parse_shape, parse_shapes,
+)
 
 
 def test_cpu_default_grid_covers_the_study_models_at_two_batches_and_two_shapes():
@@ -51,3 +55,45 @@ def test_unknown_model_suggests_closest_names():
 @given(st.integers(1, 4096), st.integers(1, 4096))
 def test_shape_round_trips(height, width):
     assert parse_shape(f"{height}x{width}") == (3, height, width)
+
+
+def test_a_default_precision_and_runtime_stay_out_of_the_id():
+    assert Cell("resnet50", "base", 8, (3, 224, 224)).id == "resnet50-base-b8-224x224"
+    assert Cell("resnet50", "base", 8, (3, 224, 224), "int8", "onnxruntime").id == "resnet50-base-int8-onnxruntime-b8-224x224"
+    assert Cell("resnet50", "p50", 1, (3, 160, 160), "fp32", "compile").id == "resnet50-p50-compile-b1-160x160"
+
+
+def test_each_configuration_runs_its_batches_in_a_row():
+    grid = Grid(("resnet18",), (1, 4), ((3, 32, 32),), ("fp32", "int8"), ("eager", "onnxruntime"))
+    assert [c.id for c in grid.cells()] == [
+        "resnet18-base-b1-32x32", "resnet18-base-b4-32x32",
+        "resnet18-base-onnxruntime-b1-32x32", "resnet18-base-onnxruntime-b4-32x32",
+        "resnet18-base-int8-b1-32x32", "resnet18-base-int8-b4-32x32",
+        "resnet18-base-int8-onnxruntime-b1-32x32", "resnet18-base-int8-onnxruntime-b4-32x32",
+    ]
+
+
+@given(st.lists(st.sampled_from(PRECISIONS), min_size=1), st.booleans())
+def test_precisions_parse_in_order_without_repeats(names, upper):
+    text = ",".join(name.upper() if upper else name for name in names)
+    assert parse_precisions(text) == tuple(dict.fromkeys(names))
+
+
+@given(st.text(max_size=12))
+def test_runtimes_accept_only_the_known_names(text):
+    items = [item.strip().lower() for item in text.split(",")]
+    if text.strip() and all(item in RUNTIMES for item in items):
+        assert parse_runtimes(text) == tuple(dict.fromkeys(items))
+    else:
+        with pytest.raises(UsageError, match="--runtime .*(unknown|empty item).*eager, compile, onnxruntime, tensorrt"):
+            parse_runtimes(text)
+
+
+def test_a_runtime_whose_packages_are_missing_names_the_extra(monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "onnxscript" else real(name, *a))
+    with pytest.raises(UsageError, match=r"--runtime onnxruntime needs onnxscript, not installed; pip install 'pytest-edgeprof\[onnx\]'"):
+        check_extras(("fp32",), ("eager", "onnxruntime"))
+    check_extras(("int8",), ("eager",))  # torchao is here

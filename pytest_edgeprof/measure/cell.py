@@ -7,7 +7,7 @@ hands those rounds to pytest-benchmark, and under ``--benchmark-disable`` it mak
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 from torch import nn
@@ -15,9 +15,10 @@ from torch import nn
 from pytest_edgeprof.device import DeviceProfile, read_jetson_power_mode
 from pytest_edgeprof.errors import first_line
 from pytest_edgeprof.measure.device_state import read_state
+from pytest_edgeprof.measure.deployed import RESIDENT, Deployed, eager
 from pytest_edgeprof.measure.energy import EnergyMeter, EnergyWindow, energy_per_image
 from pytest_edgeprof.measure.flops import count_cost
-from pytest_edgeprof.measure.memory import measure_peak_memory, model_bytes
+from pytest_edgeprof.measure.memory import measure_peak_memory, measure_resident_peak, model_bytes
 from pytest_edgeprof.measure.timing import CallRecorder, Rounds, StoppingRule, warm_up
 from pytest_edgeprof.measurement import Cell, Cost, Latency, Measurement, Memory, WarmUp
 from pytest_edgeprof.models.zoo import example_input
@@ -28,30 +29,32 @@ RoundsRunner = Callable[[CallRecorder], "Rounds | None"]
 
 
 def measure_cell(
-    model: nn.Module,
+    model: nn.Module | Deployed,
     cell: Cell,
     profile: DeviceProfile,
     meter: EnergyMeter,
     run_rounds: RoundsRunner,
     example: torch.Tensor | None = None,
 ) -> Measurement:
-    """Everything a cell's saved keys ask for (README "What is saved"). Running out of memory is
+    """Everything a cell's saved keys ask for (README "What is saved"). A module runs as it is (float32
+    eager); a ``Deployed`` model as its precision and runtime made it. Running out of memory is
     recorded, not raised."""
     measurement = Measurement(cell, profile.name)
-    model = model.eval().to(profile.torch_device)
+    deployed = model if isinstance(model, Deployed) else eager(model, profile.torch_device)
+    measurement.deployment = deployed.deployment
     try:
-        _measure(model, example, measurement, profile, meter, run_rounds)
+        _measure(deployed, example, measurement, profile, meter, run_rounds)
     except Exception as exc:
         if not is_out_of_memory(exc):
             raise
         measurement.outcome = Outcome.OUT_OF_MEMORY
         measurement.error = first_line(exc, limit=300)
-    measurement.cost = cost_of(model, cell)
+    measurement.cost = cost_of(deployed.module, cell, deployed.model_bytes)
     return measurement
 
 
 def _measure(
-    model: nn.Module,
+    model: Deployed,
     example: torch.Tensor | None,
     measurement: Measurement,
     profile: DeviceProfile,
@@ -59,8 +62,8 @@ def _measure(
     run_rounds: RoundsRunner,
 ) -> None:
     cell, device = measurement.cell, profile.torch_device
-    example = example_input(cell.batch_size, cell.input_shape, device) if example is None else example.to(device)
-    recorder = CallRecorder(lambda: model(example), device)
+    example = model.prepare(example_input(cell.batch_size, cell.input_shape) if example is None else example)
+    recorder = CallRecorder(lambda: model.run(example), "cpu" if model.synchronous else device)
     with torch.inference_mode():
         warmup = warm_up(recorder, device)
         recorder.clear()
@@ -82,25 +85,30 @@ def _device_state(profile: DeviceProfile) -> dict:
     return read_state(profile.torch_device, jetson_power_mode=power_mode)
 
 
-def memory_of(model: nn.Module, example: torch.Tensor, profile: DeviceProfile) -> Memory:
+def memory_of(model: nn.Module | Deployed, example: Any, profile: DeviceProfile) -> Memory:
     """Peak memory of one more call. The cell holds its weights and its input as well as what the
     forward pass allocates, so ``peak_mem_bytes`` counts all three."""
-    reading = measure_peak_memory(lambda: model(example), profile.torch_device, shared_memory=profile.shared_memory)
-    resident = model_bytes(model) + example.numel() * example.element_size()
+    deployed = model if isinstance(model, Deployed) else eager(model, profile.torch_device)
+    call = lambda: deployed.run(example)  # noqa: E731
+    if deployed.memory == RESIDENT:
+        reading = measure_resident_peak(call)
+    else:
+        reading = measure_peak_memory(call, profile.torch_device, shared_memory=profile.shared_memory)
+    resident = deployed.model_bytes + example.nbytes
     return Memory(reading.peak_mem_bytes + resident, reading.peak_mem_bytes, reading.peak_rss_bytes, reading.method,
                   reading.peak_reserved_bytes)
 
 
-def probe_memory(model: nn.Module, cell: Cell, profile: DeviceProfile) -> Measurement:
+def probe_memory(model: nn.Module | Deployed, cell: Cell, profile: DeviceProfile) -> Measurement:
     """Peak memory of one forward pass of the cell (after one call for lazy initialisation), nothing
     timed: what each probe of ``edgeprof capacity`` asks. Running out of memory is recorded."""
     measurement = Measurement(cell, profile.name)
-    model = model.eval().to(profile.torch_device)
+    deployed = model if isinstance(model, Deployed) else eager(model, profile.torch_device)
     try:
-        example = example_input(cell.batch_size, cell.input_shape, profile.torch_device)
+        example = deployed.prepare(example_input(cell.batch_size, cell.input_shape))
         with torch.inference_mode():
-            model(example)
-            measurement.memory = memory_of(model, example, profile)
+            deployed.run(example)
+            measurement.memory = memory_of(deployed, example, profile)
     except Exception as exc:
         if not is_out_of_memory(exc):
             raise
@@ -108,13 +116,15 @@ def probe_memory(model: nn.Module, cell: Cell, profile: DeviceProfile) -> Measur
     return measurement
 
 
-def cost_of(model: nn.Module, cell: Cell) -> Cost:
-    """FLOPs, MACs and params for the cell's batch and shape, and the model's bytes."""
+def cost_of(model: nn.Module, cell: Cell, deployed_bytes: int | None = None) -> Cost:
+    """FLOPs, MACs and params for the cell's batch and shape, and the bytes of the model as deployed
+    (``deployed_bytes``; the module's own where it runs as it is)."""
+    held = model_bytes(model) if deployed_bytes is None else deployed_bytes
     try:
         cost = count_cost(model, cell.input_shape, cell.batch_size)
     except Exception as exc:  # e.g. a forward that makes real tensors or reads values: say why, keep the cell
-        return Cost(None, None, None, model_bytes(model), first_line(exc, limit=300))
-    return Cost(cost.flops, cost.macs, cost.params, model_bytes(model))
+        return Cost(None, None, None, held, first_line(exc, limit=300))
+    return Cost(cost.flops, cost.macs, cost.params, held)
 
 
 def measure_model(

@@ -20,11 +20,12 @@ import torch
 from torch import nn
 
 from pytest_edgeprof.device import DeviceProfile
-from pytest_edgeprof.errors import UsageError, first_line
+from pytest_edgeprof.errors import DeployUnsupported, UsageError, first_line
 from pytest_edgeprof.measure.energy import open_meter
 from pytest_edgeprof.measure.cell import measure_cell, probe_memory
 from pytest_edgeprof.measure.timing import StoppingRule
-from pytest_edgeprof.measurement import Cell, Measurement
+from pytest_edgeprof.measure.deployed import Deployed
+from pytest_edgeprof.measurement import DEFAULT_PRECISION, DEFAULT_RUNTIME, Cell, Measurement
 from pytest_edgeprof.outcome import OOM_KILL_ERROR, Outcome
 
 
@@ -35,6 +36,13 @@ class Buildable(Protocol):
     def build(self, device: str = "cpu", progress: bool = False) -> Any: ...
 
 
+class Deploys(Protocol):
+    """Makes a cell's precision and runtime of a float32 module (``models.deploy.Deployer``), or raises
+    ``DeployUnsupported``."""
+
+    def deploy(self, module: nn.Module, cell: Cell, device: str, identity: dict[str, str]) -> Deployed: ...
+
+
 @dataclass(frozen=True)
 class IsolatedJob:
     """What a child needs to measure one cell; sent to it by pickling, never through a file."""
@@ -43,6 +51,8 @@ class IsolatedJob:
     profile: DeviceProfile
     model: Buildable | None = None  # a torchvision model, built in the child
     module: nn.Module | None = None  # or a user's module, pickled by reference to its class
+    deployer: Deploys | None = None  # for a cell whose precision or runtime is not fp32 eager
+    identity: dict[str, str] | None = None  # which network (the deployed-model cache's key)
     rule: StoppingRule = StoppingRule()  # when the timed rounds end
     memory_limit_bytes: int | None = None  # extra address space the child may map (CPU only)
     num_threads: int = 0
@@ -84,6 +94,11 @@ def _child_main(job: IsolatedJob, sender: Connection) -> None:
             torch.set_num_threads(job.num_threads)
         built = job.model.build("cpu") if job.model is not None else None
         model = built.model if built is not None else job.module
+        try:
+            model = _deployed(job, model)
+        except DeployUnsupported as exc:  # the configuration cannot handle this model: the parent skips the cell
+            sender.send(Measurement(job.cell, job.profile.name, Outcome.SKIPPED, first_line(exc, limit=300)))
+            return
         if job.memory_limit_bytes:
             _limit_address_space(job.memory_limit_bytes)
         if job.probe_only:
@@ -103,6 +118,13 @@ def _child_main(job: IsolatedJob, sender: Connection) -> None:
         sender.send(first_line(exc, with_type=True, limit=300))
     finally:
         sender.close()
+
+
+def _deployed(job: IsolatedJob, model: nn.Module) -> nn.Module | Deployed:
+    cell = job.cell
+    if job.deployer is None or (cell.precision, cell.runtime) == (DEFAULT_PRECISION, DEFAULT_RUNTIME):
+        return model
+    return job.deployer.deploy(model, cell, job.profile.torch_device, job.identity or {})
 
 
 def _limit_address_space(extra_bytes: int) -> None:

@@ -77,6 +77,15 @@ def measure_peak_memory(
     raise UsageError(f"peak memory on device {str(device)!r} is not supported; accepted: cpu, cuda")
 
 
+def measure_resident_peak(fn: Callable[[], object]) -> MemoryReading:
+    """Run ``fn`` once and return the process's resident high-water above its size before the call: the
+    peak of a runtime that allocates outside torch (ONNX Runtime), where no allocator can be asked."""
+    with _resident_high_water() as rss:
+        fn()
+    return MemoryReading(peak_mem_bytes=rss.peak, peak_rss_bytes=rss.peak, peak_reserved_bytes=None,
+                         method=f"process resident high-water over the call ({rss.method})")
+
+
 def model_bytes(model: nn.Module) -> int:
     """Bytes of the model's parameters and buffers (each tensor counted once, even when shared)."""
     seen: set[int] = set()

@@ -20,7 +20,7 @@ max(H, W) times that ratio, so the crop never needs padding.
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,16 +50,21 @@ class EvalResult:
 
 
 def evaluate(
-    model: nn.Module,
+    model: nn.Module | Callable[[Tensor], Tensor],
     loader: Iterable[tuple[Tensor, Tensor]],
     *,
     device: str = "cpu",
     eval_set: str = "",
     progress: bool = False,
 ) -> EvalResult:
-    """Top-1 and top-5 of ``model`` (put in eval mode for the pass, then restored) over ``loader``."""
-    was_training = model.training
-    model.eval()
+    """Top-1 and top-5 of ``model`` over ``loader``: a module (put in eval mode for the pass, then
+    restored, its inputs moved to ``device``), or any function from a float32 CPU batch to scores
+    (``Deployed.predict``: a configuration that prepares its inputs itself)."""
+    was_training = getattr(model, "training", False)
+    if isinstance(model, nn.Module):
+        model.eval()
+    else:
+        device = "cpu"
     top1 = top5 = images = 0
     batches = _progress(loader, progress, f"evaluating {eval_set}".strip())
     try:
@@ -74,7 +79,8 @@ def evaluate(
                 top5 += int(hits.any(dim=-1).sum())
                 images += len(labels)
     finally:
-        model.train(was_training)
+        if isinstance(model, nn.Module):
+            model.train(was_training)
     if not images:
         raise UsageError(f"evaluation set {eval_set or '(unnamed)'} has no images")
     return EvalResult(top1=100 * top1 / images, top5=100 * top5 / images, images=images, eval_set=eval_set)

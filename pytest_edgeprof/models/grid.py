@@ -7,11 +7,12 @@ the grid is built.
 
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass
 
 from pytest_edgeprof.device import DeviceProfile
 from pytest_edgeprof.errors import UsageError
-from pytest_edgeprof.measurement import Cell
+from pytest_edgeprof.measurement import DEFAULT_PRECISION, DEFAULT_RUNTIME, PRECISIONS, RUNTIMES, Cell
 from pytest_edgeprof.shared_options import parse_batch_size, parse_shape
 
 STUDY_MODELS = ("vgg16", "resnet50", "mobilenet_v3_large")
@@ -23,12 +24,18 @@ class Grid:
     batch_sizes: tuple[int, ...]
     shapes: tuple[tuple[int, int, int], ...]
 
+    precisions: tuple[str, ...] = (DEFAULT_PRECISION,)
+    runtimes: tuple[str, ...] = (DEFAULT_RUNTIME,)
+
     def cells(self, variants: tuple[str, ...] = ("base",)) -> list[Cell]:
-        """Model-major, batch sizes ascending, so a model's larger batches follow its smaller ones."""
+        """Model-major, then one deployed configuration after another (so each is built once), batch sizes
+        ascending, so a configuration's larger batches follow its smaller ones."""
         return [
-            Cell(model, variant, batch, shape)
+            Cell(model, variant, batch, shape, precision, runtime)
             for model in self.models
             for variant in variants
+            for precision in self.precisions
+            for runtime in self.runtimes
             for shape in self.shapes
             for batch in self.batch_sizes
         ]
@@ -81,6 +88,38 @@ def parse_batch_sizes(text: str) -> tuple[int, ...]:
 def parse_shapes(text: str) -> tuple[tuple[int, int, int], ...]:
     items = _split(text, "--shapes", "a comma list such as 224,160 or 224x160")
     return tuple(dict.fromkeys(parse_shape(item) for item in items))
+
+
+def parse_precisions(text: str) -> tuple[str, ...]:
+    return _choices(text, "--precision", PRECISIONS)
+
+
+def parse_runtimes(text: str) -> tuple[str, ...]:
+    return _choices(text, "--runtime", RUNTIMES)
+
+
+ONNX_RUNTIMES = ("onnxruntime", "tensorrt")  # tensorrt runs through ONNX Runtime's TensorRT provider
+# What each configuration imports, and the extra that installs it: the runtime, the format and the
+# exporter's needs for ONNX; PT2E's quantizer (torchao) for int8 in PyTorch.
+EXTRAS = {"onnx": ("onnxruntime", "onnx", "onnxscript"), "int8": ("torchao",)}
+
+
+def check_extras(precisions: tuple[str, ...], runtimes: tuple[str, ...]) -> None:
+    """``UsageError`` naming the extra to install where a runtime or precision asked for is not installed."""
+    onnx = [runtime for runtime in runtimes if runtime in ONNX_RUNTIMES]
+    torch_int8 = "int8" in precisions and any(runtime not in ONNX_RUNTIMES for runtime in runtimes)
+    for extra, asked in (("onnx", f"--runtime {onnx[0]}" if onnx else ""), ("int8", "--precision int8" * torch_int8)):
+        missing = [package for package in EXTRAS[extra] if asked and importlib.util.find_spec(package) is None]
+        if missing:
+            raise UsageError(f"{asked} needs {', '.join(missing)}, not installed; pip install 'pytest-edgeprof[{extra}]'")
+
+
+def _choices(text: str, option: str, accepted: tuple[str, ...]) -> tuple[str, ...]:
+    items = [item.lower() for item in _split(text, option, f"a comma list from {', '.join(accepted)}")]
+    unknown = [item for item in items if item not in accepted]
+    if unknown:
+        raise UsageError(f"{option} {text!r}: unknown {unknown[0]!r}; accepted: {', '.join(accepted)}")
+    return tuple(dict.fromkeys(items))
 
 
 def _split(text: str, option: str, accepted: str) -> list[str]:

@@ -98,3 +98,8 @@ def parse_image_folder(text: str, option: str = "--eval-data") -> Path:
 def parse_prune_data(text: str) -> Path:
     """``--prune-data``: the ImageFolder Taylor importance reads."""
     return parse_image_folder(text, "--prune-data")
+
+
+def parse_calib_data(text: str) -> Path:
+    """``--calib-data``: the ImageFolder int8 calibration reads."""
+    return parse_image_folder(text, "--calib-data")

@@ -13,22 +13,33 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from pytest_edgeprof.errors import DeployUnsupported
+from pytest_edgeprof.measure.deployed import Deployed, eager
 from pytest_edgeprof.measure.timing import warm_up
-from pytest_edgeprof.measurement import Accuracy, Pruning
+from pytest_edgeprof.measurement import DEFAULT_PRECISION, DEFAULT_RUNTIME, Accuracy, Cell, Pruning
+from pytest_edgeprof.models.deploy.deployer import Deployer
 from pytest_edgeprof.models.prune import PruneUnsupported
 from pytest_edgeprof.models.variants import BuiltModel, ModelRef
 from pytest_edgeprof.models.zoo import example_input, reference_input_shape
 
 
+# A deployed model is one model at one precision, through one runtime, for one input shape.
+DeployedKey = tuple[ModelRef, str, str, tuple[int, int, int]]
+
+
 class ModelCache:
-    def __init__(self, device: str, eval_data: Path | None = None, eval_limit: int | None = None) -> None:
+    def __init__(self, device: str, eval_data: Path | None = None, eval_limit: int | None = None,
+                 deployer: Deployer | None = None) -> None:
         self.device = device
-        self.eval_data = eval_data  # an ImageFolder: accuracy per variant and shape
+        self.eval_data = eval_data  # an ImageFolder: accuracy per variant, shape and configuration
         self.eval_limit = eval_limit
+        self.deployer = deployer or Deployer()
         self._current: tuple[ModelRef, nn.Module] | None = None
+        self._deployed: tuple[DeployedKey, Deployed] | None = None
         self._pruning: dict[ModelRef, Pruning | None] = {}
         self._unprunable: dict[ModelRef, str] = {}
-        self._accuracy: dict[tuple[ModelRef, tuple[int, int, int]], Accuracy] = {}
+        self._undeployable: dict[tuple[ModelRef, str, str], str] = {}
+        self._accuracy: dict[DeployedKey, Accuracy] = {}
 
     def build(self, ref: ModelRef) -> nn.Module:
         """The model on the device in eval mode, built and warmed up once while it is the current one.
@@ -41,6 +52,28 @@ class ModelCache:
                 warm_up(lambda: built.model(sample), self.device)
             self._current = (ref, built.model)
         return self._current[1]
+
+    def deploy(self, ref: ModelRef, cell: Cell) -> Deployed:
+        """The model as the cell's precision and runtime run it, made once while it is the current one
+        (a compiled model once per cell: each batch and shape is its own graph). ``DeployUnsupported``
+        where the configuration cannot handle the model (remembered: tried once)."""
+        key = (ref, cell.precision, cell.runtime, cell.input_shape)
+        if self._deployed is not None and self._deployed[0] == key and cell.runtime != "compile":
+            return self._deployed[1]
+        module = self.build(ref)
+        if (cell.precision, cell.runtime) == (DEFAULT_PRECISION, DEFAULT_RUNTIME):
+            return eager(module, self.device)
+        failed = self._undeployable.get(key[:3])
+        if failed:
+            raise DeployUnsupported(failed)
+        self._deployed = None
+        try:
+            deployed = self.deployer.deploy(module, cell, self.device, ref.identity())
+        except DeployUnsupported as exc:
+            self._undeployable[key[:3]] = str(exc)
+            raise
+        self._deployed = (key, deployed)
+        return deployed
 
     def prepare_variant(self, ref: ModelRef) -> None:
         """Prune (or find in the variant cache) a variant without keeping it, for a child process to load."""
@@ -55,14 +88,15 @@ class ModelCache:
         """What a built variant really is; None for the base model."""
         return self._pruning.get(ref)
 
-    def accuracy(self, ref: ModelRef, input_shape: tuple[int, int, int]) -> Accuracy | None:
-        """Top-1/top-5 of the variant at the shape on the evaluation data; None without it."""
-        key = (ref, input_shape)
+    def accuracy(self, ref: ModelRef, cell: Cell) -> Accuracy | None:
+        """Top-1/top-5 of the variant at the cell's shape, precision and runtime on the evaluation data;
+        None without it."""
+        key = (ref, cell.precision, cell.runtime, cell.input_shape)
         if key not in self._accuracy and self.eval_data is not None:
             from pytest_edgeprof.models.accuracy import evaluate, image_folder_loader
 
-            loader, eval_set = image_folder_loader(self.eval_data, ref.name, input_shape, limit=self.eval_limit)
-            result = evaluate(self.build(ref), loader, device=self.device, eval_set=eval_set, progress=True)
+            loader, eval_set = image_folder_loader(self.eval_data, ref.name, cell.input_shape, limit=self.eval_limit)
+            result = evaluate(self.deploy(ref, cell).predict, loader, eval_set=eval_set, progress=True)
             self._accuracy[key] = result.record()
         return self._accuracy.get(key)
 
@@ -74,7 +108,7 @@ class ModelCache:
 
     def release(self) -> None:
         """Drop the current model and give its device memory back."""
-        self._current = None
+        self._current = self._deployed = None
         gc.collect()
         if self.device.startswith("cuda"):
             torch.cuda.empty_cache()

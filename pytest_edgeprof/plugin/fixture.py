@@ -13,13 +13,13 @@ from torch import nn
 
 from pytest_edgeprof.budgets import Budget, evaluate
 from pytest_edgeprof.compat import pytest_benchmark
-from pytest_edgeprof.errors import UsageError, first_line
+from pytest_edgeprof.errors import DeployUnsupported, UsageError, first_line
 from pytest_edgeprof.measure.cell import measure_cell
 from pytest_edgeprof.measure.device_state import likely_causes
 from pytest_edgeprof.measure.flops import check_batch_size, check_input_shape
 from pytest_edgeprof.measure.isolation import IsolatedJob, run_isolated
 from pytest_edgeprof.measure.timing import CallRecorder, Rounds
-from pytest_edgeprof.measurement import Cell, CellKey, Measurement
+from pytest_edgeprof.measurement import DEFAULT_PRECISION, DEFAULT_RUNTIME, Cell, CellKey, Measurement
 from pytest_edgeprof.models.identity import module_identity
 from pytest_edgeprof.models.variants import ModelRef
 from pytest_edgeprof.outcome import Outcome, allocation_text
@@ -85,23 +85,33 @@ class EdgeprofTimer:
             pytest_benchmark.record_rounds(self._benchmark, entry.latencies_s, entry.iterations)
             return self._judge(entry.measurement, key, entry.latencies_s, entry.iterations, replayed=entry.to_json())
         try:
-            measurement = self._measure(model, cell)
+            measurement = self._measure(model, cell, identity)
         except UsageError:
             raise
+        except DeployUnsupported as exc:  # this configuration cannot handle this model: skipped, the reason saved
+            self._session.log.record_skipped(self._benchmark.fullname, Measurement(
+                cell, self.profile.name, Outcome.SKIPPED, f"{cell.precision} {cell.runtime}: {exc}"))
+            pytest.skip(f"{cell.model} at {cell.precision} through {cell.runtime}: {exc}")
         except Exception as exc:  # a model that raises, cannot take the input, or is no module: a result
             measurement = Measurement(cell, self.profile.name, Outcome.FAILED, first_line(exc, with_type=True, limit=300))
-        if ref is not None:  # a grid model: what the variant is, and its accuracy at this shape
+        if ref is not None:  # a grid model: what the variant is, and its accuracy at this shape and configuration
             measurement.pruning = self._session.models.pruning(ref) or measurement.pruning
-            measurement.accuracy = self._session.models.accuracy(ref, cell.input_shape)
+            measurement.accuracy = self._session.models.accuracy(ref, cell)
         rounds = pytest_benchmark.timed_rounds(self._benchmark)
         latencies_s, iterations = rounds if rounds else ([], 1)
         return self._judge(measurement, key, latencies_s, iterations)
 
-    def _measure(self, model: nn.Module | ModelRef, cell: Cell) -> Measurement:
+    def _measure(self, model: nn.Module | ModelRef, cell: Cell, identity: dict[str, str]) -> Measurement:
         if self._session.settings.isolate:
-            return self._isolated(model, cell)
-        module = self._session.models.build(model) if isinstance(model, ModelRef) else model
-        return measure_cell(module, cell, self.profile, self._session.energy_meter(), self._benchmark_rounds)
+            return self._isolated(model, cell, identity)
+        models = self._session.models
+        if isinstance(model, ModelRef):
+            deployed = models.deploy(model, cell)
+        elif (cell.precision, cell.runtime) != (DEFAULT_PRECISION, DEFAULT_RUNTIME):
+            deployed = models.deployer.deploy(model, cell, self.profile.torch_device, identity)
+        else:
+            deployed = model
+        return measure_cell(deployed, cell, self.profile, self._session.energy_meter(), self._benchmark_rounds)
 
     def _benchmark_rounds(self, recorder: CallRecorder) -> Rounds | None:
         """The timed rounds, one call each, until the median is known within ``--latency-ci`` (or the
@@ -113,12 +123,13 @@ class EdgeprofTimer:
         pytest_benchmark.record_rounds(self._benchmark, rounds.latencies_s, 1)
         return rounds
 
-    def _isolated(self, model: nn.Module | ModelRef, cell: Cell) -> Measurement:
+    def _isolated(self, model: nn.Module | ModelRef, cell: Cell, identity: dict[str, str]) -> Measurement:
         settings = self._session.settings
         job = IsolatedJob(
             cell, self.profile,
             model=model if isinstance(model, ModelRef) else None,
             module=None if isinstance(model, ModelRef) else model,
+            deployer=self._session.models.deployer, identity=identity,
             rule=self._session.stopping_rule(),
             memory_limit_bytes=settings.isolate_memory_limit, num_threads=torch.get_num_threads(),
             no_energy=settings.no_energy,
@@ -128,6 +139,8 @@ class EdgeprofTimer:
         except (pickle.PicklingError, AttributeError, TypeError) as exc:
             pytest.fail(f"--isolate: cannot send {type(model).__name__} to a child process ({exc}); "
                         "define the module's class at the top level of an importable module", pytrace=False)
+        if measurement.outcome is Outcome.SKIPPED:  # the child could not deploy the model: as in this process
+            raise DeployUnsupported(measurement.error)
         if measurement.latency is not None:
             pytest_benchmark.record_rounds(self._benchmark, measurement.latency.samples_s, 1)
         return measurement

@@ -98,12 +98,12 @@ def check_grid(weights: str | None, cells: list) -> None:
         raise pytest.UsageError(str(exc)) from None
 
 
-def pytest_report_header(config: pytest.Config) -> str | None:
+def pytest_report_header(config: pytest.Config) -> list[str] | None:
     """The device, where it is resolved by now (the user set it); else it is shown after collection."""
     return _device_line(config) if config.stash[SESSION].device_resolved else None
 
 
-def pytest_report_collectionfinish(config: pytest.Config, items: list[pytest.Item]) -> str | None:
+def pytest_report_collectionfinish(config: pytest.Config, items: list[pytest.Item]) -> list[str] | None:
     """The device line, once an edgeprof test is collected, where the header could not show it
     (resolving ``auto`` imports torch, which a run of plain tests must not pay for)."""
     if config.stash.get(DEVICE_SHOWN, False) or config.get_verbosity() < 0:
@@ -113,14 +113,29 @@ def pytest_report_collectionfinish(config: pytest.Config, items: list[pytest.Ite
     return _device_line(config)
 
 
-def _device_line(config: pytest.Config) -> str:
+def _configuration_lines(config: pytest.Config) -> list[str]:
+    """Said once, up front: the grid's precisions and runtimes the device cannot run usefully (their cells
+    are skipped), and int8 calibrated on generated images."""
+    session = config.stash[SESSION]
+    lines = [f"edgeprof: {precision} {runtime} skipped on {session.profile.name}: {why}"
+             for (precision, runtime), why in session.configuration_reasons().items()]
+    if "int8" in session.grid().precisions and session.settings.calib_data is None:
+        lines.append("edgeprof: int8 is calibrated on generated images, so its accuracy means nothing "
+                     "(--calib-data DIR: an ImageFolder of real ones)")
+    return lines
+
+
+def _device_line(config: pytest.Config) -> list[str]:
     session = config.stash[SESSION]
     try:
         profile = session.profile
+        lines = [f"edgeprof: device {profile.name} ({profile.description})"]
+        if config.stash[GRID_ASKED] or session.grid_built:
+            lines += _configuration_lines(config)
     except UsageError as exc:
         raise pytest.UsageError(str(exc)) from None
     config.stash[DEVICE_SHOWN] = True
-    return f"edgeprof: device {profile.name} ({profile.description})"
+    return lines
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -136,7 +151,7 @@ def pytest_runtest_setup(item: pytest.Item):
     cell = _cell_of(item)
     if cell is not None:
         session = item.config.stash[SESSION]
-        reason = session.log.capacity_skip_reason(item.nodeid.split("[")[0], cell)
+        reason = session.configuration_reason(cell) or session.log.capacity_skip_reason(item.nodeid.split("[")[0], cell)
         if reason:
             from pytest_edgeprof.measurement import Measurement
             from pytest_edgeprof.outcome import Outcome

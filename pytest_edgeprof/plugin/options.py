@@ -37,6 +37,9 @@ class Settings:
     models: tuple[str, ...] | None = None  # as written (checked when the grid is built); None: the grid's default
     batch_sizes: tuple[int, ...] | None = None
     shapes: tuple[tuple[int, int, int], ...] | None = None
+    precisions: tuple[str, ...] | None = None  # None: fp32
+    runtimes: tuple[str, ...] | None = None  # None: eager
+    calib_data: Path | None = None  # an ImageFolder int8 calibration reads; None: generated images
     weights: str | None = None  # None: random initialisation
     budget_layers: tuple[dict[str, Budget], ...] = ()  # ini, then command line; later layers win
     journal: Path = Path(".benchmarks") / "edgeprof-journal.jsonl"
@@ -90,6 +93,24 @@ OPTIONS: dict[str, Option] = {
     "shapes": Option(
         "--shapes", "edgeprof_shapes", "SHAPES", f"comma list, each an {SHAPE.accepts}",
         "models.grid:parse_shapes",
+    ),
+    "precisions": Option(
+        "--precision", "edgeprof_precision", "NAMES",
+        "comma list of precisions from fp32 (default), fp16, bf16, int8 (post-training static quantization); "
+        "ids name every one but fp32, e.g. resnet50-base-int8-onnxruntime-b8-224x224",
+        "models.grid:parse_precisions",
+    ),
+    "runtimes": Option(
+        "--runtime", "edgeprof_runtime", "NAMES",
+        "comma list of runtimes from eager (default), compile (torch.compile, inductor), onnxruntime "
+        "(needs pytest-edgeprof[onnx]), tensorrt (torch-tensorrt or ONNX Runtime's TensorRT provider)",
+        "models.grid:parse_runtimes",
+    ),
+    "calib_data": Option(
+        "--calib-data", "edgeprof_calib_data", "DIR",
+        "an ImageFolder whose first images calibrate int8 quantization (default: generated images, and then "
+        "accuracy at int8 means nothing)",
+        "models.image_folder:parse_calib_data",
     ),
     "weights": Option(WEIGHTS.flag, "edgeprof_weights", WEIGHTS.metavar, WEIGHTS.help("random")),
     "budget": Option(
@@ -220,6 +241,7 @@ def load_settings(config: pytest.Config) -> Settings:
             values[name] = bool(text)
         elif text is not None:
             values[name] = _parse(option, text)
+    _check_extras(values.get("precisions") or ("fp32",), values.get("runtimes") or ("eager",))
     if values.get("prune_method") == "taylor" and "prune_data" not in values:
         raise pytest.UsageError("--prune-method taylor needs --prune-data DIR, an ImageFolder of labelled images")
     if "journal" not in values:  # checked up front like --journal: a folder this user can write in
@@ -234,6 +256,15 @@ def load_settings(config: pytest.Config) -> Settings:
     layers = [config.getini(budget.ini) or None, config.getoption(budget.flag)]  # ini first, command line over it
     values["budget_layers"] = tuple(_parse(budget, text) for text in layers if text)
     return Settings(**values)
+
+
+def _check_extras(precisions: tuple[str, ...], runtimes: tuple[str, ...]) -> None:
+    from pytest_edgeprof.models.grid import check_extras
+
+    try:
+        check_extras(precisions, runtimes)
+    except UsageError as exc:
+        raise pytest.UsageError(str(exc)) from None
 
 
 def _default_path(check: Callable[[], Path], option: str) -> Path:

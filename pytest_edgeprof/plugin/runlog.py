@@ -34,7 +34,7 @@ class RunLog:
         self.regressions: list[str] = []  # --edgeprof-compare-fail lines
         self._journal: Journal | None = None
         self._replayable: dict[str, JournalEntry] = {}
-        self._out_of_memory: dict[tuple[str, str, str, tuple[int, int, int]], int] = {}
+        self._out_of_memory: dict[tuple[str, str, tuple[int, int, int]], int] = {}
 
     @property
     def journal(self) -> Journal:
@@ -80,9 +80,9 @@ class RunLog:
         self.results.append(CellResult(nodeid, measurement, False))
 
     def capacity_skip_reason(self, test: str, cell: Cell) -> str | None:
-        """Why a cell need not run: a smaller batch of the same test, model, variant and shape ran out of
+        """Why a cell need not run: a smaller batch of the same test, configuration and shape ran out of
         memory. ``test``: the test function's node id without its parameters (two tests may share a cell id)."""
-        failed = self._out_of_memory.get((test, cell.model, cell.variant, cell.input_shape))
+        failed = self._out_of_memory.get((test, cell.configuration, cell.input_shape))
         if failed is not None and cell.batch_size > failed:
             return f"exceeds capacity (b={failed} ran out of memory)"
         return None
@@ -96,5 +96,5 @@ class RunLog:
         return SavedRun.of(Path("this run"), [SavedCell(r.nodeid, r.measurement) for r in self.results])
 
     def _remember_out_of_memory(self, test: str, cell: Cell) -> None:
-        key = (test, cell.model, cell.variant, cell.input_shape)
+        key = (test, cell.configuration, cell.input_shape)
         self._out_of_memory[key] = min(cell.batch_size, self._out_of_memory.get(key, cell.batch_size))

@@ -35,6 +35,7 @@ class EdgeprofSession:
     _grid: Any = None  # models.grid.Grid, built on first use (it resolves the device and checks --models)
     _models: Any = None  # models.model_cache.ModelCache, made on first use (it imports torch)
     _energy_meter: Any = None  # measure.energy.EnergyMeter, opened on first use
+    _unsupported: dict[tuple[str, str], str] | None = None  # (precision, runtime) -> why the device cannot
     _log: RunLog | None = None
 
     @property
@@ -67,8 +68,33 @@ class EdgeprofSession:
         if self._models is None:
             from pytest_edgeprof.models.model_cache import ModelCache
 
-            self._models = ModelCache(self.profile.torch_device, self.settings.eval_data, self.settings.eval_limit)
+            self._models = ModelCache(self.profile.torch_device, self.settings.eval_data, self.settings.eval_limit,
+                                      self.deployer())
         return self._models
+
+    def deployer(self):  # -> models.deploy.Deployer
+        """How cells of a precision or runtime other than fp32 eager get their model (--calib-data)."""
+        from pytest_edgeprof.models.deploy.calibration import Calibration
+        from pytest_edgeprof.models.deploy.deployer import Deployer
+
+        return Deployer(Calibration(self.settings.calib_data))
+
+    def configuration_reasons(self) -> dict[tuple[str, str], str]:
+        """Per precision and runtime of the grid that the device cannot run usefully, why (decided once)."""
+        if self._unsupported is None:
+            from pytest_edgeprof.models.deploy.support import unsupported
+
+            grid = self.grid()
+            found = {(p, r): unsupported(self.profile, p, r) for p in grid.precisions for r in grid.runtimes}
+            self._unsupported = {configuration: why for configuration, why in found.items() if why}
+        return self._unsupported
+
+    def configuration_reason(self, cell: Cell) -> str | None:
+        return self.configuration_reasons().get((cell.precision, cell.runtime))
+
+    @property
+    def grid_built(self) -> bool:
+        return self._grid is not None
 
     def grid(self):  # -> models.grid.Grid
         if self._grid is None:
@@ -85,6 +111,8 @@ class EdgeprofSession:
             models=models or base.models,
             batch_sizes=self.settings.batch_sizes or base.batch_sizes,
             shapes=self.settings.shapes or base.shapes,
+            precisions=self.settings.precisions or base.precisions,
+            runtimes=self.settings.runtimes or base.runtimes,
         )
 
     def _resolved_models(self) -> tuple[str, ...] | None:
@@ -126,9 +154,20 @@ class EdgeprofSession:
         from pytest_edgeprof.measurement import CellKey
 
         conditions = {"threads": str(torch.get_num_threads()), "timer": self.benchmark.timer,
-                      "timed": str(self.benchmark.enabled)}
+                      "timed": str(self.benchmark.enabled), **self._deployment_conditions(cell)}
         evaluation = self.models.evaluation_identity() if evaluated else ""
         return CellKey(test, cell, self.profile.name, model_identity, evaluation, conditions)
+
+    def _deployment_conditions(self, cell: Cell) -> dict[str, str]:
+        """What else makes a configuration: the runtime's version, the int8 calibration images."""
+        conditions = {}
+        if cell.runtime in ("onnxruntime", "tensorrt"):
+            import onnxruntime
+
+            conditions["onnxruntime"] = onnxruntime.__version__
+        if cell.precision == "int8":
+            conditions["calibration"] = self.deployer().calibration.identity()
+        return conditions
 
     def stopping_rule(self):  # -> measure.timing.StoppingRule
         """When a cell's timed rounds end: --latency-ci, --benchmark-min-rounds, --benchmark-max-time."""

@@ -15,13 +15,40 @@ import json
 import math
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any, Literal
 
 from pytest_edgeprof.errors import UsageError
+from pytest_edgeprof.measurement import DEFAULT_PRECISION, DEFAULT_RUNTIME, PRECISIONS, RUNTIMES
 from pytest_edgeprof.metrics import COMPARED, Metric
 from pytest_edgeprof.outcome import Outcome
 from pytest_edgeprof.runs.saved import SavedCell, SavedRun
+
+# --- two configurations of one run ---------------------------------------------------------------------
+
+
+def parse_configs(text: str) -> tuple[tuple[str, str], tuple[str, str]]:
+    """``--configs fp32-eager,int8-onnxruntime``: the precision and runtime taken from each run."""
+    accepted = f"two PRECISION-RUNTIME, e.g. fp32-eager,int8-onnxruntime (precisions {', '.join(PRECISIONS)}; " \
+               f"runtimes {', '.join(RUNTIMES)})"
+    items = [item.strip().lower() for item in text.split(",")]
+    pairs = [tuple(item.split("-", 1)) for item in items]
+    if len(pairs) != 2 or any(len(p) != 2 or p[0] not in PRECISIONS or p[1] not in RUNTIMES for p in pairs):
+        raise UsageError(f"--configs {text!r}: expected {accepted}")
+    return pairs[0], pairs[1]  # type: ignore[return-value]
+
+
+def one_configuration(run: SavedRun, precision: str, runtime: str) -> SavedRun:
+    """The run's cells of one precision and runtime, each keyed by the id its fp32 eager twin has, so that
+    two configurations (of one run, or of two) compare cell by cell."""
+    chosen = {replace(s.cell, precision=DEFAULT_PRECISION, runtime=DEFAULT_RUNTIME).id: s for s in run.cells.values()
+              if (s.cell.precision, s.cell.runtime) == (precision, runtime)}
+    if not chosen:
+        present = sorted({f"{s.cell.precision}-{s.cell.runtime}" for s in run.cells.values()})
+        raise UsageError(f"--configs: {run.path} has no {precision}-{runtime} cell; it has {', '.join(present) or 'none'}")
+    return replace(run, path=Path(f"{run.path} [{precision} {runtime}]"), cells=chosen)
+
 
 # --- the comparison --------------------------------------------------------------------------------
 

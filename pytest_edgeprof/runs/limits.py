@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pytest_edgeprof.errors import UsageError
+from pytest_edgeprof.measurement import Cell
 from pytest_edgeprof.metrics import COMPARED, OBJECTIVES, objective_metric
 from pytest_edgeprof.outcome import Outcome, allocation_text
 from pytest_edgeprof.runs.saved import SavedCell, SavedRun
@@ -42,16 +43,21 @@ def within_budgets(cell: SavedCell) -> bool:
 
 @dataclass(frozen=True)
 class Limit:
-    """One model, variant and input shape: how far its batch size went within every budget."""
+    """One model, variant (with its precision and runtime) and input shape: how far its batch size went
+    within every budget."""
 
     model: str
-    variant: str
+    variant: str  # Cell.deployed_variant: "base", "p50", "base-int8-onnxruntime"
     input_shape: tuple[int, int, int]
     largest_within: SavedCell | None  # None: not even the smallest batch stayed within
     first_beyond: SavedCell | None  # the smallest larger batch that did not; None: none did
     why: tuple[str, ...]  # first_beyond's reasons
     also_beyond: tuple[SavedCell, ...]  # smaller batches that did not stay within (noise near a limit)
     batches: tuple[int, ...]  # every batch size the run has for this configuration
+
+    @property
+    def first_cell(self) -> Cell:
+        return (self.largest_within or self.first_beyond or self.also_beyond[0]).cell
 
     @property
     def shape_text(self) -> str:
@@ -62,7 +68,7 @@ def find_limits(run: SavedRun) -> list[Limit]:
     groups: dict[tuple[str, str, tuple[int, int, int]], list[SavedCell]] = {}
     for saved in run.cells.values():
         c = saved.cell
-        groups.setdefault((c.model, c.variant, c.input_shape), []).append(saved)
+        groups.setdefault((c.model, c.deployed_variant, c.input_shape), []).append(saved)
     limits = []
     for (model, variant, shape), cells in sorted(groups.items()):
         cells.sort(key=lambda s: s.cell.batch_size)
@@ -96,6 +102,29 @@ def recommend(run: SavedRun, objective: str = "throughput") -> SavedCell | None:
         return None
     sign = 1 if m.worse == "higher" else -1
     return min(candidates, key=lambda s: (sign * s.value(m), s.cell.batch_size, s.id))  # type: ignore[operator]
+
+
+def across_configurations(run: SavedRun, best: SavedCell) -> str | None:
+    """How the recommended cell's model, variant and shape fare in each precision and runtime the run has:
+    ``resnet50 base 224x224: int8 onnxruntime fits up to b8; fp32 eager fits none (out of memory)``.
+    None where the run has one configuration."""
+    cell = best.cell
+    mine = [limit for limit in find_limits(run) if limit.model == cell.model and limit.input_shape == cell.input_shape
+            and limit.first_cell.variant == cell.variant and not _all_skipped(limit)]
+    if len(mine) < 2:
+        return None
+    parts = []
+    for limit in sorted(mine, key=lambda limit: limit.first_cell.deployed_variant != cell.deployed_variant):
+        name = f"{limit.first_cell.precision} {limit.first_cell.runtime}"
+        within = limit.largest_within
+        parts.append(f"{name} fits up to b{within.cell.batch_size}" if within else f"{name} fits none ({'; '.join(limit.why)})")
+    return f"{cell.model} {cell.variant} {cell.input_shape[1]}x{cell.input_shape[2]}: " + "; ".join(parts)
+
+
+def _all_skipped(limit: Limit) -> bool:
+    """A configuration the device cannot run: said once before the run, not again in every answer."""
+    cells = [limit.largest_within, limit.first_beyond, *limit.also_beyond]
+    return all(c is None or c.outcome is Outcome.SKIPPED for c in cells)
 
 
 def run_budgets(run: SavedRun) -> dict[str, str]:
@@ -141,6 +170,8 @@ def render(run: SavedRun, objective: str = "throughput") -> str:
     else:
         lines.append(f"recommended (best {m.label} within every budget): {best.id}")
         lines.append("  " + ", ".join(numbers(best)))
+        if configurations := across_configurations(run, best):
+            lines.append("  " + configurations)
     return "\n".join(lines)
 
 
@@ -166,6 +197,8 @@ def to_json(run: SavedRun, objective: str = "throughput") -> str:
                 {
                     "model": limit.model,
                     "variant": limit.variant,
+                    "precision": limit.first_cell.precision,
+                    "runtime": limit.first_cell.runtime,
                     "input_shape": list(limit.input_shape),
                     "largest_within": cell(limit.largest_within),
                     "first_beyond": cell(limit.first_beyond),

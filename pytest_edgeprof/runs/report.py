@@ -101,13 +101,14 @@ _LINESTYLES = ("-", "--", ":", "-.")
 
 
 def _series(cells: Sequence[SavedCell]) -> list[Series]:
-    """One series per input shape and variant, largest shape first; colour by shape, style by variant."""
+    """One series per input shape and variant (with its precision and runtime), largest shape first; colour by
+    shape, style by variant."""
     shapes = sorted({c.cell.input_shape for c in cells}, key=lambda s: (-s[1] * s[2], s))
-    variants = sorted({c.cell.variant for c in cells}, key=lambda v: (v != "base", v))
+    variants = sorted({c.cell.deployed_variant for c in cells}, key=lambda v: (v != "base", v))
     series = []
     for i, shape in enumerate(shapes):
         for j, variant in enumerate(variants):
-            members = sorted((c for c in cells if c.cell.input_shape == shape and c.cell.variant == variant),
+            members = sorted((c for c in cells if c.cell.input_shape == shape and c.cell.deployed_variant == variant),
                              key=lambda c: c.cell.batch_size)
             if members:
                 label = f"{shape[1]}x{shape[2]}" + (f" {variant}" if len(variants) > 1 else "")
@@ -233,7 +234,7 @@ def _accuracy_figure(model: str, cells: Sequence[SavedCell], run: SavedRun) -> F
     points: dict[tuple[tuple[int, int, int], str], tuple[float, float]] = {}
     for saved in sorted(cells, key=lambda s: s.cell):
         top1, flops = saved.value(TOP1), saved.value(FLOPS)
-        key = (saved.cell.input_shape, saved.cell.variant)
+        key = (saved.cell.input_shape, saved.cell.deployed_variant)
         if top1 is not None and flops is not None and key not in points:
             points[key] = (flops / saved.cell.batch_size, top1)
     unit, factor = ("GFLOPs", 1e9) if max(x for x, _ in points.values()) >= 1e8 else ("MFLOPs", 1e6)

@@ -148,7 +148,9 @@ def _recommendation(run: SavedRun) -> list[str]:
     if best is None:
         return ["recommended: none: no cell stayed within every budget"]
     numbers = ", ".join(number.replace(" ", NO_BREAK) for number in limits.numbers(best))
-    return [f"recommended (best {THROUGHPUT.label} within every budget): {best.id}", f"  {numbers}"]
+    configurations = limits.across_configurations(run, best)
+    return [f"recommended (best {THROUGHPUT.label} within every budget): {best.id}", f"  {numbers}",
+            *([f"  {configurations}"] if configurations else [])]
 
 
 def _beyond(run: SavedRun) -> list[str]:

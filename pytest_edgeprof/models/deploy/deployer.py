@@ -1,0 +1,62 @@
+"""``Deployer``: a float32 module as a cell's precision and runtime run it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from torch import nn
+
+from pytest_edgeprof.errors import DeployUnsupported
+from pytest_edgeprof.measure.deployed import Deployed, eager
+from pytest_edgeprof.measurement import Cell
+from pytest_edgeprof.models.deploy.calibration import Calibration
+from pytest_edgeprof.models.zoo import example_input
+from pytest_edgeprof.paths import default_cache_dir
+
+EXPORT_BATCH = 2  # a batch of 1 would let export specialise the dynamic batch dimension to 1
+
+
+def default_deploy_cache() -> Path:
+    """Exported and quantized ONNX files: beside the pruned variants, under pytest-edgeprof/deployed."""
+    return default_cache_dir().parent / "deployed"
+
+
+@dataclass(frozen=True)
+class Deployer:
+    """How this run deploys its models (picklable, so an isolated child deploys the same way)."""
+
+    calibration: Calibration = field(default_factory=Calibration)
+    cache_dir: Path | None = None  # None: default_deploy_cache()
+
+    def deploy(self, module: nn.Module, cell: Cell, device: str, identity: dict[str, str]) -> Deployed:
+        """``module`` (float32, any device) as ``cell``'s precision and runtime run it on ``device``;
+        ``DeployUnsupported`` where the exporter, quantizer or runtime cannot handle it."""
+        from pytest_edgeprof.models.deploy import torch_runtimes
+
+        if cell.runtime in ("onnxruntime", "tensorrt"):
+            from pytest_edgeprof.models.deploy.onnx_runtime import onnx_deployed
+
+            return onnx_deployed(module, example_input(EXPORT_BATCH, cell.input_shape), cell.precision, cell.runtime,
+                                 device, identity=identity, calibration=self.calibration,
+                                 cache_dir=self.cache_dir or default_deploy_cache(), model_name=cell.model)
+        if cell.precision == "int8":
+            quantized, how = self._quantized(module, cell)
+            deployed = torch_runtimes.int8_eager(module, quantized, how, device)
+        elif cell.precision == "fp32":
+            deployed = eager(module, device)
+        else:
+            deployed = torch_runtimes.cast(module, device, cell.precision)
+        if cell.runtime == "compile":
+            return torch_runtimes.compiled(deployed, example_input(cell.batch_size, cell.input_shape))
+        return deployed
+
+    def _quantized(self, module: nn.Module, cell: Cell) -> tuple[nn.Module, str]:
+        from pytest_edgeprof.models.deploy.torch_runtimes import quantize_pt2e
+
+        try:
+            return quantize_pt2e(module, example_input(EXPORT_BATCH, cell.input_shape), self.calibration, cell.model)
+        except Exception as exc:
+            from pytest_edgeprof.errors import first_line
+
+            raise DeployUnsupported(f"PT2E cannot quantize it: {first_line(exc, with_type=True, limit=200)}") from None

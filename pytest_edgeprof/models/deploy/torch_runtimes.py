@@ -1,0 +1,86 @@
+"""PyTorch's own runtimes: eager at a cast precision, int8 through PT2E quantization, and torch.compile.
+
+int8 is post-training static quantization through PT2E (torchao's ``prepare_pt2e`` / ``convert_pt2e``
+with the X86 Inductor quantizer, the path torch's own ``torch.ao`` PT2E moved to): the graph is
+exported, observed on the calibration images and converted, its weights folded to int8. Eager runs
+that graph as it is (each layer dequantizes its int8 weights, so it is small, not fast); compile
+lowers it with Inductor to int8 kernels.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import replace
+from typing import Any
+
+import torch
+from torch import nn
+
+from pytest_edgeprof.measure.deployed import Deployed, torch_deployment
+from pytest_edgeprof.measure.memory import model_bytes
+from pytest_edgeprof.models.deploy.calibration import Calibration
+
+DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+PT2E_QUANTIZER = "PT2E static, X86InductorQuantizer default config (per-channel weights, per-tensor activations)"
+
+
+def cast(module: nn.Module, device: str, precision: str) -> Deployed:
+    """The module and its input in ``precision`` on ``device`` (fp32, fp16, bf16), eager."""
+    dtype = DTYPES[precision]
+    runnable = copy.deepcopy(module).eval().to(device=device, dtype=dtype)  # the float32 module stays as it is
+    return Deployed(module, runnable, lambda images: images.to(device=device, dtype=dtype),
+                    torch_deployment(device), model_bytes(runnable), precision=precision)
+
+
+def quantize_pt2e(module: nn.Module, example: torch.Tensor, calibration: Calibration, model_name: str) -> tuple[nn.Module, str]:
+    """The module quantized to int8 through PT2E, calibrated on ``calibration``; and what was done, in words."""
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+    from torchao.quantization.pt2e.quantizer import x86_inductor_quantizer as x86
+
+    batch = torch.export.Dim("batch", min=1)
+    # strict export names every call of a shared module (resnet's one ReLU used twice) apart, which the
+    # quantizer's pattern matching needs
+    graph = torch.export.export(module.eval().cpu(), (example.cpu(),), dynamic_shapes=({0: batch},), strict=True).module()
+    quantizer = x86.X86InductorQuantizer().set_global(x86.get_default_x86_inductor_quantization_config())
+    observed = prepare_pt2e(graph, quantizer)
+    with torch.no_grad():
+        for images in calibration.batches(model_name, tuple(example.shape[1:])):
+            observed(images)
+    quantized = convert_pt2e(observed)
+    _drop_unused_attributes(quantized)
+    return quantized, f"{PT2E_QUANTIZER}; calibrated on {calibration.identity()}"
+
+
+def _drop_unused_attributes(graph: torch.fx.GraphModule) -> None:
+    """Remove the float32 weights that folding left behind: the graph reads their int8 copies."""
+    used = {node.target for node in graph.graph.nodes if node.op == "get_attr"}
+    for name, _ in [*graph.named_parameters(), *graph.named_buffers()]:
+        if name not in used:
+            owner, _, attribute = name.rpartition(".")
+            delattr(graph.get_submodule(owner), attribute)
+    graph.delete_all_unused_submodules()
+
+
+def int8_eager(module: nn.Module, quantized: nn.Module, quantization: str, device: str) -> Deployed:
+    deployment = replace(torch_deployment(device), quantization=quantization)
+    return Deployed(module, quantized, lambda images: images.to(device), deployment, model_bytes(quantized),
+                    precision="int8")
+
+
+def compiled(deployed: Deployed, example: torch.Tensor) -> Deployed:
+    """``deployed`` compiled by torch.compile (Inductor, frozen weights, one graph per batch and shape); the
+    first call, which compiles, is timed into ``compile_s`` and is never a round."""
+    import torch._dynamo
+    import torch._inductor.config
+
+    torch._dynamo.reset()  # a fresh cache per cell: its limit would otherwise send later shapes back to eager
+    runnable = torch.compile(deployed.run, backend="inductor", dynamic=False)
+    prepared = deployed.prepare(example)
+    with torch.inference_mode(), torch._inductor.config.patch(freezing=True):  # as the rounds run
+        start = time.perf_counter()
+        runnable(prepared)
+        compile_s = time.perf_counter() - start
+    options: dict[str, Any] = {"backend": "inductor", "dynamic": False, "freezing": True}
+    deployment = replace(deployed.deployment, options=options, compile_s=round(compile_s, 3))
+    return replace(deployed, run=runnable, deployment=deployment, runtime="compile")
