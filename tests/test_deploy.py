@@ -75,15 +75,18 @@ def test_int8_holds_a_quarter_of_the_float_bytes_and_names_its_calibration(tmp_p
     assert model_bytes(model) == model_bytes(build_model("resnet18"))  # the float32 module is left as it was
 
 
-def test_an_onnx_file_is_made_once_and_found_again(trained, deployer):
-    cell = Cell("digits", "base", 4, DIGIT_SHAPE, "int8", "onnxruntime")
-    deployer.deploy(trained, cell, "cpu", {"module": "digits"})
-    files = {path: path.stat().st_mtime_ns for path in deployer.cache_dir.glob("*.onnx")}
-    deployer.deploy(trained, cell, "cpu", {"module": "digits"})
-    assert files and {path: path.stat().st_mtime_ns for path in deployer.cache_dir.glob("*.onnx")} == files
+@pytest.mark.parametrize("runtime, suffix", [("onnxruntime", ".onnx"), ("eager", ".pt2")])
+def test_a_quantized_model_is_made_once_and_found_again(trained, digits, deployer, runtime, suffix):
+    cell = Cell("digits", "base", 4, DIGIT_SHAPE, "int8", runtime)
+    made = deployer.deploy(trained, cell, "cpu", {"module": "digits"})
+    files = {path: path.stat().st_mtime_ns for path in deployer.cache_dir.glob(f"*int8*{suffix}")}
+    found = deployer.deploy(trained, cell, "cpu", {"module": "digits"})
+    assert files and {path: path.stat().st_mtime_ns for path in deployer.cache_dir.glob(f"*int8*{suffix}")} == files
+    images = digits[1].tensors[0][:16]
+    assert torch.equal(found.predict(images), made.predict(images))  # the cached model is the model made
     other = Deployer(Calibration(given=torch.zeros(8, *DIGIT_SHAPE)), cache_dir=deployer.cache_dir)
     other.deploy(trained, cell, "cpu", {"module": "digits"})  # other calibration images: another file
-    assert len(list(deployer.cache_dir.glob("*int8*.onnx"))) == len([p for p in files if "int8" in p.name]) + 1
+    assert len(list(deployer.cache_dir.glob(f"*int8*{suffix}"))) == len(files) + 1
 
 
 class BranchesOnValues(nn.Module):

@@ -18,7 +18,8 @@ EXPORT_BATCH = 2  # a batch of 1 would let export specialise the dynamic batch d
 
 
 def default_deploy_cache() -> Path:
-    """Exported and quantized ONNX files: beside the pruned variants, under pytest-edgeprof/deployed."""
+    """Exported and quantized models (ONNX files, PT2E programs): beside the pruned variants, under
+    pytest-edgeprof/deployed."""
     return default_cache_dir().parent / "deployed"
 
 
@@ -41,7 +42,7 @@ class Deployer:
                                  device, identity=identity, calibration=self.calibration,
                                  cache_dir=self.cache_dir or default_deploy_cache(), model_name=cell.model)
         if cell.precision == "int8":
-            quantized, how = self._quantized(module, cell)
+            quantized, how = self._quantized(module, cell, identity)
             deployed = torch_runtimes.int8_eager(module, quantized, how, device)
         elif cell.precision == "fp32":
             deployed = eager(module, device)
@@ -51,11 +52,12 @@ class Deployer:
             return torch_runtimes.compiled(deployed, example_input(cell.batch_size, cell.input_shape))
         return deployed
 
-    def _quantized(self, module: nn.Module, cell: Cell) -> tuple[nn.Module, str]:
-        from pytest_edgeprof.models.deploy.torch_runtimes import quantize_pt2e
+    def _quantized(self, module: nn.Module, cell: Cell, identity: dict[str, str]) -> tuple[nn.Module, str]:
+        from pytest_edgeprof.models.deploy.torch_runtimes import quantized_pt2e
 
         try:
-            return quantize_pt2e(module, example_input(EXPORT_BATCH, cell.input_shape), self.calibration, cell.model)
+            return quantized_pt2e(module, example_input(EXPORT_BATCH, cell.input_shape), self.calibration,
+                                  model_name=cell.model, identity=identity, cache_dir=self.cache_dir or default_deploy_cache())
         except Exception as exc:
             from pytest_edgeprof.errors import first_line
 

@@ -3,8 +3,7 @@ int8, run by an ``InferenceSession``.
 
 Export is ``torch.onnx.export(..., dynamo=True)``, the exporter torch 2.14 recommends, with the batch
 dimension dynamic; int8 is ONNX Runtime's ``quantize_static`` (QDQ format, per-channel int8 weights,
-uint8 activations) on the calibration images. Each file is cached under a digest of everything that
-made it. ONNX Runtime allocates outside torch, so the session runs without its CPU memory arena and
+uint8 activations) on the calibration images. Each file is cached (``cache.py``). ONNX Runtime allocates outside torch, so the session runs without its CPU memory arena and
 a call's peak is the process's resident high-water over it (``peak_mem_method`` says so).
 """
 
@@ -12,11 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import hashlib
 import io
-import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +22,7 @@ from torch import nn
 from pytest_edgeprof.errors import DeployUnsupported
 from pytest_edgeprof.measure.deployed import RESIDENT, Deployed
 from pytest_edgeprof.measurement import Deployment
+from pytest_edgeprof.models.deploy.cache import cached_file, write_once
 from pytest_edgeprof.models.deploy.calibration import Calibration
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16, "int8": torch.float32}
@@ -60,21 +56,20 @@ def onnx_file(module: nn.Module, example: torch.Tensor, precision: str, *, ident
     cache or made now; and, for int8, how it was quantized."""
     import onnxruntime
 
-    shape = list(example.shape[1:])
-    made_from = {"identity": identity, "precision": precision, "input_shape": shape, "torch": torch.__version__,
+    shape = tuple(example.shape[1:])
+    made_from = {"identity": identity, "precision": precision, "input_shape": list(shape), "torch": torch.__version__,
                  "onnxruntime": onnxruntime.__version__,
                  "calibration": calibration.identity() if precision == "int8" else ""}
-    digest = hashlib.sha256(json.dumps(made_from, sort_keys=True).encode()).hexdigest()[:20]
-    path = cache_dir / f"{model_name}-{precision}-{'x'.join(map(str, shape))}-{digest}.onnx"
+    path = cached_file(cache_dir, f"{model_name}-{precision}", shape, ".onnx", made_from)
     quantization = f"{INT8_METHOD}; calibrated on {calibration.identity()}" if precision == "int8" else ""
+
+    def make(scratch: Path) -> Path:
+        made = scratch / "model.onnx"
+        _export(module, example, DTYPES[precision], made)
+        return _quantize(made, calibration, model_name, example, scratch) if precision == "int8" else made
+
     if not path.is_file():
-        cache_dir.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=cache_dir) as scratch:
-            made = Path(scratch) / "model.onnx"
-            _export(module, example, DTYPES[precision], made)
-            if precision == "int8":
-                made = _quantize(made, calibration, model_name, example, Path(scratch))
-            os.replace(made, path)  # whole or not at all: a run killed halfway leaves no torn file
+        write_once(path, make)
     return path, quantization
 
 

@@ -2,7 +2,8 @@
 
 int8 is post-training static quantization through PT2E (torchao's ``prepare_pt2e`` / ``convert_pt2e``
 with the X86 Inductor quantizer, the path torch's own ``torch.ao`` PT2E moved to): the graph is
-exported, observed on the calibration images and converted, its weights folded to int8. Eager runs
+exported, observed on the calibration images and converted, its weights folded to int8, and saved
+as an exported program in the deployed-model cache (``cache.py``). Eager runs
 that graph as it is (each layer dequantizes its int8 weights, so it is small, not fast); compile
 lowers it with Inductor to int8 kernels.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 import copy
 import time
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -19,6 +21,7 @@ from torch import nn
 
 from pytest_edgeprof.measure.deployed import Deployed, torch_deployment
 from pytest_edgeprof.measure.memory import model_bytes
+from pytest_edgeprof.models.deploy.cache import cached_file, write_once
 from pytest_edgeprof.models.deploy.calibration import Calibration
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
@@ -33,15 +36,40 @@ def cast(module: nn.Module, device: str, precision: str) -> Deployed:
                     torch_deployment(device), model_bytes(runnable), precision=precision)
 
 
-def quantize_pt2e(module: nn.Module, example: torch.Tensor, calibration: Calibration, model_name: str) -> tuple[nn.Module, str]:
-    """The module quantized to int8 through PT2E, calibrated on ``calibration``; and what was done, in words."""
+def quantized_pt2e(module: nn.Module, example: torch.Tensor, calibration: Calibration, *, model_name: str,
+                   identity: dict[str, str], cache_dir: Path) -> tuple[nn.Module, str]:
+    """The module quantized to int8 through PT2E, from the cache or made now (calibrated on ``calibration``,
+    then saved as an exported program); and what was done, in words."""
+    import torchao
+
+    made_from = {"identity": identity, "input_shape": list(example.shape[1:]), "calibration": calibration.identity(),
+                 "torch": torch.__version__, "torchao": torchao.__version__}
+    path = cached_file(cache_dir, f"{model_name}-int8-pt2e", tuple(example.shape[1:]), ".pt2", made_from)
+    how = f"{PT2E_QUANTIZER}; calibrated on {calibration.identity()}"
+    if path.is_file():
+        return torch.export.load(str(path)).module(), how
+    quantized = _quantize_pt2e(module, example, calibration, model_name)
+
+    def save(scratch: Path) -> Path:
+        program = torch.export.export(quantized, (example,), dynamic_shapes=({0: _batch()},))
+        torch.export.save(program, str(scratch / "int8.pt2"))
+        return scratch / "int8.pt2"
+
+    write_once(path, save)
+    return quantized, how
+
+
+def _batch() -> Any:
+    return torch.export.Dim("batch", min=1)
+
+
+def _quantize_pt2e(module: nn.Module, example: torch.Tensor, calibration: Calibration, model_name: str) -> nn.Module:
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
     from torchao.quantization.pt2e.quantizer import x86_inductor_quantizer as x86
 
-    batch = torch.export.Dim("batch", min=1)
     # strict export names every call of a shared module (resnet's one ReLU used twice) apart, which the
     # quantizer's pattern matching needs
-    graph = torch.export.export(module.eval().cpu(), (example.cpu(),), dynamic_shapes=({0: batch},), strict=True).module()
+    graph = torch.export.export(module.eval().cpu(), (example.cpu(),), dynamic_shapes=({0: _batch()},), strict=True).module()
     quantizer = x86.X86InductorQuantizer().set_global(x86.get_default_x86_inductor_quantization_config())
     observed = prepare_pt2e(graph, quantizer)
     with torch.no_grad():
@@ -49,7 +77,7 @@ def quantize_pt2e(module: nn.Module, example: torch.Tensor, calibration: Calibra
             observed(images)
     quantized = convert_pt2e(observed)
     _drop_unused_attributes(quantized)
-    return quantized, f"{PT2E_QUANTIZER}; calibrated on {calibration.identity()}"
+    return quantized
 
 
 def _drop_unused_attributes(graph: torch.fx.GraphModule) -> None:
