@@ -7,7 +7,7 @@ from pathlib import Path
 
 from torch import nn
 
-from pytest_edgeprof.errors import DeployUnsupported
+from pytest_edgeprof.errors import DeployUnsupported, first_line
 from pytest_edgeprof.measure.deployed import Deployed, eager
 from pytest_edgeprof.measurement import Cell
 from pytest_edgeprof.models.deploy.calibration import Calibration
@@ -59,6 +59,4 @@ class Deployer:
             return quantized_pt2e(module, example_input(EXPORT_BATCH, cell.input_shape), self.calibration,
                                   model_name=cell.model, identity=identity, cache_dir=self.cache_dir or default_deploy_cache())
         except Exception as exc:
-            from pytest_edgeprof.errors import first_line
-
             raise DeployUnsupported(f"PT2E cannot quantize it: {first_line(exc, with_type=True, limit=200)}") from None

@@ -22,7 +22,7 @@ from torch import nn
 from pytest_edgeprof.errors import DeployUnsupported
 from pytest_edgeprof.measure.deployed import RESIDENT, Deployed
 from pytest_edgeprof.measurement import Deployment
-from pytest_edgeprof.models.deploy.cache import cached_file, write_once
+from pytest_edgeprof.models.deploy.cache import cached_file, weights_digest, write_once
 from pytest_edgeprof.models.deploy.calibration import Calibration
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16, "int8": torch.float32}
@@ -57,7 +57,8 @@ def onnx_file(module: nn.Module, example: torch.Tensor, precision: str, *, ident
     import onnxruntime
 
     shape = tuple(example.shape[1:])
-    made_from = {"identity": identity, "precision": precision, "input_shape": list(shape), "torch": torch.__version__,
+    made_from = {"identity": identity, "weights": weights_digest(module), "precision": precision,
+                 "input_shape": list(shape), "torch": torch.__version__,
                  "onnxruntime": onnxruntime.__version__,
                  "calibration": calibration.identity() if precision == "int8" else ""}
     path = cached_file(cache_dir, f"{model_name}-{precision}", shape, ".onnx", made_from)

@@ -21,7 +21,7 @@ from torch import nn
 
 from pytest_edgeprof.measure.deployed import Deployed, torch_deployment
 from pytest_edgeprof.measure.memory import model_bytes
-from pytest_edgeprof.models.deploy.cache import cached_file, write_once
+from pytest_edgeprof.models.deploy.cache import cached_file, weights_digest, write_once
 from pytest_edgeprof.models.deploy.calibration import Calibration
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
@@ -42,7 +42,8 @@ def quantized_pt2e(module: nn.Module, example: torch.Tensor, calibration: Calibr
     then saved as an exported program); and what was done, in words."""
     import torchao
 
-    made_from = {"identity": identity, "input_shape": list(example.shape[1:]), "calibration": calibration.identity(),
+    made_from = {"identity": identity, "weights": weights_digest(module), "input_shape": list(example.shape[1:]),
+                 "calibration": calibration.identity(),
                  "torch": torch.__version__, "torchao": torchao.__version__}
     path = cached_file(cache_dir, f"{model_name}-int8-pt2e", tuple(example.shape[1:]), ".pt2", made_from)
     how = f"{PT2E_QUANTIZER}; calibrated on {calibration.identity()}"
