@@ -232,6 +232,8 @@ COVERED_ELSEWHERE = [
     _pytest_case("--batch-sizes 0,8", "--batch-sizes", "0,8", fragment="bad batch size '0'", where="test_plugin.py"),
     _pytest_case("--shapes 224y160", "--shapes", "224y160", fragment="bad input shape '224y160'", where="test_plugin.py"),
     _pytest_case("--grid huge", "--grid", "huge", fragment="unknown --grid 'huge'", where="test_plugin.py"),
+    _pytest_case("--emulate jetson-xavier-nx", "--emulate", "jetson-xavier-nx",
+                 fragment="no published figures gathered for jetson-xavier-nx", where="test_plugin_emulate.py"),
     _pytest_case("--latency-ci 1", "--latency-ci", "1", fragment="bad --latency-ci '1': expected a percentage",
                  where="test_timing.py"),
     _pytest_case("--edgeprof-columns latency,speed", "--edgeprof-columns", "latency,speed",

@@ -7,7 +7,7 @@ hands those rounds to pytest-benchmark, and under ``--benchmark-disable`` it mak
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import torch
 from torch import nn
@@ -23,6 +23,12 @@ from pytest_edgeprof.measurement import Cell, Cost, Latency, Measurement, Memory
 from pytest_edgeprof.models.zoo import example_input
 from pytest_edgeprof.outcome import Outcome, is_out_of_memory
 
+if TYPE_CHECKING:
+    from pytest_edgeprof.measure.emulation import Target
+
+# The precision cells run at until the precision axis (Cell.precision) lands: the model's own, fp32.
+DEFAULT_PRECISION = "fp32"
+
 # Runs the timed rounds of ``recorder`` (None: not timed, as under --benchmark-disable).
 RoundsRunner = Callable[[CallRecorder], "Rounds | None"]
 
@@ -34,9 +40,10 @@ def measure_cell(
     meter: EnergyMeter,
     run_rounds: RoundsRunner,
     example: torch.Tensor | None = None,
+    target: Target | None = None,
 ) -> Measurement:
-    """Everything a cell's saved keys ask for (README "What is saved"). Running out of memory is
-    recorded, not raised."""
+    """Everything a cell's saved keys ask for (README "What is saved"), and with a ``target``
+    (``--emulate``) its predicted figures there. Running out of memory is recorded, not raised."""
     measurement = Measurement(cell, profile.name)
     model = model.eval().to(profile.torch_device)
     try:
@@ -47,6 +54,10 @@ def measure_cell(
         measurement.outcome = Outcome.OUT_OF_MEMORY
         measurement.error = first_line(exc, limit=300)
     measurement.cost = cost_of(model, cell)
+    if target is not None:
+        from pytest_edgeprof.measure.emulation import predict_cell
+
+        measurement.prediction = predict_cell(model, cell, measurement.memory, target, DEFAULT_PRECISION)
     return measurement
 
 

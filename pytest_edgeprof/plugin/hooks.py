@@ -50,8 +50,14 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_sessionstart(session: pytest.Session) -> None:
     """A device the host lacks, an unknown grid or model the user asked for: a usage error (exit 4)
     before collection. A run that set none of them resolves nothing until an edgeprof test needs it."""
+    state = session.config.stash[SESSION]
     if session.config.stash[GRID_ASKED]:
-        _grid(session.config.stash[SESSION])
+        _grid(state)
+    if state.settings.emulate is not None:  # the host's peaks are probed now, before anything is timed
+        try:
+            state.target  # noqa: B018 - resolves the target once
+        except UsageError as exc:
+            raise pytest.UsageError(str(exc)) from None
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -120,7 +126,10 @@ def _device_line(config: pytest.Config) -> str:
     except UsageError as exc:
         raise pytest.UsageError(str(exc)) from None
     config.stash[DEVICE_SHOWN] = True
-    return f"edgeprof: device {profile.name} ({profile.description})"
+    line = f"edgeprof: device {profile.name} ({profile.description})"
+    if session.settings.emulate is not None:
+        line += f"; emulating {session.settings.emulate}: its figures are predicted (target_ keys), not measured"
+    return line
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
