@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
+
+import pytest
 
 from test_plugin_budgets import FAST, TINY
 
@@ -42,3 +45,59 @@ def test_a_profile_without_figures_is_one_usage_error(pytester):
     assert result.ret == 4
     result.stderr.fnmatch_lines(["*--emulate/edgeprof_emulate: --emulate jetson-xavier-nx: no published figures "
                                  "gathered for jetson-xavier-nx (peak FLOP/s per precision, *accepted: host, *"])
+
+
+TWO_BATCHES = """
+import pytest
+from torch import nn
+
+@pytest.mark.parametrize("batch", [1, 64])
+def test_net(edgeprof, batch):
+    edgeprof(nn.Sequential(nn.Conv2d(3, 16, 3), nn.ReLU()), batch_size=batch, input_shape=(3, 64, 64), name="net")
+"""
+
+
+def test_the_summary_limits_and_report_answer_for_the_target_with_the_hosts_figures_beside(pytester, tmp_path, capsys,
+                                                                                           monkeypatch):
+    from pytest_edgeprof.cli import main
+
+    monkeypatch.setenv("COLUMNS", "160")
+    pytester.makepyfile(TWO_BATCHES)
+    out = tmp_path / "run.json"
+    result = pytester.runpytest(*FAST, f"--benchmark-json={out}", "--emulate", "jetson-nano", "--budget", "memory=1.01GB")
+    result.assert_outcomes(passed=1, failed=1)  # b64 holds 16 MB more than b1: over 1.01 GB with the Nano's 1 GB context
+    result.stdout.fnmatch_lines([
+        "net-base-b64-64x64  predicted peak memory 1.0* GB > budget 1.01 GB",
+        "*edgeprof: jetson-nano (emulated on cpu)*",
+        "cell * median latency * pred. latency * peak memory * pred. memory * verdict",
+        "recommended for jetson-nano (best predicted throughput within every budget): net-base-b1-64x64",
+        "  *predicted peak memory 1 GB*",
+        "  net-base-b64-64x64: predicted peak memory 1.0* GB > budget 1.01 GB",
+    ])
+    capsys.readouterr()  # pytester's in-process run wrote there too
+    assert main(["limits", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "emulated: jetson-nano; budgets judged its predicted figures" in text
+    assert re.search(r"b64 +predicted peak memory 1\.0\d GB > budget 1\.01 GB", text), text
+    assert "recommended for jetson-nano (best predicted throughput within every budget): net-base-b1-64x64" in text
+    assert main(["report", str(out), "--out", str(tmp_path / "report")]) == 0
+    assert (tmp_path / "report" / "predicted_vs_measured.png").stat().st_size > 0
+
+
+def test_emulate_check_holds_the_hosts_predicted_latencies_against_the_measured_ones(pytester, tmp_path, capsys):
+    from pytest_edgeprof.cli import main
+
+    pytester.makepyfile(TWO_BATCHES)
+    out = tmp_path / "run.json"
+    pytester.runpytest(*FAST, f"--benchmark-json={out}", "--emulate", "host").assert_outcomes(passed=2)
+    info = json.loads(out.read_text())["benchmarks"][0]["extra_info"]
+    assert info["target"] == "host" and info["target_peak_mem_bytes"] == info["peak_mem_bytes"]  # no overhead on the host
+    capsys.readouterr()  # pytester's in-process run wrote there too
+    assert main(["emulate-check", str(out), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["target"] == "host" and len(report["cells"]) == 2
+    for cell in report["cells"]:
+        assert cell["error"] == pytest.approx(cell["predicted_ms"] / cell["measured_ms"] - 1)
+    assert set(report["within"]) == {"0.10", "0.25", "0.50"}
+    assert main(["emulate-check", str(out)]) == 0
+    assert "predicted for host (roofline per kernel" in capsys.readouterr().out

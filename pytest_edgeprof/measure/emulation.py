@@ -27,7 +27,7 @@ from pytest_edgeprof.measurement import Cell, Memory, Prediction
 # The host's per-kind efficiencies and launch cost (measure/roofline.py's fit()) on this project's
 # 2-vCPU x86 machine, fitted by ``python benchmarks/emulate_check.py --fit`` on models the check does
 # not use (FIT_MODELS); relative to the probed peak, so they carry over to similar x86 hosts only roughly.
-FIT_MODELS = ("resnet34", "mobilenet_v2", "mnasnet1_0", "shufflenet_v2_x1_0", "regnet_x_400mf", "vgg11",
+FIT_MODELS = ("resnet34", "mobilenet_v2", "mnasnet1_0", "shufflenet_v2_x1_0", "regnet_x_400mf", "alexnet",
               "googlenet", "efficientnet_b1", "densenet169")
 HOST_CPU_EFFICIENCY = Efficiency({kind: 1.0 for kind in KINDS}, 0.0, "bound")
 

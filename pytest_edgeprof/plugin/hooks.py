@@ -204,7 +204,7 @@ def _write_answer(terminalreporter, session: EdgeprofSession, quiet: bool) -> No
 
     width = shutil.get_terminal_size((100, 24)).columns
     columns = session.settings.columns or summary.DEFAULT_COLUMNS
-    terminalreporter.write_sep("=", f"edgeprof: {session.profile.name}", bold=True)
+    terminalreporter.write_sep("=", f"edgeprof: {session.where}", bold=True)
     for line in summary.render(session.log.as_saved_run(), width=width, columns=columns, quiet=quiet):
         terminalreporter.write_line(line)
 
@@ -217,7 +217,7 @@ def _write_broken_budgets(terminalreporter, broken: list[tuple[str, list[str]]])
     terminalreporter.write_line(f"{'cell':<{width}}  broken budget")
     for cell_id, lines in broken:
         for line in lines:
-            terminalreporter.write_line(f"{cell_id:<{width}}  {line.rsplit(' (', 1)[0]}")
+            terminalreporter.write_line(f"{cell_id:<{width}}  {line.rsplit(f' ({cell_id} on ', 1)[0]}")
 
 
 @pytest.hookimpl(optionalhook=True)
