@@ -69,7 +69,7 @@ def test_the_summary_limits_and_report_answer_for_the_target_with_the_hosts_figu
     result.stdout.fnmatch_lines([
         "net-base-b64-64x64  predicted peak memory 1.0* GB > budget 1.01 GB",
         "*edgeprof: jetson-nano (emulated on cpu)*",
-        "cell * median latency * pred. latency * peak memory * pred. memory * verdict",
+        "cell * median latency * p99 * pred. latency * peak memory * pred. memory * verdict",
         "recommended for jetson-nano (best predicted throughput within every budget): net-base-b1-64x64",
         "  *predicted peak memory 1 GB*",
         "  net-base-b64-64x64: predicted peak memory 1.0* GB > budget 1.01 GB",

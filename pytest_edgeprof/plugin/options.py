@@ -138,7 +138,7 @@ OPTIONS: dict[str, Option] = {
     ),
     "columns": Option(
         "--edgeprof-columns", "edgeprof_columns", "NAMES",
-        "the metric columns of the table printed at the end of the run, in order, from latency, target_latency, p99, "
+        "the metric columns of the table printed at the end of the run, in order, from latency, p99, target_latency, "
         "throughput, memory, target_memory, energy, flops, top1 (target_: predicted under --emulate) (default: all; columns wider than the terminal are dropped, least important "
         "first); -q prints only the recommended configuration",
         "runs.summary:parse_columns",

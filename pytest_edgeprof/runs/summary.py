@@ -88,7 +88,7 @@ COLUMNS: dict[str, Column] = {c.name: c for c in (
     Column("p99", "p99", _metric_text(P99), 7),
     Column("top1", "top-1", _top1_text, 5),
 )}
-DEFAULT_COLUMNS = ("latency", "target_latency", "p99", "throughput", "memory", "target_memory", "energy", "flops", "top1")
+DEFAULT_COLUMNS = ("latency", "p99", "target_latency", "throughput", "memory", "target_memory", "energy", "flops", "top1")
 
 
 def parse_columns(text: str) -> tuple[str, ...]:
