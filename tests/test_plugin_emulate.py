@@ -101,3 +101,22 @@ def test_emulate_check_holds_the_hosts_predicted_latencies_against_the_measured_
     assert set(report["within"]) == {"0.10", "0.25", "0.50"}
     assert main(["emulate-check", str(out)]) == 0
     assert "predicted for host (roofline per kernel" in capsys.readouterr().out
+
+
+WIDE = """
+from torch import nn
+
+def test_wide(edgeprof):
+    edgeprof(nn.Conv2d(3, 64, 3), batch_size=32, input_shape=(3, 512, 512), name="wide")
+"""
+
+
+def test_isolated_on_a_cpu_a_cell_runs_out_of_the_targets_memory_for_real(pytester, tmp_path):
+    pytester.makepyfile(WIDE)  # its 32x64x510x510 output alone is 2.13 GB: more than the Nano's 1.6 GB beside its context
+    out = tmp_path / "run.json"
+    result = pytester.runpytest(*FAST, f"--benchmark-json={out}", "--emulate", "jetson-nano", "--isolate")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["peak memory: out of memory at batch 32 (tried to allocate *) > budget 2.42GiB "
+                                 "(wide-base-b32-512x512 on jetson-nano (emulated on cpu))"])
+    (line,) = (pytester.path / ".benchmarks" / "edgeprof-journal.jsonl").read_text().splitlines()
+    assert json.loads(line)["extra_info"]["outcome"] == "out-of-memory"
