@@ -31,11 +31,10 @@ import torch
 import torchvision
 
 from pytest_edgeprof.device import cpu_profile
-from pytest_edgeprof.measure.emulation import FIT_MODELS
+from pytest_edgeprof.measure.emulation import CHECK_MODELS, FIT_MODELS
 from pytest_edgeprof.measure.peak import probe_peak
 from pytest_edgeprof.measure.roofline import Observation, bounds_s, fit, kernels
 
-CHECK_MODELS = ("densenet121", "regnet_y_400mf", "efficientnet_b0", "squeezenet1_1", "resnet18", "mobilenet_v3_small")
 BATCHES = (1, 4, 16)
 SIZES = (224, 160, 112)
 FIT_CELLS = tuple((batch, size) for size in SIZES for batch in BATCHES if (batch, size) != (16, 224))

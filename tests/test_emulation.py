@@ -108,3 +108,11 @@ def test_budgets_of_an_emulated_run_judge_the_predicted_figures():
     assert p99.text() == "p99 latency on the target not predicted, budget 80 ms"
     back = Measurement.from_extra_info({**measurement.to_extra_info(), "budget_verdicts": [memory.as_dict()]})
     assert back.verdicts == (memory,)
+
+
+def test_the_host_is_fitted_on_models_other_than_those_its_check_uses():
+    from pytest_edgeprof.measure.emulation import CHECK_MODELS, FIT_MODELS, HOST_CPU_EFFICIENCY
+
+    assert not set(FIT_MODELS) & set(CHECK_MODELS) and len(CHECK_MODELS) * 3 * 3 >= 30
+    assert all(name in HOST_CPU_EFFICIENCY.basis for name in FIT_MODELS)
+    assert set(HOST_CPU_EFFICIENCY.per_kind) == set(KINDS) and HOST_CPU_EFFICIENCY.launch_s > 0

@@ -158,7 +158,8 @@ class Observation:
 
 def fit(observations: Sequence[Observation], basis: str) -> Efficiency:
     """Per-kind efficiencies and the launch cost that minimise the squared relative error of the
-    predicted times (non-negative least squares; a kind no observation has keeps efficiency 1.0)."""
+    predicted times (non-negative least squares; a kind no observation has, or to which the fit gives no
+    weight of its own, keeps efficiency 1.0: its bound)."""
     import numpy as np
     from scipy.optimize import nnls
 
