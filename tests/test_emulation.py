@@ -116,3 +116,20 @@ def test_the_host_is_fitted_on_models_other_than_those_its_check_uses():
     assert not set(FIT_MODELS) & set(CHECK_MODELS) and len(CHECK_MODELS) * 3 * 3 >= 30
     assert all(name in HOST_CPU_EFFICIENCY.basis for name in FIT_MODELS)
     assert set(HOST_CPU_EFFICIENCY.per_kind) == set(KINDS) and HOST_CPU_EFFICIENCY.launch_s > 0
+
+
+def test_compare_rows_label_the_predicted_figures():
+    from pathlib import Path
+
+    from pytest_edgeprof.measurement import Latency
+    from pytest_edgeprof.runs.compare import compare_runs, render_table
+    from pytest_edgeprof.runs.saved import SavedCell, SavedRun
+
+    def run(measured_ms: float, predicted_ms: float) -> SavedRun:
+        measurement = Measurement(Cell("net", "base", 1, (3, 8, 8)), "cpu", latency=Latency.of([measured_ms / 1e3] * 6),
+                                  prediction=Prediction("jetson-nano", "fp32", 5000, predicted_ms, "roofline", None))
+        return SavedRun.of(Path("run"), [SavedCell("test", measurement)])
+
+    rows = render_table(compare_runs(run(10, 2.0), run(11, 2.5))).splitlines()
+    assert any(" median latency " in row and row.endswith("+10.0 %") for row in rows)
+    assert any(" predicted latency " in row and row.endswith("+25.0 %") for row in rows)

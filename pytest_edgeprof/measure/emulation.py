@@ -99,10 +99,10 @@ def predict_cell(model: nn.Module, cell: Cell, memory: Memory | None, target: Ta
     precision), latency from the roofline of ``model``'s kernels, energy from the envelope."""
     target.require(precision)
     found = kernels(model, cell.input_shape, cell.batch_size)
-    return predict_from_kernels(found, cell, memory, target, precision)
+    return _prediction(found, cell, memory, target, precision)
 
 
-def predict_from_kernels(found: tuple[Kernel, ...], cell: Cell, memory: Memory | None, target: Target,
+def _prediction(found: tuple[Kernel, ...], cell: Cell, memory: Memory | None, target: Target,
                          precision: str = "fp32") -> Prediction:
     time = predict(found, precision, target.peak_flops[precision], target.bandwidth_bytes_per_s, target.efficiency)
     energy, note = _energy_per_image(time, cell.batch_size, target)
