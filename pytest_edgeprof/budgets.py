@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from pytest_edgeprof.errors import UsageError
-from pytest_edgeprof.metrics import BUDGETS, METRICS, Metric, budget_metric
+from pytest_edgeprof.metrics import BUDGETS, DEVICE_INDEPENDENT, METRICS, PREDICTED, Metric, budget_metric
 
 _SPEC_FORM = "METRIC=VALUE[,METRIC=VALUE...], e.g. memory=2.6GB,latency=50ms"
 
@@ -92,6 +92,13 @@ class Verdict:
     budget: Budget
     measured: float | None
     passed: bool
+    predicted: bool = False  # judged against an emulated target's predicted figure (--emulate)
+
+    @property
+    def metric(self) -> Metric:
+        """The metric whose value was judged: the budget's, or its predicted twin on an emulated target."""
+        spec = self.budget.spec
+        return PREDICTED.get(spec.name, spec) if self.predicted else spec
 
     @property
     def status(self) -> Literal["within", "over", "not measured"]:
@@ -100,14 +107,16 @@ class Verdict:
         return "within" if self.passed else "over"
 
     def text(self) -> str:
-        """E.g. ``peak memory 2.81 GB > budget 2.6 GB``, or ``energy per image not measured, budget 0.5 J``."""
+        """E.g. ``peak memory 2.81 GB > budget 2.6 GB``, or ``energy per image not measured, budget 0.5 J``;
+        ``predicted peak memory ...`` where the value judged is an emulated target's."""
         spec = self.budget.spec
+        label = self.metric.label if not self.predicted or self.metric is not spec else f"{spec.label} on the target"
         limit_text, measured_text = self._texts()
         if self.measured is None:
-            return f"{spec.label} not measured, budget {limit_text}"
+            return f"{label} {'not predicted' if self.predicted else 'not measured'}, budget {limit_text}"
         upper = spec.bound == "upper"
         relation = ("<=" if upper else ">=") if self.passed else (">" if upper else "<")
-        return f"{spec.label} {measured_text} {relation} budget {limit_text}"
+        return f"{label} {measured_text} {relation} budget {limit_text}"
 
     def line(self, cell_id: str, device: str) -> str:
         """The text and where: ``... > budget 2.6 GB (vgg16-base-b64-224x224 on jetson-nano)``."""
@@ -132,6 +141,7 @@ class Verdict:
             "measured": self.measured,
             "status": self.status,
             "passed": self.passed,
+            **({"predicted": True} if self.predicted else {}),
         }
 
 
@@ -141,18 +151,22 @@ class Measured(Protocol):
     def value(self, metric: Metric) -> float | None: ...
 
 
-def evaluate(budgets: Mapping[str, Budget], measured: Measured) -> list[Verdict]:
-    """Check every budget against the measured value of its metric, in the registry's order."""
+def evaluate(budgets: Mapping[str, Budget], measured: Measured, *, emulated: bool = False) -> list[Verdict]:
+    """Check every budget against the measured value of its metric, in the registry's order. On an
+    ``emulated`` target a budget judges the target's predicted figure (accuracy, the same on any
+    device, its measured one; a metric nothing predicts, such as p99, is not predicted and fails)."""
     verdicts = []
     for metric in BUDGETS:
         budget = budgets.get(metric.name)
         if budget is None:
             continue
-        value = measured.value(metric)
+        predicted = emulated and metric.name not in DEVICE_INDEPENDENT
+        judged = PREDICTED.get(metric.name) if predicted else metric
+        value = None if judged is None else measured.value(judged)
         if value is None:
-            verdicts.append(Verdict(budget, None, False))
+            verdicts.append(Verdict(budget, None, False, predicted))
         elif metric.bound == "upper":
-            verdicts.append(Verdict(budget, value, value <= budget.limit))
+            verdicts.append(Verdict(budget, value, value <= budget.limit, predicted))
         else:
-            verdicts.append(Verdict(budget, value, value >= budget.limit))
+            verdicts.append(Verdict(budget, value, value >= budget.limit, predicted))
     return verdicts

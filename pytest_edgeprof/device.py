@@ -34,6 +34,24 @@ class DeviceProfile:
         return self.torch_device.startswith("cuda")
 
 
+# Bytes one element of a tensor takes at each precision a cell can be deployed at.
+BYTES_PER_ELEMENT: dict[str, int] = {"fp32": 4, "fp16": 2, "bf16": 2, "int8": 1}
+
+
+@dataclass(frozen=True)
+class TargetFigures:
+    """What ``--emulate`` needs to predict a cell's figures on a device without the device: its peak
+    FLOP/s per precision, memory bandwidth, the memory a program can really use, the runtime's fixed
+    overhead, the cost of launching one kernel, and where each figure comes from (``sources``)."""
+
+    peak_flops: dict[str, float]  # precision -> FLOP/s (dense; tensor cores where the precision uses them)
+    bandwidth_bytes_per_s: float
+    usable_memory_bytes: int  # what one program can hold: the memory less what the OS and the desktop take
+    runtime_overhead_bytes: int  # CUDA context, cuDNN/cuBLAS workspace: held before the first tensor
+    launch_s: float  # one kernel's fixed cost: the framework's dispatch and the launch
+    sources: dict[str, str]  # figure -> its public source
+
+
 @dataclass(frozen=True)
 class BoardSpec:
     """A named board: how to recognise it and its published facts."""
@@ -44,21 +62,97 @@ class BoardSpec:
     shared_memory: bool
     power_envelope_w: tuple[float, float]
     jetson: bool = True
+    figures: TargetFigures | None = None  # what --emulate needs; None: no published figures gathered yet
 
 
 GIB = 2**30
+_TORCH_CUDA_CONTEXT = ("pytorch/pytorch#107667 and #109888 (ptrblck): the CUDA context takes about 300-400 MB "
+                       "with lazy module loading (CUDA >= 11.7); before 11.7 every kernel was loaded, over 1000 MB "
+                       "(pytorch/pytorch#12873)")
+_EAGER_LAUNCH = ("NVIDIA technical blog 'Getting Started with CUDA Graphs' (2019): a kernel launch costs a few "
+                 "microseconds; PyTorch's eager dispatch adds about as much again per op on a desktop CPU. "
+                 "Jetson: scaled by the CPU's slower single thread (an assumption, not measured on a board)")
+JETSON_NANO = TargetFigures(
+    peak_flops={"fp32": 128 * 2 * 921.6e6, "fp16": 2 * 128 * 2 * 921.6e6},
+    bandwidth_bytes_per_s=25.6e9,
+    usable_memory_bytes=2_600_000_000,
+    runtime_overhead_bytes=1_000_000_000,
+    launch_s=40e-6,
+    sources={
+        "peak_flops": "NVIDIA Jetson Nano module data sheet DA-09366-001: 128-core Maxwell GPU at 921.6 MHz "
+                      "(MAXN), 472 GFLOPs FP16; FP32 is half of it (one FMA per core per clock); Maxwell sm_53 "
+                      "has no int8 dot product (DP4A arrived with sm_61) and no bf16",
+        "bandwidth": "same data sheet: 4 GB 64-bit LPDDR4 at 1600 MHz, 25.6 GB/s",
+        "usable_memory": "tegrastats on L4T 32 reports 3964 MB of RAM, of which the Ubuntu desktop and the OS "
+                         "hold about 1.3 GB at idle; the study behind this project budgeted 2.6 GB",
+        "runtime_overhead": "JetPack 4.6 ships CUDA 10.2 (no lazy loading): " + _TORCH_CUDA_CONTEXT,
+        "launch": _EAGER_LAUNCH + " (4x a desktop's 10 us for the Cortex-A57)",
+        "power": "NVIDIA L4T documentation, 'Supported Modes and Power Efficiency': nvpmodel 5W and MAXN 10W",
+    },
+)
+JETSON_ORIN_NANO = TargetFigures(
+    peak_flops={"fp32": 1024 * 2 * 625e6, "fp16": 8 * 1024 * 2 * 625e6, "bf16": 8 * 1024 * 2 * 625e6,
+                "int8": 8 * 2048 * 2 * 625e6},
+    bandwidth_bytes_per_s=68e9,
+    usable_memory_bytes=6_000_000_000,
+    runtime_overhead_bytes=400_000_000,
+    launch_s=20e-6,
+    sources={
+        "peak_flops": "NVIDIA Jetson Orin Nano series data sheet DS-11105-001: 8 GB module, 1024-core Ampere "
+                      "GPU with 32 tensor cores (8 SMs) at 625 MHz, 40 INT8 TOPS sparse (20 dense); FP16/BF16 "
+                      "tensor cores at half the INT8 rate; FP32 one FMA per core per clock",
+        "bandwidth": "same data sheet: 128-bit LPDDR5, 68 GB/s",
+        "usable_memory": "tegrastats on JetPack 6 reports about 7.6 GB of RAM; the desktop and the OS hold about "
+                         "1.6 GB at idle (carve-outs for the video engines included)",
+        "runtime_overhead": "JetPack 6 ships CUDA 12.2 (lazy loading): " + _TORCH_CUDA_CONTEXT,
+        "launch": _EAGER_LAUNCH + " (2x a desktop's 10 us for the Cortex-A78AE)",
+        "power": "same data sheet: 7 W to 15 W power modes, 25 W 'super' mode with JetPack 6.1",
+    },
+)
+RTX_3070 = TargetFigures(
+    peak_flops={"fp32": 5888 * 2 * 1.725e9, "fp16": 46 * 512 * 2 * 1.725e9, "bf16": 46 * 512 * 2 * 1.725e9,
+                "int8": 46 * 2048 * 2 * 1.725e9},
+    bandwidth_bytes_per_s=448e9,
+    usable_memory_bytes=7_600_000_000,
+    runtime_overhead_bytes=400_000_000,
+    launch_s=10e-6,
+    sources={
+        "peak_flops": "NVIDIA Ampere GA102 GPU Architecture whitepaper, appendix table for the RTX 3070 (GA104): "
+                      "46 SMs, 5888 CUDA cores, 1725 MHz boost: 20.3 TFLOPS FP32, 40.6 TFLOPS FP16/BF16 tensor "
+                      "with FP32 accumulate (what PyTorch uses), 162.6 INT8 TOPS dense",
+        "bandwidth": "same whitepaper: 256-bit GDDR6 at 14 Gbps, 448 GB/s",
+        "usable_memory": "8 GB of GDDR6 (same whitepaper), of which cudaMemGetInfo reports about 7.8 GB total and "
+                         "a desktop driving a display holds 0.2 GB or more",
+        "runtime_overhead": "a recent CUDA (lazy loading): " + _TORCH_CUDA_CONTEXT,
+        "launch": _EAGER_LAUNCH,
+        "power": "same whitepaper: 220 W total graphics power; 50 W as the idle-to-light-load floor is an assumption",
+    },
+)
 BOARDS: dict[str, BoardSpec] = {
     board.name: board
     for board in (
-        BoardSpec("jetson-nano", r"Jetson Nano", 4 * GIB, True, (5.0, 10.0)),
+        BoardSpec("jetson-nano", r"Jetson Nano", 4 * GIB, True, (5.0, 10.0), figures=JETSON_NANO),
         BoardSpec("jetson-xavier-nx", r"Xavier NX", 8 * GIB, True, (10.0, 20.0)),
-        BoardSpec("jetson-orin-nano", r"Orin Nano", 8 * GIB, True, (7.0, 25.0)),
+        BoardSpec("jetson-orin-nano", r"Orin Nano", 8 * GIB, True, (7.0, 25.0), figures=JETSON_ORIN_NANO),
         BoardSpec("jetson-orin-nx", r"Orin NX", 16 * GIB, True, (10.0, 40.0)),
         BoardSpec("jetson-agx-orin", r"AGX Orin", 64 * GIB, True, (15.0, 60.0)),
-        BoardSpec("rtx-3070", r"RTX 3070", 8 * GIB, False, (50.0, 220.0), jetson=False),
+        BoardSpec("rtx-3070", r"RTX 3070", 8 * GIB, False, (50.0, 220.0), jetson=False, figures=RTX_3070),
     )
 }
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "cuda:N", "jetson", *BOARDS)
+HOST_TARGET = "host"  # this machine as its own target: its figures come from probes at session start
+EMULATED = (HOST_TARGET, *(name for name, board in BOARDS.items() if board.figures is not None))
+
+
+def parse_emulate(text: str) -> str:
+    """``--emulate PROFILE``: ``host`` or a board whose figures are gathered; UsageError naming what is missing."""
+    name = text.strip().lower()
+    if name in EMULATED:
+        return name
+    if name in BOARDS:
+        raise UsageError(f"--emulate {text}: no published figures gathered for {name} (peak FLOP/s per precision, "
+                         f"bandwidth, usable memory, runtime overhead); accepted: {', '.join(EMULATED)}")
+    raise UsageError(f"unknown --emulate profile {text!r}; accepted: {', '.join(EMULATED)}")
 
 
 def resolve_device(spec: str, *, device_tree_model: Path = DEVICE_TREE_MODEL) -> DeviceProfile:

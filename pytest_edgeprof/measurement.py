@@ -20,7 +20,8 @@ from typing import Any
 
 from pytest_edgeprof.budgets import Budget, Verdict
 from pytest_edgeprof.errors import UsageError
-from pytest_edgeprof.metrics import ENERGY, FLOPS, LATENCY, MEMORY, P99, THROUGHPUT, TOP1, TOP5, Metric, budget_metric, number
+from pytest_edgeprof.metrics import (ENERGY, FLOPS, LATENCY, MEMORY, P99, TARGET_ENERGY, TARGET_LATENCY, TARGET_MEMORY,
+                                     TARGET_THROUGHPUT, THROUGHPUT, TOP1, TOP5, Metric, budget_metric, number)
 from pytest_edgeprof.metrics import metric as find_metric
 from pytest_edgeprof.outcome import Outcome
 
@@ -278,6 +279,22 @@ class Accuracy:
     eval_set: str
 
 
+@dataclass(frozen=True)
+class Prediction:
+    """An emulated target's figures for the cell (``--emulate``): predicted on the host, never measured."""
+
+    target: str  # the device profile emulated: jetson-nano, host, ...
+    precision: str  # the precision the figures are for
+    peak_mem_bytes: int | None  # the host's measured peak at that precision + the target's runtime overhead
+    latency_ms: float | None
+    latency_method: str  # which model predicted the latency (measure/roofline.py)
+    energy_j_per_image: float | None  # an estimate from the target's power envelope
+    energy_note: str = ""
+
+    def throughput_ips(self, batch_size: int) -> float | None:
+        return None if not self.latency_ms else batch_size / (self.latency_ms / 1e3)
+
+
 # --- the record ------------------------------------------------------------------------------------
 
 # The keys each part writes (besides the metrics' keys, which come from the registry).
@@ -288,8 +305,9 @@ _PART_KEYS = frozenset({
     "peak_rss_bytes", "peak_mem_method", "peak_reserved_bytes", ENERGY.key, "avg_power_w", "energy_source",
     "energy_note", "co2_kg_per_image", FLOPS.key, "macs", "params", "model_bytes", "flops_error", "prune_target",
     "prune_achieved", "prune_method", "prune_params_before", "prune_params_after", "prune_reference_shape",
-    TOP1.key, TOP5.key, "eval_set", "budgets", "budget_verdicts", "device_state",
-    "runtime_version", "provider", "runtime_options", "compile_s", "quantization",
+    TOP1.key, TOP5.key, "eval_set", "budgets", "budget_verdicts", "device_state", "target", "target_precision",
+    TARGET_MEMORY.key, TARGET_LATENCY.key, TARGET_THROUGHPUT.key, "target_latency_method", TARGET_ENERGY.key,
+    "target_energy_note", "runtime_version", "provider", "runtime_options", "compile_s", "quantization",
 })
 
 
@@ -309,6 +327,7 @@ class Measurement:
     deployment: Deployment | None = None
     pruning: Pruning | None = None
     accuracy: Accuracy | None = None
+    prediction: Prediction | None = None  # an emulated target's figures, beside (never instead of) the measured ones
     budgets: dict[str, str] = field(default_factory=dict)  # metric -> the budget as written ("2.6GB")
     verdicts: tuple[Verdict, ...] = ()
     device_state: dict[str, Any] | None = None  # {"before": ..., "after": ...} the timed rounds (measure/device_state.py)
@@ -330,7 +349,7 @@ class Measurement:
         if self.error:
             info["error"] = self.error
         parts = (self.latency, self.warmup, self.memory, self.energy, self.cost, self.deployment, self.pruning,
-                 self.accuracy)
+                 self.accuracy, self.prediction)
         for part in parts:
             if part is not None:
                 info.update(_WRITERS[type(part)](part, self.cell))
@@ -347,7 +366,8 @@ class Measurement:
         """The record a saved ``extra_info`` holds (any version's: missing parts stay None).
         ``UsageError`` where it is not an edgeprof cell or a metric's value is not a number."""
         cell = Cell.from_extra_info(info)
-        for metric_key in (LATENCY.key, P99.key, THROUGHPUT.key, MEMORY.key, ENERGY.key, FLOPS.key, TOP1.key, TOP5.key):
+        for metric_key in (LATENCY.key, P99.key, THROUGHPUT.key, MEMORY.key, ENERGY.key, FLOPS.key, TOP1.key, TOP5.key,
+                           TARGET_MEMORY.key, TARGET_LATENCY.key, TARGET_ENERGY.key):
             value = info.get(metric_key)
             if value is not None and number(value) is None:
                 raise UsageError(f"{metric_key} is {value!r}, not a number")
@@ -355,7 +375,8 @@ class Measurement:
             cell, str(info.get("device") or ""), Outcome.read(info.get("outcome")), str(info.get("error") or ""),
             latency=_read_latency(info), warmup=_read_warmup(info), memory=_read_memory(info),
             energy=_read_energy(info), cost=_read_cost(info), deployment=_read_deployment(info), pruning=_read_pruning(info),
-            accuracy=_read_accuracy(info), budgets=_read_budgets(info), verdicts=_read_verdicts(info),
+            accuracy=_read_accuracy(info), prediction=_read_prediction(info), budgets=_read_budgets(info),
+            verdicts=_read_verdicts(info),
             device_state=state if isinstance(state := info.get("device_state"), dict) else None,
             other={k: v for k, v in info.items() if k not in _PART_KEYS},
         )
@@ -426,9 +447,19 @@ def _write_accuracy(accuracy: Accuracy, cell: Cell) -> dict[str, Any]:
     return {TOP1.key: accuracy.top1, TOP5.key: accuracy.top5, "eval_set": accuracy.eval_set}
 
 
+def _write_prediction(prediction: Prediction, cell: Cell) -> dict[str, Any]:
+    return {
+        "target": prediction.target, "target_precision": prediction.precision,
+        TARGET_MEMORY.key: prediction.peak_mem_bytes, TARGET_LATENCY.key: prediction.latency_ms,
+        TARGET_THROUGHPUT.key: prediction.throughput_ips(cell.batch_size),
+        "target_latency_method": prediction.latency_method, TARGET_ENERGY.key: prediction.energy_j_per_image,
+        "target_energy_note": prediction.energy_note,
+    }
+
+
 _WRITERS: dict[type, Any] = {
     Latency: _write_latency, WarmUp: _write_warmup, Memory: _write_memory, Energy: _write_energy, Cost: _write_cost,
-    Deployment: _write_deployment, Pruning: _write_pruning, Accuracy: _write_accuracy,
+    Deployment: _write_deployment, Pruning: _write_pruning, Accuracy: _write_accuracy, Prediction: _write_prediction,
 }
 
 
@@ -511,6 +542,15 @@ def _read_accuracy(info: Mapping[str, Any]) -> Accuracy | None:
     return Accuracy(top1, number(info.get(TOP5.key)) or 0.0, _text(info.get("eval_set")))
 
 
+def _read_prediction(info: Mapping[str, Any]) -> Prediction | None:
+    target = info.get("target")
+    if not isinstance(target, str) or not target:
+        return None
+    return Prediction(target, _text(info.get("target_precision")), _int(info.get(TARGET_MEMORY.key)),
+                      number(info.get(TARGET_LATENCY.key)), _text(info.get("target_latency_method")),
+                      number(info.get(TARGET_ENERGY.key)), _text(info.get("target_energy_note")))
+
+
 def _read_budgets(info: Mapping[str, Any]) -> dict[str, str]:
     budgets = info.get("budgets")
     return {str(k): str(v) for k, v in budgets.items()} if isinstance(budgets, Mapping) else {}
@@ -529,5 +569,6 @@ def _read_verdicts(info: Mapping[str, Any]) -> tuple[Verdict, ...]:
             continue
         limit = number(entry["limit"])
         text = _text(entry.get("budget")) or metric.format(limit)
-        verdicts.append(Verdict(Budget(metric.name, limit, text), number(entry.get("measured")), bool(entry.get("passed"))))  # type: ignore[arg-type]
+        verdicts.append(Verdict(Budget(metric.name, limit, text), number(entry.get("measured")),  # type: ignore[arg-type]
+                                bool(entry.get("passed")), entry.get("predicted") is True))
     return tuple(verdicts)

@@ -174,6 +174,7 @@ class Metric:
     example: str = ""  # a budget value for messages and help, e.g. 2.6GB
     compared: bool = True  # shown by compare, limits and the report (p99 and top5 are budgets only)
     change_unit: Literal["%", "pp"] = "%"  # compare --fail: percent of A, or percentage points
+    predicts: str = ""  # an emulated target's predicted figure: the name of the measured metric it predicts
 
     @property
     def bound(self) -> Literal["upper", "lower"]:
@@ -197,8 +198,22 @@ TOP1 = Metric("top1", "top1", "%", "lower", "top-1 accuracy", format_percent, pa
 TOP5 = Metric("top5", "top5", "%", "lower", "top-5 accuracy", format_percent, parse_percent, "70", compared=False,
               change_unit="pp")
 
+# An emulated target's figures (--emulate): predicted, never measured, so never under the measured keys.
+TARGET_MEMORY = Metric("target_memory", "target_peak_mem_bytes", "bytes", "higher", "predicted peak memory",
+                       format_bytes, predicts="memory")
+TARGET_LATENCY = Metric("target_latency", "target_latency_ms", "ms", "higher", "predicted latency", format_duration_ms,
+                        predicts="latency")
+TARGET_ENERGY = Metric("target_energy", "target_energy_j_per_image", "J", "higher", "predicted energy per image",
+                       format_energy_j, predicts="energy")
+TARGET_THROUGHPUT = Metric("target_throughput", "target_throughput_ips", "ips", "lower", "predicted throughput",
+                           format_rate_ips, predicts="throughput")
+
 # In this order everywhere: budget verdicts, the failure lines, compare's rows, limits' numbers.
-METRICS: dict[str, Metric] = {m.name: m for m in (MEMORY, LATENCY, P99, ENERGY, THROUGHPUT, FLOPS, TOP1, TOP5)}
+METRICS: dict[str, Metric] = {m.name: m for m in (MEMORY, LATENCY, P99, ENERGY, THROUGHPUT, FLOPS, TOP1, TOP5,
+                                                  TARGET_MEMORY, TARGET_LATENCY, TARGET_ENERGY, TARGET_THROUGHPUT)}
+# measured metric name -> the target's predicted twin; budgets of an emulated run judge the twin
+PREDICTED: dict[str, Metric] = {m.predicts: m for m in METRICS.values() if m.predicts}
+DEVICE_INDEPENDENT = frozenset({TOP1.name, TOP5.name})  # the same on the target as measured on the host
 COMPARED: tuple[Metric, ...] = tuple(m for m in METRICS.values() if m.compared)
 BUDGETS: tuple[Metric, ...] = tuple(m for m in METRICS.values() if m.budgetable)
 # edgeprof limits --objective NAME: what "best" means among the cells within every budget.

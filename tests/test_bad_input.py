@@ -213,6 +213,8 @@ CLI_CASES = [
     _cli_case("edgeprof compare 1 2 --storage {folder}", "there are no saved runs under {folder}/"),
     _cli_case("edgeprof compare a b --csv --json", "argument --json: not allowed with argument --csv"),
     _cli_case("edgeprof limits {deep}", "JSON nested too deeply"),
+    _cli_case("edgeprof emulate-check {plain_run}", "no cell has both a measured and a predicted latency; run the suite "
+              "with --emulate PROFILE"),
     _cli_case("edgeprof report {inf_run} --out {text}", "--out {text}: not a folder"),
     _cli_case("edgeprof report {inf_run} --out {text}/report", "{text} is a file, so nothing can be written below it"),
     _cli_case("edgeprof layers resnet18 --runs ²", "argument --runs: bad count '²'"),
@@ -240,6 +242,8 @@ COVERED_ELSEWHERE = [
     _pytest_case("--batch-sizes 0,8", "--batch-sizes", "0,8", fragment="bad batch size '0'", where="test_plugin.py"),
     _pytest_case("--shapes 224y160", "--shapes", "224y160", fragment="bad input shape '224y160'", where="test_plugin.py"),
     _pytest_case("--grid huge", "--grid", "huge", fragment="unknown --grid 'huge'", where="test_plugin.py"),
+    _pytest_case("--emulate jetson-xavier-nx", "--emulate", "jetson-xavier-nx",
+                 fragment="no published figures gathered for jetson-xavier-nx", where="test_plugin_emulate.py"),
     _pytest_case("--latency-ci 1", "--latency-ci", "1", fragment="bad --latency-ci '1': expected a percentage",
                  where="test_timing.py"),
     _pytest_case("--edgeprof-columns latency,speed", "--edgeprof-columns", "latency,speed",
@@ -331,6 +335,8 @@ def make_files(root: Path) -> dict[str, Path]:
                          ("null_model_run", {"model": None})):
         files[name] = root / f"{name}.json"
         files[name].write_text(_run_json({**cell, **change}))
+    files["plain_run"] = root / "plain_run.json"
+    files["plain_run"].write_text(_run_json({**cell, "latency_ms_median": 1.0}))
     files["typed_journal"] = root / "typed.jsonl"
     files["typed_journal"].write_text(json.dumps(
         {"format": FORMAT, "key": "cpu|random|mobilenet_v3_small-base-b1-16x16", "outcome": "passed",

@@ -147,6 +147,10 @@ def test_metrics_read_design_keys_with_their_bounds() -> None:
         "flops": ("flops", "upper"),
         "top1": ("top1", "lower"),
         "top5": ("top5", "lower"),
+        "target_memory": ("target_peak_mem_bytes", "upper"),
+        "target_latency": ("target_latency_ms", "upper"),
+        "target_energy": ("target_energy_j_per_image", "upper"),
+        "target_throughput": ("target_throughput_ips", "lower"),
     }
 
 

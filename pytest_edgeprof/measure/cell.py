@@ -7,7 +7,7 @@ hands those rounds to pytest-benchmark, and under ``--benchmark-disable`` it mak
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import torch
 from torch import nn
@@ -24,6 +24,9 @@ from pytest_edgeprof.measurement import Cell, Cost, Latency, Measurement, Memory
 from pytest_edgeprof.models.zoo import example_input
 from pytest_edgeprof.outcome import Outcome, is_out_of_memory
 
+if TYPE_CHECKING:
+    from pytest_edgeprof.measure.emulation import Target
+
 # Runs the timed rounds of ``recorder`` (None: not timed, as under --benchmark-disable).
 RoundsRunner = Callable[[CallRecorder], "Rounds | None"]
 
@@ -35,10 +38,11 @@ def measure_cell(
     meter: EnergyMeter,
     run_rounds: RoundsRunner,
     example: torch.Tensor | None = None,
+    target: Target | None = None,
 ) -> Measurement:
-    """Everything a cell's saved keys ask for (README "What is saved"). A module runs as it is (float32
-    eager); a ``Deployed`` model as its precision and runtime made it. Running out of memory is
-    recorded, not raised."""
+    """Everything a cell's saved keys ask for (README "What is saved"), and with a ``target``
+    (``--emulate``) its predicted figures there. A module runs as it is (float32 eager); a ``Deployed``
+    model as its precision and runtime made it. Running out of memory is recorded, not raised."""
     measurement = Measurement(cell, profile.name)
     deployed = model if isinstance(model, Deployed) else eager(model, profile.torch_device)
     measurement.deployment = deployed.deployment
@@ -50,6 +54,10 @@ def measure_cell(
         measurement.outcome = Outcome.OUT_OF_MEMORY
         measurement.error = first_line(exc, limit=300)
     measurement.cost = cost_of(deployed.module, cell, deployed.model_bytes)
+    if target is not None:
+        from pytest_edgeprof.measure.emulation import predict_cell
+
+        measurement.prediction = predict_cell(deployed.module, cell, measurement.memory, target, cell.precision)
     return measurement
 
 

@@ -71,8 +71,8 @@ def count_cost(
     """
     shape = check_input_shape(input_shape)
     batch = check_batch_size(batch_size)
-    meta_model = _meta_copy(model).eval()
-    x = torch.empty((batch, *shape), dtype=_input_dtype(model), device="meta")
+    meta_model = meta_copy(model).eval()
+    x = torch.empty((batch, *shape), dtype=input_dtype(model), device="meta")
     tracker = _LayerTracker(meta_model)
     counter = FlopCounterMode(display=False)
     with tracker.attached(counter), counter, torch.no_grad():
@@ -190,7 +190,7 @@ def _register_on_meta() -> Iterator[None]:
 # --- copying a model onto meta tensors -------------------------------------------------------------
 
 
-def _meta_copy(model: nn.Module) -> nn.Module:
+def meta_copy(model: nn.Module) -> nn.Module:
     """A deep copy of ``model`` whose parameters and buffers are meta tensors.
 
     Pre-filling deepcopy's memo with meta stand-ins means the real tensors are never copied.
@@ -203,7 +203,7 @@ def _meta_copy(model: nn.Module) -> nn.Module:
     return copy.deepcopy(model, memo)
 
 
-def _input_dtype(model: nn.Module) -> torch.dtype:
+def input_dtype(model: nn.Module) -> torch.dtype:
     for tensor in model.parameters():
         if tensor.is_floating_point():
             return tensor.dtype

@@ -14,7 +14,7 @@ import signal
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
 from torch import nn
@@ -27,6 +27,9 @@ from pytest_edgeprof.measure.timing import StoppingRule
 from pytest_edgeprof.measure.deployed import Deployed
 from pytest_edgeprof.measurement import DEFAULT_PRECISION, DEFAULT_RUNTIME, Cell, Measurement
 from pytest_edgeprof.outcome import OOM_KILL_ERROR, Outcome
+
+if TYPE_CHECKING:
+    from pytest_edgeprof.measure.emulation import Target
 
 
 class Buildable(Protocol):
@@ -58,6 +61,7 @@ class IsolatedJob:
     num_threads: int = 0
     no_energy: bool = False
     probe_only: bool = False  # peak memory of one call, nothing timed (edgeprof capacity)
+    target: Target | None = None  # --emulate: the target whose figures are predicted beside the measured ones
 
 
 def run_isolated(job: IsolatedJob) -> Measurement:
@@ -106,7 +110,7 @@ def _child_main(job: IsolatedJob, sender: Connection) -> None:
         else:
             meter = open_meter(job.profile, job.no_energy)
             try:
-                measurement = measure_cell(model, job.cell, job.profile, meter, job.rule.run)
+                measurement = measure_cell(model, job.cell, job.profile, meter, job.rule.run, target=job.target)
             finally:
                 meter.close()
         if built is not None:

@@ -111,7 +111,8 @@ class EdgeprofTimer:
             deployed = models.deployer.deploy(model, cell, self.profile.torch_device, identity)
         else:
             deployed = model
-        return measure_cell(deployed, cell, self.profile, self._session.energy_meter(), self._benchmark_rounds)
+        return measure_cell(deployed, cell, self.profile, self._session.energy_meter(), self._benchmark_rounds,
+                            target=self._session.target)
 
     def _benchmark_rounds(self, recorder: CallRecorder) -> Rounds | None:
         """The timed rounds, one call each, until the median is known within ``--latency-ci`` (or the
@@ -131,8 +132,8 @@ class EdgeprofTimer:
             module=None if isinstance(model, ModelRef) else model,
             deployer=self._session.models.deployer, identity=identity,
             rule=self._session.stopping_rule(),
-            memory_limit_bytes=settings.isolate_memory_limit, num_threads=torch.get_num_threads(),
-            no_energy=settings.no_energy,
+            memory_limit_bytes=self._session.isolate_memory_limit(), num_threads=torch.get_num_threads(),
+            no_energy=settings.no_energy, target=self._session.target,
         )
         try:
             measurement = run_isolated(job)
@@ -152,12 +153,13 @@ class EdgeprofTimer:
         if measurement.outcome is Outcome.OVER_BUDGET:  # a replayed verdict: judged again below
             measurement.outcome = Outcome.PASSED
         measurement.budgets = {metric: budget.text for metric, budget in self.budgets.items()}
-        measurement.verdicts = tuple(evaluate(self.budgets, measurement))
-        broken = [v.line(measurement.cell.id, self.profile.name) for v in measurement.verdicts if not v.passed]
+        measurement.verdicts = tuple(evaluate(self.budgets, measurement, emulated=self._session.target is not None))
+        where = self._session.where
+        broken = [v.line(measurement.cell.id, where) for v in measurement.verdicts if not v.passed]
         if measurement.outcome is Outcome.OUT_OF_MEMORY:  # nothing else was measured: the one line says it all
             broken = [self._out_of_memory_line(measurement)]
         elif measurement.outcome is Outcome.FAILED:
-            broken = [f"{measurement.error} ({measurement.cell.id} on {self.profile.name})"]
+            broken = [f"{measurement.error} ({measurement.cell.id} on {where})"]
         elif broken:
             measurement.outcome = Outcome.OVER_BUDGET
         self.measurement = measurement
@@ -188,4 +190,4 @@ class EdgeprofTimer:
         tried = allocation_text(measurement.error)
         size = f" (tried to allocate {tried})" if tried else ""
         budget = f" > budget {memory.text}" if memory else ""
-        return f"peak memory: out of memory at batch {cell.batch_size}{size}{budget} ({cell.id} on {self.profile.name})"
+        return f"peak memory: out of memory at batch {cell.batch_size}{size}{budget} ({cell.id} on {self._session.where})"

@@ -50,8 +50,14 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_sessionstart(session: pytest.Session) -> None:
     """A device the host lacks, an unknown grid or model the user asked for: a usage error (exit 4)
     before collection. A run that set none of them resolves nothing until an edgeprof test needs it."""
+    state = session.config.stash[SESSION]
     if session.config.stash[GRID_ASKED]:
-        _grid(session.config.stash[SESSION])
+        _grid(state)
+    if state.settings.emulate is not None:  # the host's peaks are probed now, before anything is timed
+        try:
+            state.target  # noqa: B018 - resolves the target once
+        except UsageError as exc:
+            raise pytest.UsageError(str(exc)) from None
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -135,6 +141,8 @@ def _device_line(config: pytest.Config) -> list[str]:
     except UsageError as exc:
         raise pytest.UsageError(str(exc)) from None
     config.stash[DEVICE_SHOWN] = True
+    if session.settings.emulate is not None:
+        lines[0] += f"; emulating {session.settings.emulate}: its figures are predicted (target_ keys), not measured"
     return lines
 
 
@@ -210,7 +218,7 @@ def _write_answer(terminalreporter, session: EdgeprofSession, quiet: bool) -> No
 
     width = shutil.get_terminal_size((100, 24)).columns
     columns = session.settings.columns or summary.DEFAULT_COLUMNS
-    terminalreporter.write_sep("=", f"edgeprof: {session.profile.name}", bold=True)
+    terminalreporter.write_sep("=", f"edgeprof: {session.where}", bold=True)
     for line in summary.render(session.log.as_saved_run(), width=width, columns=columns, quiet=quiet):
         terminalreporter.write_line(line)
 
@@ -223,7 +231,7 @@ def _write_broken_budgets(terminalreporter, broken: list[tuple[str, list[str]]])
     terminalreporter.write_line(f"{'cell':<{width}}  broken budget")
     for cell_id, lines in broken:
         for line in lines:
-            terminalreporter.write_line(f"{cell_id:<{width}}  {line.rsplit(' (', 1)[0]}")
+            terminalreporter.write_line(f"{cell_id:<{width}}  {line.rsplit(f' ({cell_id} on ', 1)[0]}")
 
 
 @pytest.hookimpl(optionalhook=True)

@@ -55,6 +55,7 @@ class Settings:
     eval_limit: int | None = None
     columns: tuple[str, ...] | None = None  # the summary's metric columns; None: all that fit
     latency_ci: float = 0.01  # rounds go on until the median's 95 % interval is within this fraction of it
+    emulate: str | None = None  # a device profile whose figures each cell also gets, predicted (measure/emulation.py)
 
 
 @dataclass(frozen=True)
@@ -158,8 +159,8 @@ OPTIONS: dict[str, Option] = {
     ),
     "columns": Option(
         "--edgeprof-columns", "edgeprof_columns", "NAMES",
-        "the metric columns of the table printed at the end of the run, in order, from latency, p99, throughput, "
-        "memory, energy, flops, top1 (default: all; columns wider than the terminal are dropped, least important "
+        "the metric columns of the table printed at the end of the run, in order, from latency, p99, target_latency, "
+        "throughput, memory, target_memory, energy, flops, top1 (target_: predicted under --emulate) (default: all; columns wider than the terminal are dropped, least important "
         "first); -q prints only the recommended configuration",
         "runs.summary:parse_columns",
     ),
@@ -187,6 +188,15 @@ OPTIONS: dict[str, Option] = {
         "run each cell in a fresh spawned child process, so an out-of-memory kill, a segfault or a CUDA error "
         "loses only that cell (costs a process start and imports per cell)",
         flag_only=True,
+    ),
+    "emulate": Option(
+        "--emulate", "edgeprof_emulate", "PROFILE",
+        "measure each cell on this host as usual and predict its figures on a target device as well, saved beside the "
+        "measured ones under their own target_ keys and labelled predicted: peak memory, latency (a per-kernel "
+        "roofline), throughput, energy (an estimate from the power envelope). Budgets judge the predicted figures, and "
+        "the target's usable memory is the default memory budget. host (this machine, its peaks probed) or "
+        "jetson-nano, jetson-orin-nano, rtx-3070",
+        "device:parse_emulate",
     ),
     "isolate_memory_limit": Option(
         "--isolate-memory-limit", "edgeprof_isolate_memory_limit", "SIZE",

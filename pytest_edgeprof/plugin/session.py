@@ -36,6 +36,7 @@ class EdgeprofSession:
     _models: Any = None  # models.model_cache.ModelCache, made on first use (it imports torch)
     _energy_meter: Any = None  # measure.energy.EnergyMeter, opened on first use
     _unsupported: dict[tuple[str, str], str] | None = None  # (precision, runtime) -> why the device cannot
+    _target: Any = None  # measure.emulation.Target under --emulate, resolved (host: probed) on first use
     _log: RunLog | None = None
 
     @property
@@ -132,13 +133,38 @@ class EdgeprofSession:
 
         return ("base", *(variant_name(target) for target in self.settings.prune_targets))
 
+    @property
+    def target(self):  # -> measure.emulation.Target | None
+        """The target ``--emulate`` names, None without it; ``host`` probes this machine's peaks (cached)."""
+        if self._target is None and self.settings.emulate is not None:
+            from pytest_edgeprof.measure.emulation import resolve_target
+
+            self._target = resolve_target(self.settings.emulate, self.profile)
+        return self._target
+
+    @property
+    def where(self) -> str:
+        """Where a cell's figures are for, in failure lines: ``cpu``, or ``jetson-nano (emulated on cpu)``."""
+        if self.settings.emulate is None:
+            return self.profile.name
+        return f"{self.settings.emulate} (emulated on {self.profile.name})"
+
     def device_budgets(self) -> dict[str, Budget]:
-        """The device's own limit: its memory capacity is the default memory budget."""
+        """The device's own limit: its memory capacity is the default memory budget; under ``--emulate``,
+        the memory a program can use on the target."""
         from pytest_edgeprof.budgets import Budget
         from pytest_edgeprof.metrics import format_bytes
 
-        capacity = self.profile.memory_bytes
+        capacity = self.target.usable_memory_bytes if self.target is not None else self.profile.memory_bytes
         return {"memory": Budget("memory", float(capacity), format_bytes(capacity, like="GiB").replace(" ", ""))}
+
+    def isolate_memory_limit(self) -> int | None:
+        """What an isolated child may map: ``--isolate-memory-limit``, else under ``--emulate`` on a CPU the
+        target's usable memory less its runtime overhead (the host holds no CUDA context), so a cell that would
+        run out of memory on the target runs out here."""
+        if self.settings.isolate_memory_limit is not None or self.target is None or self.profile.torch_device != "cpu":
+            return self.settings.isolate_memory_limit
+        return self.target.usable_memory_bytes - self.target.runtime_overhead_bytes
 
     def model_ref(self, cell: Cell):  # -> models.variants.ModelRef
         from pytest_edgeprof.models.variants import ModelRef
@@ -155,6 +181,8 @@ class EdgeprofSession:
 
         conditions = {"threads": str(torch.get_num_threads()), "timer": self.benchmark.timer,
                       "timed": str(self.benchmark.enabled), **self._deployment_conditions(cell)}
+        if self.settings.emulate is not None:  # only then, so the keys of runs without it stay as they were
+            conditions["emulate"] = self.settings.emulate
         evaluation = self.models.evaluation_identity() if evaluated else ""
         return CellKey(test, cell, self.profile.name, model_identity, evaluation, conditions)
 

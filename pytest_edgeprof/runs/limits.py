@@ -3,7 +3,9 @@
 For each model, variant and input shape of a run: the largest batch size whose cell stayed within
 every budget, the first larger one that did not and why (out of memory, over the memory budget, over
 latency, ...). Then the recommendation: among all cells within every budget, the one with the best
-objective (throughput by default; energy, latency or accuracy).
+objective (throughput by default; energy, latency or accuracy). A run made with ``--emulate`` answers
+for the target: its verdicts judged the predicted figures, and the objective is the predicted one
+(accuracy, the same on any device, stays measured); the host's measured figures are shown beside.
 
 What this reads of each cell's Measurement: its outcome and error, and the verdicts of the budgets
 it ran under. Cells without timings (out of memory, skipped) are read from the run's untimed cells
@@ -18,7 +20,7 @@ from typing import Any
 
 from pytest_edgeprof.errors import UsageError
 from pytest_edgeprof.measurement import Cell
-from pytest_edgeprof.metrics import COMPARED, OBJECTIVES, objective_metric
+from pytest_edgeprof.metrics import COMPARED, OBJECTIVES, PREDICTED, Metric, objective_metric
 from pytest_edgeprof.outcome import Outcome, allocation_text
 from pytest_edgeprof.runs.saved import SavedCell, SavedRun
 
@@ -88,12 +90,23 @@ def find_limits(run: SavedRun) -> list[Limit]:
     return limits
 
 
+def emulated_target(run: SavedRun) -> str | None:
+    """The target a run made with ``--emulate`` predicted figures for; None for a run without."""
+    return next((s.measurement.prediction.target for s in run.cells.values() if s.measurement.prediction), None)
+
+
+def objective_of(run: SavedRun, objective: str) -> Metric:
+    """What "best" reads: the objective's metric, or on an emulated run its predicted twin where there is one."""
+    m = objective_metric(objective)
+    return PREDICTED.get(m.name, m) if emulated_target(run) else m
+
+
 def recommend(run: SavedRun, objective: str = "throughput") -> SavedCell | None:
     """The cell within every budget with the best objective; None when no cell is within.
 
     Ties go to the smaller batch (less memory and latency for the same objective).
     """
-    m = objective_metric(objective)
+    m = objective_of(run, objective)
     candidates = [s for s in run.cells.values() if within_budgets(s) and s.value(m) is not None]
     if not candidates:
         if any(within_budgets(s) for s in run.cells.values()):
@@ -144,6 +157,9 @@ def render(run: SavedRun, objective: str = "throughput") -> str:
     best = recommend(run, objective)
     budgets = run_budgets(run)
     lines = [f"run: {run.describe()}"]
+    target = emulated_target(run)
+    if target:
+        lines.append(f"emulated: {target}; budgets judged its predicted figures, the host's measured ones beside them")
     if budgets:
         lines.append("budgets: " + ", ".join(f"{name} {text}" for name, text in budgets.items()))
     else:
@@ -164,11 +180,11 @@ def render(run: SavedRun, objective: str = "throughput") -> str:
     for row in rows:
         lines.append("  ".join(f"{cell:<{w}}" for cell, w in zip(row[:5], widths)) + "  " + row[5])
     lines.append("")
-    m = objective_metric(objective)
+    m = objective_of(run, objective)
     if best is None:
         lines.append("recommended: none: no cell stayed within every budget")
     else:
-        lines.append(f"recommended (best {m.label} within every budget): {best.id}")
+        lines.append(f"recommended{f' for {target}' if target else ''} (best {m.label} within every budget): {best.id}")
         lines.append("  " + ", ".join(numbers(best)))
         if configurations := across_configurations(run, best):
             lines.append("  " + configurations)
@@ -192,6 +208,7 @@ def to_json(run: SavedRun, objective: str = "throughput") -> str:
         {
             "run": str(run.path),
             "device": run.device,
+            "emulated": emulated_target(run),
             "budgets": run_budgets(run),
             "limits": [
                 {

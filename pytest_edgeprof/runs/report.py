@@ -3,7 +3,8 @@
 Per model: latency and throughput against batch size (one line per input shape and variant), peak
 memory against batch size with the memory budget as a line and out-of-memory cells marked, energy
 per image (labelled with its source, so an estimate reads as one), and accuracy against GFLOPs per
-image for the variants when the run has top-1. Figures are drawn with matplotlib's object API on the
+image for the variants when the run has top-1. For a run made with ``--emulate`` (``host`` above all),
+the predicted latency of every cell against its measured one. Figures are drawn with matplotlib's object API on the
 Agg canvas (no pyplot, no display, no global backend switch).
 """
 
@@ -22,7 +23,7 @@ from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 
 from pytest_edgeprof.runs import limits
 from pytest_edgeprof.errors import UsageError
-from pytest_edgeprof.metrics import ENERGY, FLOPS, LATENCY, MEMORY, THROUGHPUT, TOP1, Metric
+from pytest_edgeprof.metrics import ENERGY, FLOPS, LATENCY, MEMORY, TARGET_LATENCY, THROUGHPUT, TOP1, Metric
 from pytest_edgeprof.outcome import Outcome
 from pytest_edgeprof.runs.saved import SavedCell, SavedRun
 
@@ -62,7 +63,7 @@ def write_report(run: SavedRun, out: Path) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     sections: list[Section] = []
-    for model, cells in _by_model(run).items():
+    for model, cells in _by_model(run.cells.values()).items():
         series = _series(cells)
         section = Section(model, [_save(_latency_figure(model, series, run), out / f"{_file_stem(model)}_latency.png")], [])
         plots = (
@@ -78,6 +79,11 @@ def write_report(run: SavedRun, out: Path) -> list[Path]:
             section.pngs.append(_save(figure, out / f"{_file_stem(model)}_{name}.png"))
         sections.append(section)
         written.extend(section.pngs)
+    predicted = [c for c in run.cells.values() if c.value(LATENCY) is not None and c.value(TARGET_LATENCY) is not None]
+    if predicted:
+        png = _save(_prediction_figure(predicted, run), out / "predicted_vs_measured.png")
+        sections.append(Section("predicted against measured", [png], []))
+        written.append(png)
     index = out / "index.html"
     index.write_text(_index_html(run, sections), encoding="utf8")
     written.append(index)
@@ -90,9 +96,9 @@ def _file_stem(model: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]", "_", model)
 
 
-def _by_model(run: SavedRun) -> dict[str, list[SavedCell]]:
+def _by_model(cells: Iterable[SavedCell]) -> dict[str, list[SavedCell]]:
     models: dict[str, list[SavedCell]] = {}
-    for saved in sorted(run.cells.values(), key=lambda s: s.cell):
+    for saved in sorted(cells, key=lambda s: s.cell):
         models.setdefault(saved.cell.model, []).append(saved)
     return models
 
@@ -185,6 +191,34 @@ def _latency_figure(model: str, series: Sequence[Series], run: SavedRun) -> Figu
     for ax in (latency_ax, throughput_ax):
         _batch_axis(ax, batches)
     _legend(latency_ax, title="input")
+    return figure
+
+
+PREDICTION_BAND = 0.25  # the band the check's bar is set at: predicted within ±25 % of measured
+
+
+def _prediction_figure(cells: Sequence[SavedCell], run: SavedRun) -> Figure:
+    """Predicted against measured latency, one point per cell and a colour per model, on log axes with
+    the line where they are equal and the ±25 % band around it."""
+    figure, (ax,) = _figure(7.0, 6.0)
+    targets = sorted({c.measurement.prediction.target for c in cells if c.measurement.prediction})
+    _title(figure, f"{TARGET_LATENCY.label} for {', '.join(targets)} against {LATENCY.label}", run)
+    for i, (model, mine) in enumerate(_by_model(cells).items()):
+        ax.scatter([c.value(LATENCY) for c in mine], [c.value(TARGET_LATENCY) for c in mine], s=18, color=f"C{i % 10}",
+                   label=model)
+    values = [v for c in cells for v in (c.value(LATENCY), c.value(TARGET_LATENCY)) if v]
+    low, high = min(values) / 1.5, max(values) * 1.5
+    ax.plot([low, high], [low, high], color=_BUDGET_COLOR, linewidth=1, label="equal")
+    ax.fill_between([low, high], [low * (1 - PREDICTION_BAND), high * (1 - PREDICTION_BAND)],
+                    [low * (1 + PREDICTION_BAND), high * (1 + PREDICTION_BAND)], color=_BUDGET_COLOR, alpha=0.15,
+                    label=f"±{PREDICTION_BAND:.0%}")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlim(low, high)
+    ax.set_ylim(low, high)
+    ax.set_xlabel(f"{LATENCY.label}, measured (ms)")
+    ax.set_ylabel(f"{TARGET_LATENCY.label} (ms)")
+    _legend(ax, title="model")
     return figure
 
 

@@ -4,7 +4,8 @@ Printed at the end of every pytest run (the plugin's terminal summary): per cell
 (with its 95 % interval where the rounds give one), p99, throughput, peak memory, energy per image
 (its source abbreviated, an estimate marked as one), FLOPs, top-1 where measured, and the verdict;
 then the configuration ``edgeprof limits`` recommends and, per configuration, the first batch that
-did not fit and why. Columns are the registry's metrics; where the table is wider than the terminal
+did not fit and why. A run made with ``--emulate`` adds the target's predicted latency and memory
+(headed "pred.") beside the measured ones, and its recommendation and limits answer for the target. Columns are the registry's metrics; where the table is wider than the terminal
 the lowest-priority columns are dropped first. ``quiet`` keeps only the recommendation.
 """
 
@@ -15,7 +16,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from pytest_edgeprof.errors import UsageError
-from pytest_edgeprof.metrics import ENERGY, FLOPS, LATENCY, MEMORY, P99, THROUGHPUT, TOP1, Metric, format_percent
+from pytest_edgeprof.metrics import (ENERGY, FLOPS, LATENCY, MEMORY, P99, TARGET_LATENCY, TARGET_MEMORY, THROUGHPUT, TOP1,
+                                     Metric, format_percent)
 from pytest_edgeprof.outcome import Outcome
 from pytest_edgeprof.runs import limits
 from pytest_edgeprof.runs.saved import SavedCell, SavedRun
@@ -32,7 +34,7 @@ class Column:
     name: str  # as --edgeprof-columns names it
     header: str
     text: Callable[[SavedCell], str]
-    priority: int  # columns are dropped from the highest number down until the table fits
+    priority: float  # columns are dropped from the highest number down until the table fits
 
 
 def _metric_text(metric: Metric) -> Callable[[SavedCell], str]:
@@ -77,14 +79,16 @@ def verdict_text(cell: SavedCell) -> str:
 
 COLUMNS: dict[str, Column] = {c.name: c for c in (
     Column("latency", "median latency", _latency_text, 1),
+    Column("target_latency", "pred. latency", _metric_text(TARGET_LATENCY), 1.5),
     Column("throughput", THROUGHPUT.label, _metric_text(THROUGHPUT), 2),
     Column("memory", MEMORY.label, _metric_text(MEMORY), 3),
+    Column("target_memory", "pred. memory", _metric_text(TARGET_MEMORY), 3.5),
     Column("energy", "energy/image", _energy_text, 4),
     Column("flops", FLOPS.label, _metric_text(FLOPS), 6),
     Column("p99", "p99", _metric_text(P99), 7),
     Column("top1", "top-1", _top1_text, 5),
 )}
-DEFAULT_COLUMNS = ("latency", "p99", "throughput", "memory", "energy", "flops", "top1")
+DEFAULT_COLUMNS = ("latency", "p99", "target_latency", "throughput", "memory", "target_memory", "energy", "flops", "top1")
 
 
 def parse_columns(text: str) -> tuple[str, ...]:
@@ -148,9 +152,11 @@ def _recommendation(run: SavedRun) -> list[str]:
     if best is None:
         return ["recommended: none: no cell stayed within every budget"]
     numbers = ", ".join(number.replace(" ", NO_BREAK) for number in limits.numbers(best))
+    target = limits.emulated_target(run)
+    best_at = limits.objective_of(run, "throughput").label
     configurations = limits.across_configurations(run, best)
-    return [f"recommended (best {THROUGHPUT.label} within every budget): {best.id}", f"  {numbers}",
-            *([f"  {configurations}"] if configurations else [])]
+    return [f"recommended{f' for {target}' if target else ''} (best {best_at} within every budget): {best.id}",
+            f"  {numbers}", *([f"  {configurations}"] if configurations else [])]
 
 
 def _beyond(run: SavedRun) -> list[str]:

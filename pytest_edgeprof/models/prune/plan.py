@@ -34,7 +34,7 @@ from torch import nn
 
 from pytest_edgeprof.errors import UsageError, first_line, shape_text
 from pytest_edgeprof.measurement import Pruning
-from pytest_edgeprof.measure.flops import ModelCost, _meta_copy, count_cost
+from pytest_edgeprof.measure.flops import ModelCost, meta_copy, count_cost
 from pytest_edgeprof.models.prune.targets import check_method, variant_name
 
 DEFAULT_TOLERANCE = 0.01  # achieved FLOPs reduction within +-1 percentage point of the target
@@ -167,7 +167,7 @@ def _prune(
 
 def _classifier(model: nn.Module, input_shape: tuple[int, int, int]) -> nn.Module:
     """The classifier: the last conv or linear layer to run in a meta forward pass."""
-    meta = _meta_copy(model)
+    meta = meta_copy(model)
     names = {module: name for name, module in meta.named_modules()}
     called: list[str] = []
     handles = [

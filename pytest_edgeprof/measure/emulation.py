@@ -1,0 +1,121 @@
+"""``--emulate PROFILE``: a target device's figures for a cell, predicted on the host.
+
+What a cell must hold is the same tensors on any device, so the target's peak memory is the host's
+measured peak (weights + input + the forward's activation peak, at the cell's precision) plus the
+target's fixed runtime overhead (CUDA context, cuDNN/cuBLAS workspace). Its latency is the per-kernel
+roofline (``measure/roofline.py``) against the target's published peak FLOP/s at the precision, its
+bandwidth and its launch cost. Its energy is an estimate: the power its envelope gives at the
+predicted load times the predicted time. Every figure is a prediction, saved under the ``target_``
+keys beside the host's measured ones (``measurement.Prediction``), never instead of them.
+
+The ``host`` target is this machine, its peak FLOP/s and bandwidth probed at session start
+(``measure/peak.py``), so its predictions can be held against its measurements in the same run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from torch import nn
+
+from pytest_edgeprof.device import BOARDS, HOST_TARGET, DeviceProfile, parse_emulate
+from pytest_edgeprof.errors import UsageError
+from pytest_edgeprof.measure.roofline import KINDS, Efficiency, Kernel, RooflineTime, kernels, predict
+from pytest_edgeprof.measurement import Cell, Memory, Prediction
+
+# The host's per-kind efficiencies and launch cost (measure/roofline.py's fit()) on this project's
+# 2-vCPU x86 machine (Intel Xeon, torch on one thread; probed peak 108 GFLOP/s, 15.5 GB/s), fitted by
+# ``python benchmarks/emulate_check.py fit`` on 72 cells of models the check does not use (FIT_MODELS):
+# 89 % of them within ±25 % in-sample. Relative to the probed peaks, so they carry over to other x86
+# hosts only roughly. Depthwise got no weight of its own (its time is fitted into the elementwise
+# kernels around it), so it keeps its bound.
+FIT_MODELS = ("resnet34", "mobilenet_v2", "mnasnet1_0", "shufflenet_v2_x1_0", "regnet_x_400mf", "alexnet",
+              "googlenet", "efficientnet_b1", "densenet169")
+# The models the self-prediction check (benchmarks/emulate_check.py check) holds predictions against:
+# depthwise-heavy and dense ones, none of them fitted on.
+CHECK_MODELS = ("densenet121", "regnet_y_400mf", "efficientnet_b0", "squeezenet1_1", "resnet18", "mobilenet_v3_small")
+HOST_CPU_EFFICIENCY = Efficiency(
+    {"conv": 0.8436, "depthwise": 1.0, "linear": 0.8425, "pool": 0.07025, "elementwise": 0.6269}, 2.408e-05,
+    "efficiencies fitted on a 2-vCPU Intel Xeon from " + ", ".join(FIT_MODELS))
+
+
+@dataclass(frozen=True)
+class Target:
+    """A device as ``--emulate`` sees it: figures, not hardware."""
+
+    name: str
+    peak_flops: dict[str, float]  # precision -> FLOP/s
+    bandwidth_bytes_per_s: float
+    usable_memory_bytes: int  # the default memory budget of an emulated cell
+    runtime_overhead_bytes: int
+    efficiency: Efficiency
+    power_envelope_w: tuple[float, float] | None = None
+    sources: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def latency_method(self) -> str:
+        """``target_latency_method``: which model predicted the latency."""
+        basis = "bound: no fitted efficiencies" if self.efficiency.basis == "bound" else self.efficiency.basis
+        return f"roofline per kernel ({basis})"
+
+    def require(self, precision: str) -> None:
+        """UsageError naming what is missing where the target has no figures for ``precision``."""
+        if precision not in self.peak_flops:
+            raise UsageError(f"--emulate {self.name}: no peak FLOP/s for {precision} in its profile "
+                             f"(it has {', '.join(self.peak_flops) or 'none'}); emulate it at one of those")
+
+
+def resolve_target(name: str, host: DeviceProfile, precisions: tuple[str, ...] = ("fp32",),
+                   cache_dir: Path | None = None) -> Target:
+    """The target ``--emulate name`` asks for; ``host`` is probed on ``host``'s device (cached per machine)."""
+    name = parse_emulate(name)
+    if name == HOST_TARGET:
+        return host_target(host, precisions, cache_dir)
+    board = BOARDS[name]
+    figures = board.figures
+    assert figures is not None  # parse_emulate accepts only boards with figures
+    return Target(name, dict(figures.peak_flops), figures.bandwidth_bytes_per_s, figures.usable_memory_bytes,
+                  figures.runtime_overhead_bytes, Efficiency({kind: 1.0 for kind in KINDS}, figures.launch_s, "bound"),
+                  board.power_envelope_w, dict(figures.sources))
+
+
+def host_target(host: DeviceProfile, precisions: tuple[str, ...] = ("fp32",), cache_dir: Path | None = None) -> Target:
+    """This machine as a target: peak FLOP/s and bandwidth from the probe, its memory, its fitted efficiencies."""
+    from pytest_edgeprof.measure.peak import probe_peak
+
+    peaks = {precision: probe_peak(host.torch_device, precision, cache_dir) for precision in precisions}
+    efficiency = HOST_CPU_EFFICIENCY if host.torch_device == "cpu" else Efficiency(
+        {kind: 1.0 for kind in KINDS}, 0.0, "bound")
+    first = next(iter(peaks.values()))
+    return Target(HOST_TARGET, {p: peak.flops_per_s for p, peak in peaks.items()}, first.bytes_per_s,
+                  host.memory_bytes, 0, efficiency, host.power_envelope_w,
+                  {"peak_flops": first.method, "bandwidth": first.method, "usable_memory": "the host's RAM"})
+
+
+def predict_cell(model: nn.Module, cell: Cell, memory: Memory | None, target: Target,
+                 precision: str = "fp32") -> Prediction:
+    """The target's figures for ``cell``: memory from the host's measured ``memory`` (at the same
+    precision), latency from the roofline of ``model``'s kernels, energy from the envelope."""
+    target.require(precision)
+    found = kernels(model, cell.input_shape, cell.batch_size)
+    return _prediction(found, cell, memory, target, precision)
+
+
+def _prediction(found: tuple[Kernel, ...], cell: Cell, memory: Memory | None, target: Target,
+                         precision: str = "fp32") -> Prediction:
+    time = predict(found, precision, target.peak_flops[precision], target.bandwidth_bytes_per_s, target.efficiency)
+    energy, note = _energy_per_image(time, cell.batch_size, target)
+    peak = None if memory is None else memory.peak_mem_bytes + target.runtime_overhead_bytes
+    return Prediction(target.name, precision, peak, time.total_s * 1e3, target.latency_method, energy, note)
+
+
+def _energy_per_image(time: RooflineTime, batch_size: int, target: Target) -> tuple[float | None, str]:
+    """The envelope's power at the predicted load (its low end idle, its high end busy) times the time."""
+    if target.power_envelope_w is None:
+        return None, f"estimate not possible: no power envelope for {target.name}"
+    low, high = target.power_envelope_w
+    load = time.busy_s / time.total_s if time.total_s else 0.0
+    power = low + (high - low) * load
+    return power * time.total_s / batch_size, (f"estimate: {power:.3g} W from the {low:g}-{high:g} W envelope at "
+                                               f"{load:.0%} predicted load x the predicted time")
