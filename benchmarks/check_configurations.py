@@ -44,10 +44,10 @@ def print_cells(cells: list[dict]) -> bool:
         share = c["model_bytes"] / fp32_bytes[(c["model"], c["runtime"])]
         if c["precision"] == "int8":
             ok &= share <= 0.30
-        low, high = c.get("latency_ms_ci95") or (c["latency_ms_median"], c["latency_ms_median"])
-        half = (high - low) / 2 / c["latency_ms_median"]
+        interval = c.get("latency_ms_ci95")  # none under 6 rounds
+        half = f"{(interval[1] - interval[0]) / 2 / c['latency_ms_median']:.1%}" if interval else "-"
         print(f"{c['model']}-{c['precision']}-{c['runtime']}-b{c['batch_size']:<4} "[:48].ljust(48)
-              + f" {c['latency_ms_median']:10.2f} {half:8.1%} {c['peak_mem_bytes'] / 1e6:9.1f} "
+              + f" {c['latency_ms_median']:10.2f} {half:>8} {c['peak_mem_bytes'] / 1e6:9.1f} "
               f"{c['model_bytes'] / 1e6:9.2f} {share:8.0%}")
     print("int8 models within 30 % of fp32 bytes" if ok else "SOME int8 MODEL OVER 30 % OF fp32 BYTES")
     return ok
