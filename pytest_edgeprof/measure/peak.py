@@ -1,0 +1,147 @@
+"""The device's physical limit at a precision: achievable FLOP/s and memory bandwidth, probed once per machine.
+
+A cell's efficiency is its FLOP/s over this peak. The peak is *achievable*, not the datasheet's: the
+best of a few square GEMMs (2·n³ FLOPs each) at the precision, and a large tensor copy (bytes read +
+bytes written) for the bandwidth, on this device with this run's torch threads. The GEMM size grows
+from 256 until one GEMM takes ``GEMM_TARGET_S`` (so a 2-core CPU and a datacenter GPU each get a
+size that fills them, and the probe stays short). The result is cached as JSON per machine, device,
+precision, torch version and thread count, so a session pays for it once per machine.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from pytest_edgeprof.errors import UsageError
+from pytest_edgeprof.paths import default_cache_dir
+
+PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+GEMM_TARGET_S = 0.02  # one GEMM at least this long: its timing is well above the clock's and the launch's cost
+GEMM_MAX_N = {"cpu": 2048, "cuda": 8192}
+COPY_BYTES = {"cpu": 256 * 2**20, "cuda": 1024 * 2**20}
+REPEATS = 5
+
+
+@dataclass(frozen=True)
+class DevicePeak:
+    device: str  # "cpu", "cuda:0"
+    precision: str  # "fp32", "fp16", "bf16"
+    flops_per_s: float  # achievable FLOP/s: best of a few square GEMMs (2*n**3 flops each) at that precision
+    bytes_per_s: float  # achievable memory bandwidth: a large tensor copy (bytes read + bytes written) / time
+    method: str  # how it was measured, e.g. "gemm n=1024 fp32 best of 5; copy 256 MiB best of 5; 2 threads"
+
+
+def probe_peak(device: str, precision: str = "fp32", cache_dir: Path | None = None) -> DevicePeak:
+    """Measured once per machine (key: machine id, device, precision, torch version, torch threads), cached as JSON
+    under cache_dir (default: the pytest-edgeprof cache folder's ``peaks``, beside the variant cache)."""
+    dtype = _dtype(precision)
+    device = _device_name(device)
+    folder = cache_dir if cache_dir is not None else default_cache_dir().parent / "peaks"
+    key = _cache_key(device, precision)
+    path = folder / f"{hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]}.json"
+    cached = _read_cached(path, key)
+    if cached is not None:
+        return cached
+    peak = _measure(device, precision, dtype)
+    folder.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"key": key, "peak": asdict(peak)}, indent=1))
+    return peak
+
+
+def _dtype(precision: str) -> torch.dtype:
+    if precision not in PRECISIONS:
+        raise UsageError(f"unknown precision {precision!r} for the peak probe; accepted: {', '.join(PRECISIONS)}")
+    return PRECISIONS[precision]
+
+
+def _device_name(device: str) -> str:
+    """``cuda`` as ``cuda:N`` (the current device), so the cache and the record name one GPU."""
+    parsed = torch.device(device)
+    if parsed.type == "cuda":
+        return f"cuda:{parsed.index if parsed.index is not None else torch.cuda.current_device()}"
+    return parsed.type
+
+
+def _cache_key(device: str, precision: str) -> dict[str, str]:
+    hardware = torch.cuda.get_device_name(device) if device.startswith("cuda") else _cpu_model()
+    return {"machine": _machine_id(), "hardware": hardware, "device": device, "precision": precision,
+            "torch": torch.__version__, "threads": str(torch.get_num_threads())}
+
+
+def _machine_id() -> str:
+    for path in (Path("/etc/machine-id"), Path("/var/lib/dbus/machine-id")):
+        try:
+            return path.read_text().strip()
+        except OSError:
+            continue
+    return platform.node()
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _read_cached(path: Path, key: dict[str, str]) -> DevicePeak | None:
+    """The cached peak under exactly ``key``; None where there is none or it cannot be read."""
+    try:
+        saved = json.loads(path.read_text())
+        return DevicePeak(**saved["peak"]) if saved["key"] == key else None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _measure(device: str, precision: str, dtype: torch.dtype) -> DevicePeak:
+    kind = device.split(":")[0]
+    sync = (lambda: torch.cuda.synchronize(device)) if kind == "cuda" else (lambda: None)
+    with torch.inference_mode():
+        n = _gemm_size(device, dtype, sync, GEMM_MAX_N[kind])
+        a, b = (torch.randn(n, n, device=device).to(dtype) for _ in range(2))
+        gemm_s = _best_time(lambda: torch.mm(a, b), sync)
+        del a, b
+        size = COPY_BYTES[kind]
+        source = torch.empty(size, dtype=torch.uint8, device=device)
+        target = torch.empty_like(source)
+        copy_s = _best_time(lambda: target.copy_(source), sync)
+        del source, target
+    threads = f"{torch.get_num_threads()} threads" if kind == "cpu" else torch.cuda.get_device_name(device)
+    method = (f"gemm n={n} {precision} best of {REPEATS}; copy {size // 2**20} MiB best of {REPEATS}; {threads}")
+    return DevicePeak(device, precision, 2 * n**3 / gemm_s, 2 * size / copy_s, method)
+
+
+def _gemm_size(device: str, dtype: torch.dtype, sync: Callable[[], None], max_n: int) -> int:
+    """The smallest power of two from 256 whose GEMM takes ``GEMM_TARGET_S`` (at most ``max_n``)."""
+    n = 256
+    while n < max_n:
+        a = torch.randn(n, n, device=device).to(dtype)
+        torch.mm(a, a)  # the first call pays for lazy initialisation
+        if _best_time(lambda: torch.mm(a, a), sync, repeats=1) >= GEMM_TARGET_S:
+            break
+        n *= 2
+    return n
+
+
+def _best_time(fn: Callable[[], object], sync: Callable[[], None], repeats: int = REPEATS) -> float:
+    """The shortest of ``repeats`` timed calls, after one untimed call."""
+    fn()
+    sync()
+    best = float("inf")
+    for _ in range(repeats):
+        began = time.perf_counter()
+        fn()
+        sync()
+        best = min(best, time.perf_counter() - began)
+    return best
