@@ -3,7 +3,7 @@
 A Measurement is the one object the timer fills, the plugin saves into pytest-benchmark's
 ``extra_info``, the journal stores, and ``compare``, ``limits`` and ``report`` read back, as
 torch.utils.benchmark's ``Measurement`` is what its ``Compare`` takes. It is made of typed parts
-(latency, memory, energy, cost, pruning, accuracy, warm-up, verdicts); ``to_extra_info()`` and
+(latency, memory, energy, cost, efficiency, pruning, accuracy, warm-up, verdicts); ``to_extra_info()`` and
 ``from_extra_info()`` are its one serializer pair, and the only place the saved keys (README "What is
 saved") are written; a metric's key comes from the registry in ``metrics.py``.
 """
@@ -20,7 +20,7 @@ from typing import Any
 
 from pytest_edgeprof.budgets import Budget, Verdict
 from pytest_edgeprof.errors import UsageError
-from pytest_edgeprof.metrics import ENERGY, FLOPS, LATENCY, MEMORY, P99, THROUGHPUT, TOP1, TOP5, Metric, budget_metric, number
+from pytest_edgeprof.metrics import EFFICIENCY, ENERGY, FLOPS, FLOPS_PER_S, LATENCY, MEMORY, P99, THROUGHPUT, TOP1, TOP5, Metric, budget_metric, number
 from pytest_edgeprof.metrics import metric as find_metric
 from pytest_edgeprof.outcome import Outcome
 
@@ -220,6 +220,23 @@ class Cost:
 
 
 @dataclass(frozen=True)
+class Efficiency:
+    """How close the cell came to the device's physical limit: its FLOPs per second at the median latency
+    over the achievable peak the session probed (``measure/peak.py``) at the run's precision."""
+
+    flops_per_s: float
+    efficiency: float | None  # flops_per_s / the peak; None where no peak was probed
+
+    @classmethod
+    def of(cls, cost: Cost | None, latency: Latency | None, peak_flops_per_s: float | None) -> "Efficiency | None":
+        """None where the FLOPs were not counted or the rounds not timed."""
+        if cost is None or cost.flops is None or latency is None or latency.median_ms <= 0:
+            return None
+        rate = cost.flops / (latency.median_ms / 1e3)
+        return cls(rate, rate / peak_flops_per_s if peak_flops_per_s else None)
+
+
+@dataclass(frozen=True)
 class Pruning:
     """What a pruned variant really is, at the model's own input size."""
 
@@ -248,7 +265,7 @@ _PART_KEYS = frozenset({
     *_IDENTITY_KEYS, "outcome", "error", LATENCY.key, "latency_ms_p90", P99.key, "latency_ms_iqr", THROUGHPUT.key,
     "latency_samples", "latency_timer", "latency_ms_ci95", "latency_cov", "latency_stable", "warmup_calls", "warmup_settled", MEMORY.key, "activation_peak_bytes",
     "peak_rss_bytes", "peak_mem_method", "peak_reserved_bytes", ENERGY.key, "avg_power_w", "energy_source",
-    "energy_note", "co2_kg_per_image", FLOPS.key, "macs", "params", "model_bytes", "flops_error", "prune_target",
+    "energy_note", "co2_kg_per_image", FLOPS.key, "macs", "params", "model_bytes", "flops_error", FLOPS_PER_S.key, EFFICIENCY.key, "prune_target",
     "prune_achieved", "prune_method", "prune_params_before", "prune_params_after", "prune_reference_shape",
     TOP1.key, TOP5.key, "eval_set", "budgets", "budget_verdicts", "device_state",
 })
@@ -267,6 +284,7 @@ class Measurement:
     memory: Memory | None = None
     energy: Energy | None = None
     cost: Cost | None = None
+    efficiency: Efficiency | None = None
     pruning: Pruning | None = None
     accuracy: Accuracy | None = None
     budgets: dict[str, str] = field(default_factory=dict)  # metric -> the budget as written ("2.6GB")
@@ -288,7 +306,8 @@ class Measurement:
         }
         if self.error:
             info["error"] = self.error
-        for part in (self.latency, self.warmup, self.memory, self.energy, self.cost, self.pruning, self.accuracy):
+        for part in (self.latency, self.warmup, self.memory, self.energy, self.cost, self.efficiency, self.pruning,
+                     self.accuracy):
             if part is not None:
                 info.update(_WRITERS[type(part)](part, self.cell))
         if self.device_state is not None:
@@ -304,14 +323,15 @@ class Measurement:
         """The record a saved ``extra_info`` holds (any version's: missing parts stay None).
         ``UsageError`` where it is not an edgeprof cell or a metric's value is not a number."""
         cell = Cell.from_extra_info(info)
-        for metric_key in (LATENCY.key, P99.key, THROUGHPUT.key, MEMORY.key, ENERGY.key, FLOPS.key, TOP1.key, TOP5.key):
+        for metric_key in (LATENCY.key, P99.key, THROUGHPUT.key, MEMORY.key, ENERGY.key, FLOPS.key, FLOPS_PER_S.key,
+                           EFFICIENCY.key, TOP1.key, TOP5.key):
             value = info.get(metric_key)
             if value is not None and number(value) is None:
                 raise UsageError(f"{metric_key} is {value!r}, not a number")
         return cls(
             cell, str(info.get("device") or ""), Outcome.read(info.get("outcome")), str(info.get("error") or ""),
             latency=_read_latency(info), warmup=_read_warmup(info), memory=_read_memory(info),
-            energy=_read_energy(info), cost=_read_cost(info), pruning=_read_pruning(info),
+            energy=_read_energy(info), cost=_read_cost(info), efficiency=_read_efficiency(info), pruning=_read_pruning(info),
             accuracy=_read_accuracy(info), budgets=_read_budgets(info), verdicts=_read_verdicts(info),
             device_state=state if isinstance(state := info.get("device_state"), dict) else None,
             other={k: v for k, v in info.items() if k not in _PART_KEYS},
@@ -361,6 +381,13 @@ def _write_cost(cost: Cost, cell: Cell) -> dict[str, Any]:
     return info
 
 
+def _write_efficiency(efficiency: Efficiency, cell: Cell) -> dict[str, Any]:
+    info: dict[str, Any] = {FLOPS_PER_S.key: efficiency.flops_per_s}
+    if efficiency.efficiency is not None:
+        info[EFFICIENCY.key] = efficiency.efficiency
+    return info
+
+
 def _write_pruning(pruning: Pruning, cell: Cell) -> dict[str, Any]:
     return {
         "prune_target": pruning.target, "prune_achieved": pruning.achieved, "prune_method": pruning.method,
@@ -375,7 +402,7 @@ def _write_accuracy(accuracy: Accuracy, cell: Cell) -> dict[str, Any]:
 
 _WRITERS: dict[type, Any] = {
     Latency: _write_latency, WarmUp: _write_warmup, Memory: _write_memory, Energy: _write_energy, Cost: _write_cost,
-    Pruning: _write_pruning, Accuracy: _write_accuracy,
+    Efficiency: _write_efficiency, Pruning: _write_pruning, Accuracy: _write_accuracy,
 }
 
 
@@ -430,6 +457,11 @@ def _read_cost(info: Mapping[str, Any]) -> Cost | None:
         return None
     return Cost(_int(info.get(FLOPS.key)), _int(info.get("macs")), _int(info.get("params")),
                 _int(info.get("model_bytes")), _text(info.get("flops_error")))
+
+
+def _read_efficiency(info: Mapping[str, Any]) -> Efficiency | None:
+    rate = number(info.get(FLOPS_PER_S.key))
+    return None if rate is None else Efficiency(rate, number(info.get(EFFICIENCY.key)))
 
 
 def _read_pruning(info: Mapping[str, Any]) -> Pruning | None:

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 # The rounds' ceiling where --benchmark-max-time is not given: long enough for most CPU cells of the
 # default grid to reach ±1 %, short enough that the grid's 12 cells finish in about two minutes.
 DEFAULT_CEILING_S = 5.0
+RUN_PRECISION = "fp32"  # the precision cells run at: the peak their efficiency is measured against
 
 
 @dataclass
@@ -36,6 +37,7 @@ class EdgeprofSession:
     _models: Any = None  # models.model_cache.ModelCache, made on first use (it imports torch)
     _energy_meter: Any = None  # measure.energy.EnergyMeter, opened on first use
     _log: RunLog | None = None
+    _peaks: dict[str, Any] = field(default_factory=dict)  # precision -> measure.peak.DevicePeak, probed on first use
 
     @property
     def log(self) -> RunLog:
@@ -136,6 +138,23 @@ class EdgeprofSession:
 
         ceiling = self.benchmark.max_time_s or DEFAULT_CEILING_S
         return StoppingRule(self.settings.latency_ci, self.benchmark.min_rounds, max_time_s=ceiling)
+
+    def peak(self, precision: str = RUN_PRECISION):  # -> measure.peak.DevicePeak | None
+        """The device's achievable peak at ``precision``, probed before the first timed cell (then read from the
+        per-machine cache); None under --benchmark-disable, where no cell has a latency to set against it."""
+        if not self.benchmark.enabled:
+            return None
+        if precision not in self._peaks:
+            from pytest_edgeprof.measure.peak import probe_peak
+
+            self._peaks[precision] = probe_peak(self.profile.torch_device, precision)
+        return self._peaks[precision]
+
+    def peak_info(self) -> dict[str, Any]:
+        """The peaks this run probed, for the saved run's machine info: {"peak": {precision: {...}}}; {} if none."""
+        from dataclasses import asdict
+
+        return {"peak": {precision: asdict(peak) for precision, peak in self._peaks.items()}} if self._peaks else {}
 
     def energy_meter(self):  # -> measure.energy.EnergyMeter
         """The best energy source for the device, opened once per session."""

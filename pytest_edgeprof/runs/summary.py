@@ -2,7 +2,8 @@
 
 Printed at the end of every pytest run (the plugin's terminal summary): per cell its median latency
 (with its 95 % interval where the rounds give one), p99, throughput, peak memory, energy per image
-(its source abbreviated, an estimate marked as one), FLOPs, top-1 where measured, and the verdict;
+(its source abbreviated, an estimate marked as one), FLOPs, top-1 where measured, the share of the
+device's peak FLOP/s it reached (efficiency), and the verdict;
 then the configuration ``edgeprof limits`` recommends and, per configuration, the first batch that
 did not fit and why. Columns are the registry's metrics; where the table is wider than the terminal
 the lowest-priority columns are dropped first. ``quiet`` keeps only the recommendation.
@@ -15,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from pytest_edgeprof.errors import UsageError
-from pytest_edgeprof.metrics import ENERGY, FLOPS, LATENCY, MEMORY, P99, THROUGHPUT, TOP1, Metric, format_percent
+from pytest_edgeprof.metrics import EFFICIENCY, ENERGY, FLOPS, LATENCY, MEMORY, P99, THROUGHPUT, TOP1, Metric, format_percent
 from pytest_edgeprof.outcome import Outcome
 from pytest_edgeprof.runs import limits
 from pytest_edgeprof.runs.saved import SavedCell, SavedRun
@@ -83,8 +84,9 @@ COLUMNS: dict[str, Column] = {c.name: c for c in (
     Column("flops", FLOPS.label, _metric_text(FLOPS), 6),
     Column("p99", "p99", _metric_text(P99), 7),
     Column("top1", "top-1", _top1_text, 5),
+    Column("efficiency", "efficiency", _metric_text(EFFICIENCY), 8),
 )}
-DEFAULT_COLUMNS = ("latency", "p99", "throughput", "memory", "energy", "flops", "top1")
+DEFAULT_COLUMNS = ("latency", "p99", "throughput", "memory", "energy", "flops", "top1", "efficiency")
 
 
 def parse_columns(text: str) -> tuple[str, ...]:
