@@ -1,14 +1,23 @@
-"""What the energy sources cost: CodeCarbon's import and start/stop, and the rail sampler's rate.
+"""What energy costs: CodeCarbon's import and start/stop, the rail sampler's rate, and the suite's share.
 
-Run from the repository root (about 15 s, mostly the two CodeCarbon windows):
+Run from the repository root:
 
-    PYTHONPATH=. python benchmarks/energy_overhead.py
+    PYTHONPATH=. python benchmarks/energy_overhead.py          # the sources' costs (about 15 s)
+    flock /tmp/edgeprof-cpu.lock env PYTHONPATH=. python benchmarks/energy_overhead.py share [--runs 3]
+
+``share`` runs the suite (``pytest benchmarks/ -p no:cacheprovider`` on a reduced grid: resnet50 and
+mobilenet_v3_large, batch 1, 224 and 160) with and without ``--no-energy``, alternated ``--runs``
+times, each run a fresh process, and reports the wall times and the share of the default run that
+energy costs (about 4 minutes for 3 runs on the 2-core development VM). The plugin is the one on
+PYTHONPATH, so ``PYTHONPATH=/path/to/another/checkout`` measures that version with the same suite.
 
 Not a pytest file: timings are reported, not asserted.
 """
 
 from __future__ import annotations
 
+import argparse
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -66,7 +75,42 @@ def sampler_rate_under_load(root: Path) -> None:
           f"{calls} calls")
 
 
+SUITE = Path(__file__).parent
+REDUCED_GRID = ["--device", "cpu", "--models", "resnet50,mobilenet_v3_large", "--batch-sizes", "1", "--shapes", "224,160"]
+
+
+def suite_seconds(*extra: str) -> float:
+    """Wall time of one suite run in a fresh process (imports, collection, every cell, saving)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        command = [sys.executable, "-m", "pytest", str(SUITE), "-q", "-p", "no:cacheprovider", *REDUCED_GRID,
+                   f"--benchmark-storage={tmp}", f"--journal={tmp}/journal.jsonl", *extra]
+        began = time.perf_counter()
+        done = subprocess.run(command, capture_output=True, text=True)
+        seconds = time.perf_counter() - began
+    if done.returncode != 0:
+        sys.exit(f"the suite failed:\n{done.stdout[-2000:]}")
+    return seconds
+
+
+def energy_share(runs: int) -> None:
+    with_energy, without = [], []
+    for _ in range(runs):  # alternated, so drift in the machine's speed hits both alike
+        with_energy.append(suite_seconds())
+        without.append(suite_seconds("--no-energy"))
+    share = [(a - b) / a for a, b in zip(with_energy, without)]
+    print(f"suite on {' '.join(REDUCED_GRID[1:])}: default {', '.join(f'{s:.1f}' for s in with_energy)} s, "
+          f"--no-energy {', '.join(f'{s:.1f}' for s in without)} s; energy's share of the default run "
+          f"{', '.join(f'{s:+.1%}' for s in share)}, median {statistics.median(share):+.1%}")
+
+
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("what", nargs="?", choices=["sources", "share"], default="sources")
+    parser.add_argument("--runs", type=int, default=3, help="share: alternations of the two runs")
+    args = parser.parse_args()
+    if args.what == "share":
+        energy_share(args.runs)
+        return
     with tempfile.TemporaryDirectory() as empty, tempfile.TemporaryDirectory() as tree:
         codecarbon_costs(Path(empty))
         sampler_rate_under_load(Path(tree))

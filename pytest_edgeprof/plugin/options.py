@@ -144,8 +144,8 @@ OPTIONS: dict[str, Option] = {
     ),
     "no_energy": Option(
         "--no-energy", "edgeprof_no_energy", "",
-        "do not measure energy (saves the source's minimum window per cell: 3 s for the CodeCarbon estimate, "
-        "1 s for NVML and Jetson rails); energy_source is then 'none'",
+        "do not measure energy (saves, per cell whose timed rounds are shorter, the window a measured source needs: "
+        "1 s for NVML and Jetson rails; the CodeCarbon estimate takes the rounds' own time); energy_source is then 'none'",
         flag_only=True,
     ),
     "journal": Option(
