@@ -70,6 +70,12 @@ def _thermal(root: Path) -> dict[str, Any]:
     return {"thermal_zones": zones} if zones else {}
 
 
+def hottest_c(root: Path = Path("/")) -> float | None:
+    """The hottest thermal zone's temperature in C; None where no zone is readable (``--cooldown until=``)."""
+    zones = _thermal(root).get("thermal_zones", {})
+    return max((zone["temp_c"] for zone in zones.values()), default=None)
+
+
 _THROTTLE_REASONS = {  # NVML's clocksThrottleReasons bits that mean the GPU was held back
     0x2: "applications clocks setting", 0x4: "software power cap", 0x8: "hardware slowdown",
     0x20: "software thermal slowdown", 0x40: "hardware thermal slowdown", 0x80: "hardware power brake",

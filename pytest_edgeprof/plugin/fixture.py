@@ -85,6 +85,7 @@ class EdgeprofTimer:
             pytest_benchmark.record_rounds(self._benchmark, entry.latencies_s, entry.iterations)
             return self._judge(entry.measurement, key, entry.latencies_s, entry.iterations, replayed=entry.to_json())
         peak = self._session.peak()  # probed before the first cell's warm-up, never during its rounds
+        cooldown = self._session.cool_down()
         try:
             measurement = self._measure(model, cell)
         except UsageError:
@@ -94,6 +95,8 @@ class EdgeprofTimer:
         if ref is not None:  # a grid model: what the variant is, and its accuracy at this shape
             measurement.pruning = self._session.models.pruning(ref) or measurement.pruning
             measurement.accuracy = self._session.models.accuracy(ref, cell.input_shape)
+        if cooldown is not None:
+            measurement.device_state = {**(measurement.device_state or {}), "cooldown": cooldown}
         measurement.efficiency = Efficiency.of(measurement.cost, measurement.latency, peak.flops_per_s if peak else None)
         rounds = pytest_benchmark.timed_rounds(self._benchmark)
         latencies_s, iterations = rounds if rounds else ([], 1)

@@ -24,6 +24,7 @@ from pytest_edgeprof.shared_options import DEVICE, SHAPE, WEIGHTS
 
 if TYPE_CHECKING:
     from pytest_edgeprof.budgets import Budget
+    from pytest_edgeprof.measure.cooldown import Cooldown
 
 GROUP = "edgeprof"
 
@@ -52,6 +53,7 @@ class Settings:
     eval_limit: int | None = None
     columns: tuple[str, ...] | None = None  # the summary's metric columns; None: all that fit
     latency_ci: float = 0.01  # rounds go on until the median's 95 % interval is within this fraction of it
+    cooldown: Cooldown | None = None  # a pause, or a wait for a temperature, before every cell but the first
 
 
 @dataclass(frozen=True)
@@ -134,6 +136,13 @@ OPTIONS: dict[str, Option] = {
         "given), and a cell "
         "that reaches it first is saved with latency_stable false",
         "metrics:parse_latency_ci",
+    ),
+    "cooldown": Option(
+        "--cooldown", "edgeprof_cooldown", "SECONDS|until=TEMP",
+        "wait before each cell's warm-up and timed rounds (not the first cell's): SECONDS (30 or 2.5s), or "
+        "until=50C: until the hottest readable thermal zone is at or below 50 C, at most 300 s (until=50C,max=120s "
+        "sets that bound; where no temperature is readable: one warning, no wait); saved as device_state.cooldown",
+        "measure.cooldown:parse_cooldown",
     ),
     "columns": Option(
         "--edgeprof-columns", "edgeprof_columns", "NAMES",

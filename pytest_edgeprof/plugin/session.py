@@ -38,6 +38,8 @@ class EdgeprofSession:
     _energy_meter: Any = None  # measure.energy.EnergyMeter, opened on first use
     _log: RunLog | None = None
     _peaks: dict[str, Any] = field(default_factory=dict)  # precision -> measure.peak.DevicePeak, probed on first use
+    _cells_measured: int = 0
+    _no_temperature_warned: bool = False
 
     @property
     def log(self) -> RunLog:
@@ -155,6 +157,24 @@ class EdgeprofSession:
         from dataclasses import asdict
 
         return {"peak": {precision: asdict(peak) for precision, peak in self._peaks.items()}} if self._peaks else {}
+
+    def cool_down(self) -> dict[str, Any] | None:
+        """``--cooldown`` before a cell is measured (not before the first): what the wait was, for its device_state;
+        None where there was none. A temperature wait where none is readable is skipped, with one warning a run."""
+        self._cells_measured += 1
+        if self.settings.cooldown is None or self._cells_measured == 1:
+            return None
+        from pytest_edgeprof.measure.cooldown import cool_down
+
+        record = cool_down(self.settings.cooldown)
+        if "hottest_c" in record and record["hottest_c"] is None and not self._no_temperature_warned:
+            import warnings
+
+            self._no_temperature_warned = True
+            warnings.warn(UserWarning(
+                f"--cooldown until={record['until_c']:g}C: no thermal zone is readable here (/sys/class/thermal), "
+                "so cells do not wait; give seconds instead, e.g. --cooldown 30"))
+        return record
 
     def energy_meter(self):  # -> measure.energy.EnergyMeter
         """The best energy source for the device, opened once per session."""
