@@ -108,9 +108,10 @@ class Latency:
     rounds: int
     timer: str  # "cuda-events" or "perf_counter"
     samples_s: tuple[float, ...] = field(default=(), repr=False)
-    ci95_ms: tuple[float, float] | None = None  # the median's 95 % interval; None under 6 rounds
+    ci95_ms: tuple[float, float] | None = None  # the median's 95 % interval within this run; None under 6 rounds
     cov: float | None = None  # coefficient of variation: standard deviation / mean
     stable: bool | None = None  # the stopping rule reached its precision; None: rounds not run by it
+    repeat95_ms: tuple[float, float] | None = None  # where another run's median is expected (95 %); None under 9 rounds
 
     @classmethod
     def of(cls, samples_s: Iterable[float], timer: str = "perf_counter", stable: bool | None = None) -> "Latency":
@@ -123,11 +124,12 @@ class Latency:
         def percentile_ms(percent: int) -> float:
             return (cuts[percent - 1] if cuts else samples[0]) * 1e3
 
-        interval = median_interval(samples)
+        interval, repeat = median_interval(samples), repeat_interval(samples)
         cov = statistics.stdev(samples) / statistics.fmean(samples) if len(samples) > 1 else None
         return cls(statistics.median(samples) * 1e3, percentile_ms(90), percentile_ms(99),
                    percentile_ms(75) - percentile_ms(25), len(samples), timer, samples,
-                   (interval[0] * 1e3, interval[1] * 1e3) if interval else None, cov, stable)
+                   (interval[0] * 1e3, interval[1] * 1e3) if interval else None, cov, stable,
+                   (repeat[0] * 1e3, repeat[1] * 1e3) if repeat else None)
 
     def throughput_ips(self, batch_size: int) -> float:
         return batch_size / (self.median_ms / 1e3)
@@ -147,6 +149,32 @@ def median_interval(samples: Iterable[float], confidence: float = 0.95) -> tuple
     if rank == 0:
         return None
     return ordered[rank - 1], ordered[n - rank]
+
+
+# Student's t, 97.5th percentile, by degrees of freedom: a two-sided 95 % interval from a few block medians.
+_T975 = {2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}
+REPEAT_BLOCKS = 10
+ROUNDS_PER_BLOCK = 3
+
+
+def repeat_interval(samples_in_order: Iterable[float]) -> tuple[float, float] | None:
+    """Where the median of another run of the cell is expected, at 95 %: the run's median ± t(k-1) x the
+    standard deviation of the medians of k time-ordered blocks of the rounds x sqrt(1 + 1/k) (k = 10, fewer
+    where there are under 30 rounds, at least 3 rounds a block), and never narrower than ``median_interval``.
+
+    The order-statistics interval assumes independent rounds, so it narrows with every round even while
+    the machine's speed drifts; the blocks' medians move with the drift, and their spread says how far
+    another stretch of time, such as the next run, may read. None under 9 rounds (3 blocks)."""
+    samples = list(samples_in_order)
+    blocks = min(REPEAT_BLOCKS, len(samples) // ROUNDS_PER_BLOCK)
+    if blocks < 3:
+        return None
+    size = len(samples) / blocks
+    medians = [statistics.median(samples[round(i * size):round((i + 1) * size)]) for i in range(blocks)]
+    median = statistics.median(samples)
+    half = _T975[blocks - 1] * statistics.stdev(medians) * math.sqrt(1 + 1 / blocks)
+    within = median_interval(samples) or (median, median)
+    return min(median - half, within[0]), max(median + half, within[1])
 
 
 def _lower_rank(n: int, tail: float) -> int:
@@ -263,7 +291,7 @@ class Accuracy:
 _IDENTITY_KEYS = ("model", "variant", "batch_size", "input_shape", "device")
 _PART_KEYS = frozenset({
     *_IDENTITY_KEYS, "outcome", "error", LATENCY.key, "latency_ms_p90", P99.key, "latency_ms_iqr", THROUGHPUT.key,
-    "latency_samples", "latency_timer", "latency_ms_ci95", "latency_cov", "latency_stable", "warmup_calls", "warmup_settled", MEMORY.key, "activation_peak_bytes",
+    "latency_samples", "latency_timer", "latency_ms_ci95", "latency_ms_repeat95", "latency_cov", "latency_stable", "warmup_calls", "warmup_settled", MEMORY.key, "activation_peak_bytes",
     "peak_rss_bytes", "peak_mem_method", "peak_reserved_bytes", ENERGY.key, "avg_power_w", "energy_source",
     "energy_note", "co2_kg_per_image", FLOPS.key, "macs", "params", "model_bytes", "flops_error", FLOPS_PER_S.key, EFFICIENCY.key, "prune_target",
     "prune_achieved", "prune_method", "prune_params_before", "prune_params_after", "prune_reference_shape",
@@ -347,6 +375,7 @@ def _write_latency(latency: Latency, cell: Cell) -> dict[str, Any]:
         "latency_ms_iqr": latency.iqr_ms, THROUGHPUT.key: latency.throughput_ips(cell.batch_size),
         "latency_samples": latency.rounds, "latency_timer": latency.timer,
         **({"latency_ms_ci95": list(latency.ci95_ms)} if latency.ci95_ms is not None else {}),
+        **({"latency_ms_repeat95": list(latency.repeat95_ms)} if latency.repeat95_ms is not None else {}),
         **({"latency_cov": latency.cov} if latency.cov is not None else {}),
         **({"latency_stable": latency.stable} if latency.stable is not None else {}),
     }
@@ -423,13 +452,16 @@ def _read_latency(info: Mapping[str, Any]) -> Latency | None:
     if median is None:
         return None
     p90, p99, iqr = (number(info.get(key)) for key in ("latency_ms_p90", P99.key, "latency_ms_iqr"))
-    saved_interval = info.get("latency_ms_ci95")
-    bounds = [number(v) for v in saved_interval] if isinstance(saved_interval, list) and len(saved_interval) == 2 else []
-    interval = (bounds[0], bounds[1]) if len(bounds) == 2 and None not in bounds else None
     return Latency(median, median if p90 is None else p90, median if p99 is None else p99, iqr or 0.0,
                    _int(info.get("latency_samples")) or 0, _text(info.get("latency_timer")),
-                   ci95_ms=interval, cov=number(info.get("latency_cov")),  # type: ignore[arg-type]
-                   stable=stable if isinstance(stable := info.get("latency_stable"), bool) else None)
+                   ci95_ms=_read_interval(info.get("latency_ms_ci95")), cov=number(info.get("latency_cov")),
+                   stable=stable if isinstance(stable := info.get("latency_stable"), bool) else None,
+                   repeat95_ms=_read_interval(info.get("latency_ms_repeat95")))
+
+
+def _read_interval(saved: Any) -> tuple[float, float] | None:
+    bounds = [number(v) for v in saved] if isinstance(saved, list) and len(saved) == 2 else []
+    return (bounds[0], bounds[1]) if len(bounds) == 2 and None not in bounds else None  # type: ignore[return-value]
 
 
 def _read_warmup(info: Mapping[str, Any]) -> WarmUp | None:
