@@ -1,7 +1,8 @@
 """The answer at a glance: a run's cells as one table that fits the terminal, then the recommendation.
 
 Printed at the end of every pytest run (the plugin's terminal summary): per cell its median latency
-(with its 95 % interval where the rounds give one), p99, throughput, peak memory, energy per image
+(with its 95 % interval where the rounds give one: where another run's median is expected, else the
+run's own), p99, throughput, peak memory, energy per image
 (its source abbreviated, an estimate marked as one), FLOPs, top-1 where measured, the share of the
 device's peak FLOP/s it reached (efficiency), and the verdict;
 then the configuration ``edgeprof limits`` recommends and, per configuration, the first batch that
@@ -49,8 +50,9 @@ def _latency_text(cell: SavedCell) -> str:
     if latency is None:
         return "-"
     text = LATENCY.format(latency.median_ms)
-    if latency.ci95_ms is not None:
-        low, high = latency.ci95_ms
+    interval = latency.repeat95_ms or latency.ci95_ms  # where another run would read, where the rounds tell
+    if interval is not None:
+        low, high = interval
         text += f" ±{max(latency.median_ms - low, high - latency.median_ms) / latency.median_ms * 100:.1f}%"
     return text
 
