@@ -127,19 +127,25 @@ def _measure(device: str, precision: str, dtype: torch.dtype) -> DevicePeak:
     sync = (lambda: torch.cuda.synchronize(device)) if kind == "cuda" else (lambda: None)
     with torch.inference_mode():
         n = _gemm_size(device, dtype, sync, GEMM_MAX_N[kind])
-        a, b = (torch.randn(n, n, device=device).to(dtype) for _ in range(2))
-        gemm_s = _best_time(lambda: torch.mm(a, b), sync)
-        del a, b
+        gemm_s = _gemm_s(n, device, dtype, sync)
         size = _copy_bytes(device, kind)
-        source = torch.empty(size, dtype=torch.uint8, device=device)
-        target = torch.empty_like(source)
-        copy_s = _best_time(lambda: target.copy_(source), sync)
-        del source, target
+        copy_s = _copy_s(size, device, sync)
     if kind == "cuda":
         torch.cuda.empty_cache()  # the probe's blocks are not the first cell's memory
     threads = f"{torch.get_num_threads()} threads" if kind == "cpu" else torch.cuda.get_device_name(device)
     method = (f"gemm n={n} {precision} best of {REPEATS}; copy {size // 2**20} MiB best of {REPEATS}; {threads}")
     return DevicePeak(device, precision, 2 * n**3 / gemm_s, 2 * size / copy_s, method)
+
+
+def _gemm_s(n: int, device: str, dtype: torch.dtype, sync: Callable[[], None]) -> float:
+    a, b = (torch.randn(n, n, device=device).to(dtype) for _ in range(2))
+    return _best_time(lambda: torch.mm(a, b), sync)
+
+
+def _copy_s(size: int, device: str, sync: Callable[[], None]) -> float:
+    source = torch.empty(size, dtype=torch.uint8, device=device)
+    target = torch.empty_like(source)
+    return _best_time(lambda: target.copy_(source), sync)
 
 
 def _copy_bytes(device: str, kind: str) -> int:

@@ -147,8 +147,8 @@ OPTIONS: dict[str, Option] = {
     "columns": Option(
         "--edgeprof-columns", "edgeprof_columns", "NAMES",
         "the metric columns of the table printed at the end of the run, in order, from latency, p99, throughput, "
-        "memory, energy, flops, top1, efficiency (default: all; columns wider than the terminal are dropped, least important "
-        "first); -q prints only the recommended configuration",
+        "memory, energy, flops, top1, efficiency (default: all; columns wider than the terminal are dropped, least "
+        "important first); -q prints only the recommended configuration",
         "runs.summary:parse_columns",
     ),
     "no_energy": Option(
