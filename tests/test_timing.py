@@ -170,3 +170,13 @@ def test_the_repeat_interval_needs_three_blocks_and_is_never_narrower_than_the_r
     assert low <= within_low and high >= within_high
     shuffled_low, shuffled_high = repeat_interval(shuffled)
     assert high - low > 2 * (shuffled_high - shuffled_low)  # the same rounds, their drift seen only in time order
+
+
+def test_both_intervals_are_saved_and_read_back():
+    measurement = Measurement(Cell("net", "base", 1, (3, 8, 8)), "cpu")
+    measurement.latency = Latency.of([0.01 + 0.0001 * (i % 5) + 0.00001 * i for i in range(40)])
+    info = measurement.to_extra_info()
+    assert info["latency_ms_repeat95"] == list(measurement.latency.repeat95_ms)
+    assert info["latency_ms_repeat95"][0] <= info["latency_ms_ci95"][0] <= info["latency_ms_ci95"][1] <= info["latency_ms_repeat95"][1]
+    read = Measurement.from_extra_info(info).latency
+    assert (read.ci95_ms, read.repeat95_ms) == (measurement.latency.ci95_ms, measurement.latency.repeat95_ms)
