@@ -145,12 +145,15 @@ def check_precision(alternations: int = 5, coverage_runs: int = 20, save: Path |
         if save:
             save.write_text(json.dumps(runs))
         for key in hits:
+            if key not in cell:  # too few rounds for an interval (a machine slowed far down): a miss
+                continue
             low, high = cell[key]
             hits[key] += low <= reference <= high
             widths[key].append((high - low) / 2 / cell["latency_ms_median"])
         stable += bool(cell["latency_stable"])
-    coverage = "; ".join(f"{key} {hits[key]} of {coverage_runs} (half-widths {min(widths[key]):.2%} to "
-                         f"{max(widths[key]):.2%}, median {statistics.median(widths[key]):.2%})" for key in hits)
+    coverage = "; ".join(f"{key} {hits[key]} of {coverage_runs} ({coverage_runs - len(widths[key])} without one; "
+                         f"half-widths {min(widths[key], default=0):.2%} to {max(widths[key], default=0):.2%}, "
+                         f"median {statistics.median(widths[key] or [0]):.2%})" for key in hits)
     print(f"precision: resnet18 b1 224x224 cpu, {torch.get_num_threads()} threads. Suite median / adaptive_autorange "
           f"median, {alternations} alternations: {', '.join(f'{r:.3f}' for r in ratios)}; median {ratio:.3f} "
           f"(bar: within 2 %). Coverage, the reference median inside the saved 95 % interval: {coverage}; "
