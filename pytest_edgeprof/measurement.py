@@ -160,7 +160,8 @@ ROUNDS_PER_BLOCK = 3
 def repeat_interval(samples_in_order: Iterable[float]) -> tuple[float, float] | None:
     """Where the median of another run of the cell is expected, at 95 %: the run's median ± t(k-1) x the
     standard deviation of the medians of k time-ordered blocks of the rounds x sqrt(1 + 1/k) (k = 10, fewer
-    where there are under 30 rounds, at least 3 rounds a block), and never narrower than ``median_interval``.
+    where there are under 30 rounds, at least 3 rounds a block), never narrower than ``median_interval`` and
+    never below 0.
 
     The order-statistics interval assumes independent rounds, so it narrows with every round even while
     the machine's speed drifts; the blocks' medians move with the drift, and their spread says how far
@@ -174,7 +175,7 @@ def repeat_interval(samples_in_order: Iterable[float]) -> tuple[float, float] | 
     median = statistics.median(samples)
     half = _T975[blocks - 1] * statistics.stdev(medians) * math.sqrt(1 + 1 / blocks)
     within = median_interval(samples) or (median, median)
-    return min(median - half, within[0]), max(median + half, within[1])
+    return max(0.0, min(median - half, within[0])), max(median + half, within[1])  # no latency is below 0
 
 
 def _lower_rank(n: int, tail: float) -> int:

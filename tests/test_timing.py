@@ -180,3 +180,9 @@ def test_both_intervals_are_saved_and_read_back():
     assert info["latency_ms_repeat95"][0] <= info["latency_ms_ci95"][0] <= info["latency_ms_ci95"][1] <= info["latency_ms_repeat95"][1]
     read = Measurement.from_extra_info(info).latency
     assert (read.ci95_ms, read.repeat95_ms) == (measurement.latency.ci95_ms, measurement.latency.repeat95_ms)
+
+
+def test_a_spike_widens_the_repeat_interval_but_never_below_zero():
+    rounds = [0.02] * 27 + [2.0, 2.0, 2.0]  # the last block ran while something else held the cores
+    low, high = repeat_interval(rounds)
+    assert low == 0.0 and high > 1.0
