@@ -5,7 +5,9 @@
     python benchmarks/check_timer.py overhead   # a ~5 ms model: what the harness adds per call, bar 1 %
     python benchmarks/check_timer.py precision  # resnet18 b1 224x224: suite median vs adaptive_autorange,
                                                 # alternated 5 times (bar 2 %), and how often the reference
-                                                # median falls inside the saved 95 % interval over 20 runs
+                                                # median falls inside each saved 95 % interval over 20 runs:
+                                                # latency_ms_ci95 (within the run) and latency_ms_repeat95;
+                                                # --save FILE keeps each run's rounds and reference median
 
 Each runs the real suite (benchmarks/test_inference.py) in this process through pytest.main, reads
 the median it saved, then measures the same model and input in the same process. Run it on a quiet
@@ -14,6 +16,7 @@ machine: other processes competing for the cores move both numbers.
 
 from __future__ import annotations
 
+import argparse
 import json
 import statistics
 import sys
@@ -36,13 +39,20 @@ def suite_median_ms(model: str, shape: int, max_time: float) -> float:
 
 def suite_cell(model: str, shape: int, max_time: float) -> dict:
     """The saved extra_info of one cell of the real suite, run in this process."""
+    return suite_cell_and_rounds(model, shape, max_time)[0]
+
+
+def suite_cell_and_rounds(model: str, shape: int, max_time: float) -> tuple[dict, list[float]]:
+    """The saved extra_info and the timed rounds (seconds, in order) of one cell of the real suite, run in this process."""
     with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "run.json"
+        out, journal = Path(tmp) / "run.json", Path(tmp) / "journal.jsonl"
         args = [SUITE, "-q", "-p", "no:cacheprovider", "--device", "cpu", "--models", model, "--batch-sizes", "1",
-                "--shapes", str(shape), f"--benchmark-max-time={max_time}", f"--benchmark-json={out}"]
+                "--shapes", str(shape), f"--benchmark-max-time={max_time}", f"--benchmark-json={out}",
+                f"--journal={journal}"]
         if pytest.main(args) != 0:
             sys.exit("the suite failed")
-        return json.loads(out.read_text())["benchmarks"][0]["extra_info"]
+        rounds = json.loads(journal.read_text().splitlines()[-1])["latencies_s"]
+        return json.loads(out.read_text())["benchmarks"][0]["extra_info"], rounds
 
 
 def check_truth() -> bool:
@@ -115,33 +125,49 @@ def reference_median_ms(model: torch.nn.Module, x: torch.Tensor) -> float:
     return timer.adaptive_autorange(threshold=0.01, max_run_time=10.0).median * 1e3
 
 
-def check_precision(alternations: int = 5, coverage_runs: int = 20) -> bool:
+def check_precision(alternations: int = 5, coverage_runs: int = 20, save: Path | None = None) -> bool:
     """The stopping rule's median against torch.utils.benchmark's adaptive_autorange, alternated in one
-    process so drift hits both; then the saved interval's coverage of a fresh reference median."""
+    process so drift hits both; then each saved interval's coverage of a fresh reference median. ``save``:
+    a JSON file for each coverage run's rounds, saved keys and reference median (to study other rules)."""
     model, x = build_model("resnet18"), example_input(1, (3, 224, 224))
     ratios = []
     for _ in range(alternations):
         suite = suite_cell("resnet18", 224, max_time=5.0)["latency_ms_median"]
         ratios.append(suite / reference_median_ms(model, x))
     ratio = statistics.median(ratios)
-    hits, widths, stable = 0, [], 0
+    hits = {"latency_ms_ci95": 0, "latency_ms_repeat95": 0}
+    widths: dict[str, list[float]] = {key: [] for key in hits}
+    stable, runs = 0, []
     for _ in range(coverage_runs):
-        cell = suite_cell("resnet18", 224, max_time=5.0)
-        low, high = cell["latency_ms_ci95"]
+        cell, rounds = suite_cell_and_rounds("resnet18", 224, max_time=5.0)
         reference = reference_median_ms(model, x)
-        hits += low <= reference <= high
-        widths.append((high - low) / 2 / cell["latency_ms_median"])
+        runs.append({"extra_info": cell, "rounds_s": rounds, "reference_ms": reference})
+        if save:
+            save.write_text(json.dumps(runs))
+        for key in hits:
+            if key not in cell:  # too few rounds for an interval (a machine slowed far down): a miss
+                continue
+            low, high = cell[key]
+            hits[key] += low <= reference <= high
+            widths[key].append((high - low) / 2 / cell["latency_ms_median"])
         stable += bool(cell["latency_stable"])
+    coverage = "; ".join(f"{key} {hits[key]} of {coverage_runs} ({coverage_runs - len(widths[key])} without one; "
+                         f"half-widths {min(widths[key], default=0):.2%} to {max(widths[key], default=0):.2%}, "
+                         f"median {statistics.median(widths[key] or [0]):.2%})" for key in hits)
     print(f"precision: resnet18 b1 224x224 cpu, {torch.get_num_threads()} threads. Suite median / adaptive_autorange "
           f"median, {alternations} alternations: {', '.join(f'{r:.3f}' for r in ratios)}; median {ratio:.3f} "
-          f"(bar: within 2 %). Coverage: the reference median inside the saved 95 % interval in {hits} of "
-          f"{coverage_runs} runs; interval half-widths {min(widths):.2%} to {max(widths):.2%} of the median; "
+          f"(bar: within 2 %). Coverage, the reference median inside the saved 95 % interval: {coverage}; "
           f"{stable} of {coverage_runs} runs reached ±1 % before the 5 s ceiling")
     return abs(ratio - 1) <= 0.02
 
 
 if __name__ == "__main__":
     checks = {"truth": check_truth, "overhead": check_overhead, "precision": check_precision}
-    chosen = sys.argv[1:] or list(checks)
-    results = [checks[name]() for name in chosen]
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("checks", nargs="*", default=list(checks), help=f"any of {', '.join(checks)} (default: all)")
+    parser.add_argument("--save", type=Path, help="precision: save each coverage run's rounds and reference here")
+    args = parser.parse_args()
+    if unknown := set(args.checks) - set(checks):
+        parser.error(f"unknown check {', '.join(sorted(unknown))}; accepted: {', '.join(checks)}")
+    results = [check_precision(save=args.save) if name == "precision" else checks[name]() for name in args.checks]
     sys.exit(0 if all(results) else 1)

@@ -3,7 +3,7 @@
 A Measurement is the one object the timer fills, the plugin saves into pytest-benchmark's
 ``extra_info``, the journal stores, and ``compare``, ``limits`` and ``report`` read back, as
 torch.utils.benchmark's ``Measurement`` is what its ``Compare`` takes. It is made of typed parts
-(latency, memory, energy, cost, pruning, accuracy, warm-up, verdicts); ``to_extra_info()`` and
+(latency, memory, energy, cost, efficiency, pruning, accuracy, warm-up, verdicts); ``to_extra_info()`` and
 ``from_extra_info()`` are its one serializer pair, and the only place the saved keys (README "What is
 saved") are written; a metric's key comes from the registry in ``metrics.py``.
 """
@@ -20,8 +20,9 @@ from typing import Any
 
 from pytest_edgeprof.budgets import Budget, Verdict
 from pytest_edgeprof.errors import UsageError
-from pytest_edgeprof.metrics import (ENERGY, FLOPS, LATENCY, MEMORY, P99, TARGET_ENERGY, TARGET_LATENCY, TARGET_MEMORY,
-                                     TARGET_THROUGHPUT, THROUGHPUT, TOP1, TOP5, Metric, budget_metric, number)
+from pytest_edgeprof.metrics import (EFFICIENCY, ENERGY, FLOPS, FLOPS_PER_S, LATENCY, MEMORY, P99, TARGET_ENERGY,
+                                     TARGET_LATENCY, TARGET_MEMORY, TARGET_THROUGHPUT, THROUGHPUT, TOP1, TOP5, Metric,
+                                     budget_metric, number)
 from pytest_edgeprof.metrics import metric as find_metric
 from pytest_edgeprof.outcome import Outcome
 
@@ -136,9 +137,10 @@ class Latency:
     rounds: int
     timer: str  # "cuda-events" or "perf_counter"
     samples_s: tuple[float, ...] = field(default=(), repr=False)
-    ci95_ms: tuple[float, float] | None = None  # the median's 95 % interval; None under 6 rounds
+    ci95_ms: tuple[float, float] | None = None  # the median's 95 % interval within this run; None under 6 rounds
     cov: float | None = None  # coefficient of variation: standard deviation / mean
     stable: bool | None = None  # the stopping rule reached its precision; None: rounds not run by it
+    repeat95_ms: tuple[float, float] | None = None  # where another run's median is expected (95 %); None under 9 rounds
 
     @classmethod
     def of(cls, samples_s: Iterable[float], timer: str = "perf_counter", stable: bool | None = None) -> "Latency":
@@ -151,11 +153,12 @@ class Latency:
         def percentile_ms(percent: int) -> float:
             return (cuts[percent - 1] if cuts else samples[0]) * 1e3
 
-        interval = median_interval(samples)
+        interval, repeat = median_interval(samples), repeat_interval(samples)
         cov = statistics.stdev(samples) / statistics.fmean(samples) if len(samples) > 1 else None
         return cls(statistics.median(samples) * 1e3, percentile_ms(90), percentile_ms(99),
                    percentile_ms(75) - percentile_ms(25), len(samples), timer, samples,
-                   (interval[0] * 1e3, interval[1] * 1e3) if interval else None, cov, stable)
+                   (interval[0] * 1e3, interval[1] * 1e3) if interval else None, cov, stable,
+                   (repeat[0] * 1e3, repeat[1] * 1e3) if repeat else None)
 
     def throughput_ips(self, batch_size: int) -> float:
         return batch_size / (self.median_ms / 1e3)
@@ -175,6 +178,33 @@ def median_interval(samples: Iterable[float], confidence: float = 0.95) -> tuple
     if rank == 0:
         return None
     return ordered[rank - 1], ordered[n - rank]
+
+
+# Student's t, 97.5th percentile, by degrees of freedom: a two-sided 95 % interval from a few block medians.
+_T975 = {2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}
+REPEAT_BLOCKS = 10
+ROUNDS_PER_BLOCK = 3
+
+
+def repeat_interval(samples_in_order: Iterable[float]) -> tuple[float, float] | None:
+    """Where the median of another run of the cell is expected, at 95 %: the run's median ± t(k-1) x the
+    standard deviation of the medians of k time-ordered blocks of the rounds x sqrt(1 + 1/k) (k = 10, fewer
+    where there are under 30 rounds, at least 3 rounds a block), never narrower than ``median_interval`` and
+    never below 0.
+
+    The order-statistics interval assumes independent rounds, so it narrows with every round even while
+    the machine's speed drifts; the blocks' medians move with the drift, and their spread says how far
+    another stretch of time, such as the next run, may read. None under 9 rounds (3 blocks)."""
+    samples = list(samples_in_order)
+    blocks = min(REPEAT_BLOCKS, len(samples) // ROUNDS_PER_BLOCK)
+    if blocks < 3:
+        return None
+    size = len(samples) / blocks
+    medians = [statistics.median(samples[round(i * size):round((i + 1) * size)]) for i in range(blocks)]
+    median = statistics.median(samples)
+    half = _T975[blocks - 1] * statistics.stdev(medians) * math.sqrt(1 + 1 / blocks)
+    within = median_interval(samples) or (median, median)
+    return max(0.0, min(median - half, within[0])), max(median + half, within[1])  # no latency is below 0
 
 
 def _lower_rank(n: int, tail: float) -> int:
@@ -259,6 +289,23 @@ class Deployment:
 
 
 @dataclass(frozen=True)
+class Efficiency:
+    """How close the cell came to the device's physical limit: its FLOPs per second at the median latency
+    over the achievable peak the session probed (``measure/peak.py``) at the run's precision."""
+
+    flops_per_s: float
+    efficiency: float | None  # flops_per_s / the peak; None where no peak was probed
+
+    @classmethod
+    def of(cls, cost: Cost | None, latency: Latency | None, peak_flops_per_s: float | None) -> "Efficiency | None":
+        """None where the FLOPs were not counted or the rounds not timed."""
+        if cost is None or cost.flops is None or latency is None or latency.median_ms <= 0:
+            return None
+        rate = cost.flops / (latency.median_ms / 1e3)
+        return cls(rate, rate / peak_flops_per_s if peak_flops_per_s else None)
+
+
+@dataclass(frozen=True)
 class Pruning:
     """What a pruned variant really is, at the model's own input size."""
 
@@ -301,9 +348,9 @@ class Prediction:
 _IDENTITY_KEYS = ("model", "variant", "batch_size", "input_shape", "precision", "runtime", "device")
 _PART_KEYS = frozenset({
     *_IDENTITY_KEYS, "outcome", "error", LATENCY.key, "latency_ms_p90", P99.key, "latency_ms_iqr", THROUGHPUT.key,
-    "latency_samples", "latency_timer", "latency_ms_ci95", "latency_cov", "latency_stable", "warmup_calls", "warmup_settled", MEMORY.key, "activation_peak_bytes",
+    "latency_samples", "latency_timer", "latency_ms_ci95", "latency_ms_repeat95", "latency_cov", "latency_stable", "warmup_calls", "warmup_settled", MEMORY.key, "activation_peak_bytes",
     "peak_rss_bytes", "peak_mem_method", "peak_reserved_bytes", ENERGY.key, "avg_power_w", "energy_source",
-    "energy_note", "co2_kg_per_image", FLOPS.key, "macs", "params", "model_bytes", "flops_error", "prune_target",
+    "energy_note", "co2_kg_per_image", FLOPS.key, "macs", "params", "model_bytes", "flops_error", FLOPS_PER_S.key, EFFICIENCY.key, "prune_target",
     "prune_achieved", "prune_method", "prune_params_before", "prune_params_after", "prune_reference_shape",
     TOP1.key, TOP5.key, "eval_set", "budgets", "budget_verdicts", "device_state", "target", "target_precision",
     TARGET_MEMORY.key, TARGET_LATENCY.key, TARGET_THROUGHPUT.key, "target_latency_method", TARGET_ENERGY.key,
@@ -325,6 +372,7 @@ class Measurement:
     energy: Energy | None = None
     cost: Cost | None = None
     deployment: Deployment | None = None
+    efficiency: Efficiency | None = None
     pruning: Pruning | None = None
     accuracy: Accuracy | None = None
     prediction: Prediction | None = None  # an emulated target's figures, beside (never instead of) the measured ones
@@ -348,8 +396,8 @@ class Measurement:
         }
         if self.error:
             info["error"] = self.error
-        parts = (self.latency, self.warmup, self.memory, self.energy, self.cost, self.deployment, self.pruning,
-                 self.accuracy, self.prediction)
+        parts = (self.latency, self.warmup, self.memory, self.energy, self.cost, self.efficiency, self.deployment,
+                 self.pruning, self.accuracy, self.prediction)
         for part in parts:
             if part is not None:
                 info.update(_WRITERS[type(part)](part, self.cell))
@@ -366,17 +414,17 @@ class Measurement:
         """The record a saved ``extra_info`` holds (any version's: missing parts stay None).
         ``UsageError`` where it is not an edgeprof cell or a metric's value is not a number."""
         cell = Cell.from_extra_info(info)
-        for metric_key in (LATENCY.key, P99.key, THROUGHPUT.key, MEMORY.key, ENERGY.key, FLOPS.key, TOP1.key, TOP5.key,
-                           TARGET_MEMORY.key, TARGET_LATENCY.key, TARGET_ENERGY.key):
+        for metric_key in (LATENCY.key, P99.key, THROUGHPUT.key, MEMORY.key, ENERGY.key, FLOPS.key, FLOPS_PER_S.key,
+                           EFFICIENCY.key, TOP1.key, TOP5.key, TARGET_MEMORY.key, TARGET_LATENCY.key, TARGET_ENERGY.key):
             value = info.get(metric_key)
             if value is not None and number(value) is None:
                 raise UsageError(f"{metric_key} is {value!r}, not a number")
         return cls(
             cell, str(info.get("device") or ""), Outcome.read(info.get("outcome")), str(info.get("error") or ""),
             latency=_read_latency(info), warmup=_read_warmup(info), memory=_read_memory(info),
-            energy=_read_energy(info), cost=_read_cost(info), deployment=_read_deployment(info), pruning=_read_pruning(info),
-            accuracy=_read_accuracy(info), prediction=_read_prediction(info), budgets=_read_budgets(info),
-            verdicts=_read_verdicts(info),
+            energy=_read_energy(info), cost=_read_cost(info), efficiency=_read_efficiency(info),
+            deployment=_read_deployment(info), pruning=_read_pruning(info), accuracy=_read_accuracy(info),
+            prediction=_read_prediction(info), budgets=_read_budgets(info), verdicts=_read_verdicts(info),
             device_state=state if isinstance(state := info.get("device_state"), dict) else None,
             other={k: v for k, v in info.items() if k not in _PART_KEYS},
         )
@@ -391,6 +439,7 @@ def _write_latency(latency: Latency, cell: Cell) -> dict[str, Any]:
         "latency_ms_iqr": latency.iqr_ms, THROUGHPUT.key: latency.throughput_ips(cell.batch_size),
         "latency_samples": latency.rounds, "latency_timer": latency.timer,
         **({"latency_ms_ci95": list(latency.ci95_ms)} if latency.ci95_ms is not None else {}),
+        **({"latency_ms_repeat95": list(latency.repeat95_ms)} if latency.repeat95_ms is not None else {}),
         **({"latency_cov": latency.cov} if latency.cov is not None else {}),
         **({"latency_stable": latency.stable} if latency.stable is not None else {}),
     }
@@ -435,6 +484,13 @@ def _write_deployment(deployment: Deployment, cell: Cell) -> dict[str, Any]:
     return info
 
 
+def _write_efficiency(efficiency: Efficiency, cell: Cell) -> dict[str, Any]:
+    info: dict[str, Any] = {FLOPS_PER_S.key: efficiency.flops_per_s}
+    if efficiency.efficiency is not None:
+        info[EFFICIENCY.key] = efficiency.efficiency
+    return info
+
+
 def _write_pruning(pruning: Pruning, cell: Cell) -> dict[str, Any]:
     return {
         "prune_target": pruning.target, "prune_achieved": pruning.achieved, "prune_method": pruning.method,
@@ -459,7 +515,8 @@ def _write_prediction(prediction: Prediction, cell: Cell) -> dict[str, Any]:
 
 _WRITERS: dict[type, Any] = {
     Latency: _write_latency, WarmUp: _write_warmup, Memory: _write_memory, Energy: _write_energy, Cost: _write_cost,
-    Deployment: _write_deployment, Pruning: _write_pruning, Accuracy: _write_accuracy, Prediction: _write_prediction,
+    Efficiency: _write_efficiency, Deployment: _write_deployment, Pruning: _write_pruning, Accuracy: _write_accuracy,
+    Prediction: _write_prediction,
 }
 
 
@@ -480,13 +537,16 @@ def _read_latency(info: Mapping[str, Any]) -> Latency | None:
     if median is None:
         return None
     p90, p99, iqr = (number(info.get(key)) for key in ("latency_ms_p90", P99.key, "latency_ms_iqr"))
-    saved_interval = info.get("latency_ms_ci95")
-    bounds = [number(v) for v in saved_interval] if isinstance(saved_interval, list) and len(saved_interval) == 2 else []
-    interval = (bounds[0], bounds[1]) if len(bounds) == 2 and None not in bounds else None
     return Latency(median, median if p90 is None else p90, median if p99 is None else p99, iqr or 0.0,
                    _int(info.get("latency_samples")) or 0, _text(info.get("latency_timer")),
-                   ci95_ms=interval, cov=number(info.get("latency_cov")),  # type: ignore[arg-type]
-                   stable=stable if isinstance(stable := info.get("latency_stable"), bool) else None)
+                   ci95_ms=_read_interval(info.get("latency_ms_ci95")), cov=number(info.get("latency_cov")),
+                   stable=stable if isinstance(stable := info.get("latency_stable"), bool) else None,
+                   repeat95_ms=_read_interval(info.get("latency_ms_repeat95")))
+
+
+def _read_interval(saved: Any) -> tuple[float, float] | None:
+    bounds = [number(v) for v in saved] if isinstance(saved, list) and len(saved) == 2 else []
+    return (bounds[0], bounds[1]) if len(bounds) == 2 and None not in bounds else None  # type: ignore[return-value]
 
 
 def _read_warmup(info: Mapping[str, Any]) -> WarmUp | None:
@@ -523,6 +583,11 @@ def _read_deployment(info: Mapping[str, Any]) -> Deployment | None:
     return Deployment(_text(info.get("runtime_version")), _text(info.get("provider")),
                       dict(options) if isinstance(options, Mapping) else {}, number(info.get("compile_s")),
                       _text(info.get("quantization")))
+
+
+def _read_efficiency(info: Mapping[str, Any]) -> Efficiency | None:
+    rate = number(info.get(FLOPS_PER_S.key))
+    return None if rate is None else Efficiency(rate, number(info.get(EFFICIENCY.key)))
 
 
 def _read_pruning(info: Mapping[str, Any]) -> Pruning | None:

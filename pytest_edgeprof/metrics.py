@@ -157,6 +157,16 @@ def format_flops(n: float, like: str | None = None, digits: int = 3) -> str:
     return _scaled(n, _COUNT_SCALE, digits, suffix="FLOPs")
 
 
+def format_flop_rate(n: float, like: str | None = None, digits: int = 3) -> str:
+    """``1.2e11`` -> ``"120 GFLOP/s"``."""
+    return _scaled(n, _COUNT_SCALE, digits, suffix="FLOP/s")
+
+
+def format_fraction(fraction: float, like: str | None = None, digits: int = 3) -> str:
+    """``0.123`` -> ``"12.3 %"``: a fraction as a percentage."""
+    return f"{_significant(fraction * 100, digits)} %"
+
+
 # --- the registry ----------------------------------------------------------------------------------
 
 
@@ -166,13 +176,14 @@ class Metric:
 
     name: str  # the short name on command lines and markers: budget memory=..., --fail latency:10%
     key: str  # its key in pytest-benchmark's extra_info (README "What is saved")
-    unit: str  # the base unit values are kept in: bytes, ms, J, ips, %, FLOPs
+    unit: str  # the base unit values are kept in: bytes, ms, J, ips, %, FLOPs, FLOP/s, fraction
     worse: Literal["higher", "lower"]
     label: str  # how a line names it: "peak memory 2.81 GB > budget 2.6 GB"
     format: Callable[..., str]  # (value, like=a budget's text, digits=n) -> text
     parse: Callable[[str], float] | None = None  # a budget's text -> value in the base unit; None: no budget
     example: str = ""  # a budget value for messages and help, e.g. 2.6GB
-    compared: bool = True  # shown by compare, limits and the report (p99 and top5 are budgets only)
+    compared: bool = True  # shown by compare, limits and the report (p99, top5: budgets only; FLOP/s and efficiency
+    # follow from latency and FLOPs)
     change_unit: Literal["%", "pp"] = "%"  # compare --fail: percent of A, or percentage points
     predicts: str = ""  # an emulated target's predicted figure: the name of the measured metric it predicts
 
@@ -194,6 +205,10 @@ THROUGHPUT = Metric("throughput", "throughput_ips", "ips", "lower", "throughput"
 MEMORY = Metric("memory", "peak_mem_bytes", "bytes", "higher", "peak memory", format_bytes, parse_bytes, "2.6GB")
 ENERGY = Metric("energy", "energy_j_per_image", "J", "higher", "energy per image", format_energy_j, parse_energy_j, "0.5J")
 FLOPS = Metric("flops", "flops", "FLOPs", "higher", "FLOPs", format_flops)
+FLOPS_PER_S = Metric("flops_per_s", "flops_per_s", "FLOP/s", "lower", "achieved FLOP/s", format_flop_rate,
+                     compared=False)
+EFFICIENCY = Metric("efficiency", "efficiency", "fraction", "lower", "efficiency (of the device's peak FLOP/s)",
+                    format_fraction, compared=False)
 TOP1 = Metric("top1", "top1", "%", "lower", "top-1 accuracy", format_percent, parse_percent, "70", change_unit="pp")
 TOP5 = Metric("top5", "top5", "%", "lower", "top-5 accuracy", format_percent, parse_percent, "70", compared=False,
               change_unit="pp")
@@ -209,8 +224,9 @@ TARGET_THROUGHPUT = Metric("target_throughput", "target_throughput_ips", "ips", 
                            format_rate_ips, predicts="throughput")
 
 # In this order everywhere: budget verdicts, the failure lines, compare's rows, limits' numbers.
-METRICS: dict[str, Metric] = {m.name: m for m in (MEMORY, LATENCY, P99, ENERGY, THROUGHPUT, FLOPS, TOP1, TOP5,
-                                                  TARGET_MEMORY, TARGET_LATENCY, TARGET_ENERGY, TARGET_THROUGHPUT)}
+METRICS: dict[str, Metric] = {m.name: m for m in (MEMORY, LATENCY, P99, ENERGY, THROUGHPUT, FLOPS, FLOPS_PER_S, EFFICIENCY,
+                                                  TOP1, TOP5, TARGET_MEMORY, TARGET_LATENCY, TARGET_ENERGY,
+                                                  TARGET_THROUGHPUT)}
 # measured metric name -> the target's predicted twin; budgets of an emulated run judge the twin
 PREDICTED: dict[str, Metric] = {m.predicts: m for m in METRICS.values() if m.predicts}
 DEVICE_INDEPENDENT = frozenset({TOP1.name, TOP5.name})  # the same on the target as measured on the host

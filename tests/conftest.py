@@ -23,3 +23,13 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def one_cache_folder(tmp_path_factory):
+    """One cache folder for the whole test session, as a user's machine has one: pytester gives each run a
+    fresh HOME, and without this every timed run would probe the device's peak again."""
+    patch = pytest.MonkeyPatch()
+    patch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache")))
+    yield
+    patch.undo()

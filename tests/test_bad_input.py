@@ -246,6 +246,8 @@ COVERED_ELSEWHERE = [
                  fragment="no published figures gathered for jetson-xavier-nx", where="test_plugin_emulate.py"),
     _pytest_case("--latency-ci 1", "--latency-ci", "1", fragment="bad --latency-ci '1': expected a percentage",
                  where="test_timing.py"),
+    _pytest_case("--cooldown until=50F", "--cooldown", "until=50F", fragment="bad --cooldown 'until=50F': expected seconds",
+                 where="test_cooldown.py"),
     _pytest_case("--edgeprof-columns latency,speed", "--edgeprof-columns", "latency,speed",
                  fragment="unknown column 'speed'; accepted: latency, p99", where="test_summary.py"),
     _pytest_case("ini edgeprof_budget = latency=fast", ini="edgeprof_budget = latency=fast", fragment="bad duration 'fast'",

@@ -145,6 +145,8 @@ def test_metrics_read_design_keys_with_their_bounds() -> None:
         "energy": ("energy_j_per_image", "upper"),
         "throughput": ("throughput_ips", "lower"),
         "flops": ("flops", "upper"),
+        "flops_per_s": ("flops_per_s", "lower"),
+        "efficiency": ("efficiency", "lower"),
         "top1": ("top1", "lower"),
         "top5": ("top5", "lower"),
         "target_memory": ("target_peak_mem_bytes", "upper"),

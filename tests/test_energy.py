@@ -388,13 +388,13 @@ def test_codecarbon_estimate_here_is_labelled_and_offline(tmp_path, monkeypatch)
     monkeypatch.chdir(tmp_path)
     meter = open_energy_meter("cpu", sysfs_root=tmp_path)  # empty tree: no rails, no RAPL
     assert isinstance(meter, CodeCarbonMeter)
-    assert meter.min_window_s == 3.0
+    assert meter.min_window_s == 0.0  # modelled power x time: the timed rounds' own window is enough
     _Audit.install()
     _Audit.events.clear()
     _Audit.on = True
     try:
-        reading, calls = measure_energy(lambda: time.sleep(0.05), meter, images_per_call=1)
-        short = measure_energy(idle, meter, images_per_call=1, min_window_s=0)[0]
+        reading, calls = measure_energy(lambda: time.sleep(0.05), meter, images_per_call=1, min_window_s=3.0)
+        short = measure_energy(idle, meter, images_per_call=1)[0]
     finally:
         _Audit.on = False
     meter.close()
@@ -405,4 +405,6 @@ def test_codecarbon_estimate_here_is_labelled_and_offline(tmp_path, monkeypatch)
     assert reading.seconds >= 3.0 and reading.samples >= 3
     assert reading.joules is not None and reading.joules > 0
     assert reading.co2_kg is not None and reading.co2_kg > 0
-    assert short.joules is None and "shorter than the 3 s" in short.reason
+    assert short.seconds < 0.5 and short.joules is not None and short.reason.startswith("estimate")
+    # the RAM constant (20 W here) dominates, the CPU part moves with the machine's load (0.8-8 W here)
+    assert short.avg_power_w == pytest.approx(reading.avg_power_w, rel=0.3)

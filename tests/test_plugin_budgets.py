@@ -46,6 +46,16 @@ def test_every_cell_saves_memory_energy_and_flops(pytester, tmp_path):
     assert info["budgets"]["memory"].endswith("GiB")
 
 
+def test_an_estimate_from_time_is_taken_over_the_timed_rounds_alone(pytester, tmp_path):
+    result, info = run_tiny(pytester, tmp_path, energy=True)
+    result.assert_outcomes(passed=1)
+    if info["energy_source"] != "codecarbon-estimate":
+        pytest.skip(f"this machine measures energy ({info['energy_source']}): its source keeps its own window")
+    window_s = info["energy_j_per_image"] * info["latency_samples"] * 2 / info["avg_power_w"]
+    rounds_s = info["latency_samples"] * info["latency_ms_median"] / 1e3
+    assert 0.5 * rounds_s < window_s < 1.0  # the rounds' own time (a 0.05 s ceiling here), not a 3 s window
+
+
 def test_no_energy_says_energy_was_not_measured(pytester, tmp_path):
     result, info = run_tiny(pytester, tmp_path)
     result.assert_outcomes(passed=1)

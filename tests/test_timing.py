@@ -1,4 +1,5 @@
 import math
+import random
 import statistics
 import time
 
@@ -6,7 +7,7 @@ import numpy as np
 import pytest
 from hypothesis import given, strategies as st
 
-from pytest_edgeprof.measurement import EXACT_RANKS_UP_TO, Cell, Latency, Measurement, median_interval
+from pytest_edgeprof.measurement import EXACT_RANKS_UP_TO, Cell, Latency, Measurement, median_interval, repeat_interval
 from pytest_edgeprof.errors import UsageError
 from pytest_edgeprof.measure.timing import CallRecorder, StoppingRule, warm_up
 from pytest_edgeprof.metrics import parse_latency_ci
@@ -134,3 +135,54 @@ def test_above_the_exact_sum_the_ranks_are_the_exact_ones(n):
         below += math.comb(n, exact) / 2**n
         exact += 1
     assert n > EXACT_RANKS_UP_TO and median_interval(range(1, n + 1)) == (exact, n + 1 - exact)
+
+
+def _runs(walk: float, trials: int = 200, seed: int = 12):
+    """Pairs (this run's rounds, the next run's median) of a model whose speed drifts as a random walk of
+    ``walk`` per round, each round with its own noise: a seeded simulation of a machine like this VM."""
+    rng = random.Random(seed)
+    for _ in range(trials):
+        speed, rounds = 1.0, []
+        for _ in range(400):
+            speed *= 1 + rng.gauss(0, walk)
+            rounds.append(0.02 * speed * (1 + abs(rng.gauss(0, 0.03))))
+        yield rounds[:200], statistics.median(rounds[200:])
+
+
+def _coverage(rule, walk: float) -> float:
+    hits = total = 0
+    for rounds, following in _runs(walk):
+        low, high = rule(rounds)
+        hits, total = hits + (low <= following <= high), total + 1
+    return hits / total
+
+
+def test_the_repeat_interval_holds_the_next_runs_median_where_the_within_run_one_cannot():
+    assert _coverage(median_interval, 0.0) >= 0.75 and _coverage(repeat_interval, 0.0) >= 0.95  # no drift
+    assert _coverage(median_interval, 0.001) <= 0.3 and _coverage(repeat_interval, 0.001) >= 0.75  # drift
+
+
+def test_the_repeat_interval_needs_three_blocks_and_is_never_narrower_than_the_run_own():
+    assert repeat_interval([0.01] * 8) is None and repeat_interval([0.01] * 9) == (0.01, 0.01)
+    rounds = [0.02 * (1 + 0.0002 * i) + 0.0001 * (i % 7) for i in range(300)]  # a slow rise, some noise
+    shuffled = random.Random(3).sample(rounds, len(rounds))
+    (low, high), (within_low, within_high) = repeat_interval(rounds), median_interval(rounds)
+    assert low <= within_low and high >= within_high
+    shuffled_low, shuffled_high = repeat_interval(shuffled)
+    assert high - low > 2 * (shuffled_high - shuffled_low)  # the same rounds, their drift seen only in time order
+
+
+def test_both_intervals_are_saved_and_read_back():
+    measurement = Measurement(Cell("net", "base", 1, (3, 8, 8)), "cpu")
+    measurement.latency = Latency.of([0.01 + 0.0001 * (i % 5) + 0.00001 * i for i in range(40)])
+    info = measurement.to_extra_info()
+    assert info["latency_ms_repeat95"] == list(measurement.latency.repeat95_ms)
+    assert info["latency_ms_repeat95"][0] <= info["latency_ms_ci95"][0] <= info["latency_ms_ci95"][1] <= info["latency_ms_repeat95"][1]
+    read = Measurement.from_extra_info(info).latency
+    assert (read.ci95_ms, read.repeat95_ms) == (measurement.latency.ci95_ms, measurement.latency.repeat95_ms)
+
+
+def test_a_spike_widens_the_repeat_interval_but_never_below_zero():
+    rounds = [0.02] * 27 + [2.0, 2.0, 2.0]  # the last block ran while something else held the cores
+    low, high = repeat_interval(rounds)
+    assert low == 0.0 and high > 1.0

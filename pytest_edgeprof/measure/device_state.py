@@ -70,6 +70,12 @@ def _thermal(root: Path) -> dict[str, Any]:
     return {"thermal_zones": zones} if zones else {}
 
 
+def hottest_c(root: Path = Path("/")) -> float | None:
+    """The hottest thermal zone's temperature in C; None where no zone is readable (``--cooldown until=``)."""
+    zones = _thermal(root).get("thermal_zones", {})
+    return max((zone["temp_c"] for zone in zones.values()), default=None)
+
+
 _THROTTLE_REASONS = {  # NVML's clocksThrottleReasons bits that mean the GPU was held back
     0x2: "applications clocks setting", 0x4: "software power cap", 0x8: "hardware slowdown",
     0x20: "software thermal slowdown", 0x40: "hardware thermal slowdown", 0x80: "hardware power brake",
@@ -94,12 +100,19 @@ def _nvml(index: int) -> dict[str, Any]:
         return {}
 
 
+def load_beyond(load: float, cores: int, threads: int) -> float:
+    """The load beyond this run's own threads where it is more than BUSY_LOAD_PER_CORE of the cores (other
+    processes compete for them), else 0."""
+    beyond = load - threads
+    return round(beyond, 2) if beyond > BUSY_LOAD_PER_CORE * cores else 0.0
+
+
 def likely_causes(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
     """What in the two readings would make timings soft, one phrase each; [] when nothing shows."""
     causes = []
     load, cores = max(before.get("load_average_1m", 0), after.get("load_average_1m", 0)), after.get("cores") or 1
     own = after.get("threads", 0)  # the measured model's own threads keep that many cores busy
-    if load - own > BUSY_LOAD_PER_CORE * cores:
+    if load_beyond(load, cores, own):
         causes.append(f"other processes busy (load average {load:g} on {cores} cores, this run uses {own} threads)")
     governors = set(before.get("cpu_governors", [])) | set(after.get("cpu_governors", []))
     if governors - {"performance"}:

@@ -5,22 +5,26 @@ best of a few square GEMMs (2·n³ FLOPs each) at the precision, and a large ten
 bytes written) for the bandwidth, on this device with this run's torch threads. The GEMM size grows
 from 256 until one GEMM takes ``GEMM_TARGET_S`` (so a 2-core CPU and a datacenter GPU each get a
 size that fills them, and the probe stays short). The result is cached as JSON per machine, device,
-precision, torch version and thread count, so a session pays for it once per machine.
+precision, torch version and thread count, so a session pays for it once per machine; a probe taken
+while other processes kept the cores busy (device_state's rule for a soft latency) is used for its
+run but not cached, and its ``method`` says so.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import platform
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Callable
 
 import torch
 
 from pytest_edgeprof.errors import UsageError
+from pytest_edgeprof.measure.device_state import load_beyond
 from pytest_edgeprof.paths import default_cache_dir
 
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
@@ -50,10 +54,24 @@ def probe_peak(device: str, precision: str = "fp32", cache_dir: Path | None = No
     cached = _read_cached(path, key)
     if cached is not None:
         return cached
+    busy_before = _busy()
     peak = _measure(device, precision, dtype)
-    folder.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"key": key, "peak": asdict(peak)}, indent=1))
+    busy = busy_before or _busy()
+    if busy:  # other work shared the cores: good enough for this run, too low to keep for the next
+        return replace(peak, method=f"{peak.method}; not cached: {busy}")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"key": key, "peak": asdict(peak)}, indent=1))
+    except OSError:  # a cache that cannot be written costs the next run another probe, nothing else
+        pass
     return peak
+
+
+def _busy() -> str:
+    """Why the machine is too busy for a peak worth caching ("" if it is not): the same rule as a soft latency's cause."""
+    load, threads = os.getloadavg()[0], torch.get_num_threads()
+    beyond = load_beyond(load, os.cpu_count() or 1, threads)
+    return f"other processes busy (load average {load:g}, this run uses {threads} threads)" if beyond else ""
 
 
 def _dtype(precision: str) -> torch.dtype:
@@ -109,17 +127,33 @@ def _measure(device: str, precision: str, dtype: torch.dtype) -> DevicePeak:
     sync = (lambda: torch.cuda.synchronize(device)) if kind == "cuda" else (lambda: None)
     with torch.inference_mode():
         n = _gemm_size(device, dtype, sync, GEMM_MAX_N[kind])
-        a, b = (torch.randn(n, n, device=device).to(dtype) for _ in range(2))
-        gemm_s = _best_time(lambda: torch.mm(a, b), sync)
-        del a, b
-        size = COPY_BYTES[kind]
-        source = torch.empty(size, dtype=torch.uint8, device=device)
-        target = torch.empty_like(source)
-        copy_s = _best_time(lambda: target.copy_(source), sync)
-        del source, target
+        gemm_s = _gemm_s(n, device, dtype, sync)
+        size = _copy_bytes(device, kind)
+        copy_s = _copy_s(size, device, sync)
+    if kind == "cuda":
+        torch.cuda.empty_cache()  # the probe's blocks are not the first cell's memory
     threads = f"{torch.get_num_threads()} threads" if kind == "cpu" else torch.cuda.get_device_name(device)
     method = (f"gemm n={n} {precision} best of {REPEATS}; copy {size // 2**20} MiB best of {REPEATS}; {threads}")
     return DevicePeak(device, precision, 2 * n**3 / gemm_s, 2 * size / copy_s, method)
+
+
+def _gemm_s(n: int, device: str, dtype: torch.dtype, sync: Callable[[], None]) -> float:
+    a, b = (torch.randn(n, n, device=device).to(dtype) for _ in range(2))
+    return _best_time(lambda: torch.mm(a, b), sync)
+
+
+def _copy_s(size: int, device: str, sync: Callable[[], None]) -> float:
+    source = torch.empty(size, dtype=torch.uint8, device=device)
+    target = torch.empty_like(source)
+    return _best_time(lambda: target.copy_(source), sync)
+
+
+def _copy_bytes(device: str, kind: str) -> int:
+    """The copy's size: large enough to leave the caches, at most an eighth of a GPU's free memory (a Jetson shares it)."""
+    if kind != "cuda":
+        return COPY_BYTES[kind]
+    free, _ = torch.cuda.mem_get_info(device)
+    return min(COPY_BYTES[kind], free // 8 // 2**20 * 2**20)
 
 
 def _gemm_size(device: str, dtype: torch.dtype, sync: Callable[[], None], max_n: int) -> int:

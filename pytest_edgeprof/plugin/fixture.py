@@ -19,7 +19,7 @@ from pytest_edgeprof.measure.device_state import likely_causes
 from pytest_edgeprof.measure.flops import check_batch_size, check_input_shape
 from pytest_edgeprof.measure.isolation import IsolatedJob, run_isolated
 from pytest_edgeprof.measure.timing import CallRecorder, Rounds
-from pytest_edgeprof.measurement import DEFAULT_PRECISION, DEFAULT_RUNTIME, Cell, CellKey, Measurement
+from pytest_edgeprof.measurement import DEFAULT_PRECISION, DEFAULT_RUNTIME, Cell, CellKey, Efficiency, Measurement
 from pytest_edgeprof.models.identity import module_identity
 from pytest_edgeprof.models.variants import ModelRef
 from pytest_edgeprof.outcome import Outcome, allocation_text
@@ -84,6 +84,8 @@ class EdgeprofTimer:
         if entry is not None:  # measured before under this key: its rounds, judged by this run's budgets
             pytest_benchmark.record_rounds(self._benchmark, entry.latencies_s, entry.iterations)
             return self._judge(entry.measurement, key, entry.latencies_s, entry.iterations, replayed=entry.to_json())
+        peak = self._session.peak(cell.precision)  # probed before the first cell's warm-up, never during its rounds
+        cooldown = self._session.cool_down()
         try:
             measurement = self._measure(model, cell, identity)
         except UsageError:
@@ -97,6 +99,9 @@ class EdgeprofTimer:
         if ref is not None:  # a grid model: what the variant is, and its accuracy at this shape and configuration
             measurement.pruning = self._session.models.pruning(ref) or measurement.pruning
             measurement.accuracy = self._session.models.accuracy(ref, cell)
+        if cooldown is not None:
+            measurement.device_state = {**(measurement.device_state or {}), "cooldown": cooldown}
+        measurement.efficiency = Efficiency.of(measurement.cost, measurement.latency, peak.flops_per_s if peak else None)
         rounds = pytest_benchmark.timed_rounds(self._benchmark)
         latencies_s, iterations = rounds if rounds else ([], 1)
         return self._judge(measurement, key, latencies_s, iterations)

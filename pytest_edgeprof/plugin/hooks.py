@@ -279,7 +279,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict[str, Any]) -> None:
     from pytest_edgeprof.device import machine_info as device_machine_info
 
-    machine_info["edgeprof"] = device_machine_info(config.stash[SESSION].profile)
+    session = config.stash[SESSION]
+    machine_info["edgeprof"] = {**device_machine_info(session.profile), **session.peak_info()}
 
 
 @pytest.fixture(scope="session")

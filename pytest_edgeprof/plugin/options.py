@@ -24,6 +24,7 @@ from pytest_edgeprof.shared_options import DEVICE, SHAPE, WEIGHTS
 
 if TYPE_CHECKING:
     from pytest_edgeprof.budgets import Budget
+    from pytest_edgeprof.measure.cooldown import Cooldown
 
 GROUP = "edgeprof"
 
@@ -56,6 +57,7 @@ class Settings:
     columns: tuple[str, ...] | None = None  # the summary's metric columns; None: all that fit
     latency_ci: float = 0.01  # rounds go on until the median's 95 % interval is within this fraction of it
     emulate: str | None = None  # a device profile whose figures each cell also gets, predicted (measure/emulation.py)
+    cooldown: Cooldown | None = None  # a pause, or a wait for a temperature, before every cell but the first
 
 
 @dataclass(frozen=True)
@@ -157,17 +159,25 @@ OPTIONS: dict[str, Option] = {
         "that reaches it first is saved with latency_stable false",
         "metrics:parse_latency_ci",
     ),
+    "cooldown": Option(
+        "--cooldown", "edgeprof_cooldown", "SECONDS|until=TEMP",
+        "wait before each cell's warm-up and timed rounds (not the first cell's): SECONDS (30 or 2.5s), or "
+        "until=50C: until the hottest readable thermal zone is at or below 50 C, at most 300 s (until=50C,max=120s "
+        "sets that bound; where no temperature is readable: one warning, no wait); saved as device_state.cooldown",
+        "measure.cooldown:parse_cooldown",
+    ),
     "columns": Option(
         "--edgeprof-columns", "edgeprof_columns", "NAMES",
         "the metric columns of the table printed at the end of the run, in order, from latency, p99, target_latency, "
-        "throughput, memory, target_memory, energy, flops, top1 (target_: predicted under --emulate) (default: all; columns wider than the terminal are dropped, least important "
-        "first); -q prints only the recommended configuration",
+        "throughput, memory, target_memory, energy, flops, top1, efficiency (target_: predicted under --emulate) "
+        "(default: all; columns wider than the terminal are dropped, least important first); -q prints only the "
+        "recommended configuration",
         "runs.summary:parse_columns",
     ),
     "no_energy": Option(
         "--no-energy", "edgeprof_no_energy", "",
-        "do not measure energy (saves the source's minimum window per cell: 3 s for the CodeCarbon estimate, "
-        "1 s for NVML and Jetson rails); energy_source is then 'none'",
+        "do not measure energy (saves, per cell whose timed rounds are shorter, the window a measured source needs: "
+        "1 s for NVML and Jetson rails; the CodeCarbon estimate takes the rounds' own time); energy_source is then 'none'",
         flag_only=True,
     ),
     "journal": Option(

@@ -38,6 +38,9 @@ class EdgeprofSession:
     _unsupported: dict[tuple[str, str], str] | None = None  # (precision, runtime) -> why the device cannot
     _target: Any = None  # measure.emulation.Target under --emulate, resolved (host: probed) on first use
     _log: RunLog | None = None
+    _peaks: dict[str, Any] = field(default_factory=dict)  # precision -> measure.peak.DevicePeak, probed on first use
+    _cells_measured: int = 0
+    _no_temperature_warned: bool = False
 
     @property
     def log(self) -> RunLog:
@@ -203,6 +206,42 @@ class EdgeprofSession:
 
         ceiling = self.benchmark.max_time_s or DEFAULT_CEILING_S
         return StoppingRule(self.settings.latency_ci, self.benchmark.min_rounds, max_time_s=ceiling)
+
+    def peak(self, precision: str):  # -> measure.peak.DevicePeak | None
+        """The device's achievable peak at ``precision``, probed before the first timed cell of that precision
+        (then read from the per-machine cache); None under --benchmark-disable, where no cell has a latency to set
+        against it, and for int8, which the GEMM probe does not measure."""
+        from pytest_edgeprof.measure.peak import PRECISIONS, probe_peak
+
+        if not self.benchmark.enabled or precision not in PRECISIONS:
+            return None
+        if precision not in self._peaks:
+            self._peaks[precision] = probe_peak(self.profile.torch_device, precision)
+        return self._peaks[precision]
+
+    def peak_info(self) -> dict[str, Any]:
+        """The peaks this run probed, for the saved run's machine info: {"peak": {precision: {...}}}; {} if none."""
+        from dataclasses import asdict
+
+        return {"peak": {precision: asdict(peak) for precision, peak in self._peaks.items()}} if self._peaks else {}
+
+    def cool_down(self) -> dict[str, Any] | None:
+        """``--cooldown`` before a cell is measured (not before the first): what the wait was, for its device_state;
+        None where there was none. A temperature wait where none is readable is skipped, with one warning a run."""
+        self._cells_measured += 1
+        if self.settings.cooldown is None or self._cells_measured == 1:
+            return None
+        from pytest_edgeprof.measure.cooldown import cool_down
+
+        record = cool_down(self.settings.cooldown)
+        if "hottest_c" in record and record["hottest_c"] is None and not self._no_temperature_warned:
+            import warnings
+
+            self._no_temperature_warned = True
+            warnings.warn(UserWarning(
+                f"--cooldown until={record['until_c']:g}C: no thermal zone is readable here (/sys/class/thermal), "
+                "so cells do not wait; give seconds instead, e.g. --cooldown 30"))
+        return record
 
     def energy_meter(self):  # -> measure.energy.EnergyMeter
         """The best energy source for the device, opened once per session."""

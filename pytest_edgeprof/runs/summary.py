@@ -1,8 +1,10 @@
 """The answer at a glance: a run's cells as one table that fits the terminal, then the recommendation.
 
 Printed at the end of every pytest run (the plugin's terminal summary): per cell its median latency
-(with its 95 % interval where the rounds give one), p99, throughput, peak memory, energy per image
-(its source abbreviated, an estimate marked as one), FLOPs, top-1 where measured, and the verdict;
+(with its 95 % interval where the rounds give one: where another run's median is expected, else the
+run's own), p99, throughput, peak memory, energy per image
+(its source abbreviated, an estimate marked as one), FLOPs, top-1 where measured, the share of the
+device's peak FLOP/s it reached (efficiency), and the verdict;
 then the configuration ``edgeprof limits`` recommends and, per configuration, the first batch that
 did not fit and why. A run made with ``--emulate`` adds the target's predicted latency and memory
 (headed "pred.") beside the measured ones, and its recommendation and limits answer for the target. Columns are the registry's metrics; where the table is wider than the terminal
@@ -16,8 +18,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from pytest_edgeprof.errors import UsageError
-from pytest_edgeprof.metrics import (ENERGY, FLOPS, LATENCY, MEMORY, P99, TARGET_LATENCY, TARGET_MEMORY, THROUGHPUT, TOP1,
-                                     Metric, format_percent)
+from pytest_edgeprof.metrics import (EFFICIENCY, ENERGY, FLOPS, LATENCY, MEMORY, P99, TARGET_LATENCY, TARGET_MEMORY,
+                                     THROUGHPUT, TOP1, Metric, format_percent)
 from pytest_edgeprof.outcome import Outcome
 from pytest_edgeprof.runs import limits
 from pytest_edgeprof.runs.saved import SavedCell, SavedRun
@@ -50,8 +52,9 @@ def _latency_text(cell: SavedCell) -> str:
     if latency is None:
         return "-"
     text = LATENCY.format(latency.median_ms)
-    if latency.ci95_ms is not None:
-        low, high = latency.ci95_ms
+    interval = latency.repeat95_ms or latency.ci95_ms  # where another run would read, where the rounds tell
+    if interval is not None:
+        low, high = interval
         text += f" ±{max(latency.median_ms - low, high - latency.median_ms) / latency.median_ms * 100:.1f}%"
     return text
 
@@ -87,8 +90,10 @@ COLUMNS: dict[str, Column] = {c.name: c for c in (
     Column("flops", FLOPS.label, _metric_text(FLOPS), 6),
     Column("p99", "p99", _metric_text(P99), 7),
     Column("top1", "top-1", _top1_text, 5),
+    Column("efficiency", "efficiency", _metric_text(EFFICIENCY), 8),
 )}
-DEFAULT_COLUMNS = ("latency", "p99", "target_latency", "throughput", "memory", "target_memory", "energy", "flops", "top1")
+DEFAULT_COLUMNS = ("latency", "p99", "target_latency", "throughput", "memory", "target_memory", "energy", "flops", "top1",
+                   "efficiency")
 
 
 def parse_columns(text: str) -> tuple[str, ...]:
