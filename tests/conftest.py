@@ -1,3 +1,5 @@
+import importlib
+
 import pytest
 import torch
 
@@ -5,10 +7,13 @@ import torch
 # torch operators, which cannot be registered twice, so it is imported once, here, before any run.
 import torchvision  # noqa: F401
 
-# The same for the runtimes' native modules, which abort the process when a later run imports them again.
-for _native in ("onnxruntime", "onnx", "onnxscript", "torchao", "torch._inductor.codecache", "torch.onnx"):
+# The same for the runtimes and quantizers, which abort the process or register their operators twice when a
+# later run imports them again.
+for _native in ("onnxruntime", "onnxruntime.quantization", "onnx", "onnxscript", "torchao",
+                "torchao.quantization.pt2e.quantize_pt2e", "torchao.quantization.pt2e.quantizer.x86_inductor_quantizer",
+                "torch._inductor.codecache", "torch.onnx"):
     try:
-        __import__(_native)
+        importlib.import_module(_native)
     except ImportError:  # the precision and runtime tests skip without them
         pass
 
