@@ -208,15 +208,27 @@ class Energy:
         return "estimate" in self.source
 
 
+# What one timed call of a task's model covers (saved as ``latency_scope`` beside ``task``).
+LATENCY_SCOPES = {
+    "classification": "forward",
+    "detection": "forward incl. the model's transform (normalise, pad, batch) and post-processing (box decoding, NMS)",
+    "segmentation": "forward incl. upsampling the masks to the input size",
+}
+
+
 @dataclass(frozen=True)
 class Cost:
-    """What the cell's batch and shape cost, counted on meta tensors; FLOPs = 2 x MACs."""
+    """What the cell's batch and shape cost, and which network did the work; FLOPs = 2 x MACs."""
 
     flops: int | None
     macs: int | None
     params: int | None
     model_bytes: int | None  # parameters + buffers
     error: str = ""  # why FLOPs could not be counted
+    task: str = ""  # classification, detection or segmentation; "" in runs saved before tasks
+    network_input_shape: tuple[int, ...] | None = None  # what the network saw (a detection transform pads)
+    flops_method: str = ""  # "meta", or "real-forward" where the forward reads values
+    flops_note: str = ""  # what a real-forward count depends on
 
 
 @dataclass(frozen=True)
@@ -248,7 +260,8 @@ _PART_KEYS = frozenset({
     *_IDENTITY_KEYS, "outcome", "error", LATENCY.key, "latency_ms_p90", P99.key, "latency_ms_iqr", THROUGHPUT.key,
     "latency_samples", "latency_timer", "latency_ms_ci95", "latency_cov", "latency_stable", "warmup_calls", "warmup_settled", MEMORY.key, "activation_peak_bytes",
     "peak_rss_bytes", "peak_mem_method", "peak_reserved_bytes", ENERGY.key, "avg_power_w", "energy_source",
-    "energy_note", "co2_kg_per_image", FLOPS.key, "macs", "params", "model_bytes", "flops_error", "prune_target",
+    "energy_note", "co2_kg_per_image", FLOPS.key, "macs", "params", "model_bytes", "flops_error", "task",
+    "latency_scope", "network_input_shape", "flops_method", "flops_note", "prune_target",
     "prune_achieved", "prune_method", "prune_params_before", "prune_params_after", "prune_reference_shape",
     TOP1.key, TOP5.key, "eval_set", "budgets", "budget_verdicts", "device_state",
 })
@@ -358,6 +371,14 @@ def _write_cost(cost: Cost, cell: Cell) -> dict[str, Any]:
     if cost.error:
         info["flops_error"] = cost.error
     info["model_bytes"] = cost.model_bytes
+    if cost.task:
+        info.update(task=cost.task, latency_scope=LATENCY_SCOPES.get(cost.task, ""))
+    if cost.network_input_shape is not None:
+        info["network_input_shape"] = list(cost.network_input_shape)
+    if cost.flops_method:
+        info["flops_method"] = cost.flops_method
+    if cost.flops_note:
+        info["flops_note"] = cost.flops_note
     return info
 
 
@@ -428,8 +449,11 @@ def _read_energy(info: Mapping[str, Any]) -> Energy | None:
 def _read_cost(info: Mapping[str, Any]) -> Cost | None:
     if not any(key in info for key in (FLOPS.key, "params", "model_bytes")):
         return None
+    shape = info.get("network_input_shape")
     return Cost(_int(info.get(FLOPS.key)), _int(info.get("macs")), _int(info.get("params")),
-                _int(info.get("model_bytes")), _text(info.get("flops_error")))
+                _int(info.get("model_bytes")), _text(info.get("flops_error")), _text(info.get("task")),
+                tuple(int(d) for d in shape) if isinstance(shape, list) and all(_int(d) for d in shape) else None,
+                _text(info.get("flops_method")), _text(info.get("flops_note")))
 
 
 def _read_pruning(info: Mapping[str, Any]) -> Pruning | None:

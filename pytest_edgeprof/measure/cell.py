@@ -20,7 +20,7 @@ from pytest_edgeprof.measure.flops import count_cost
 from pytest_edgeprof.measure.memory import measure_peak_memory, model_bytes
 from pytest_edgeprof.measure.timing import CallRecorder, Rounds, StoppingRule, warm_up
 from pytest_edgeprof.measurement import Cell, Cost, Latency, Measurement, Memory, WarmUp
-from pytest_edgeprof.models.zoo import example_input
+from pytest_edgeprof.models.zoo import ModelInput, input_bytes, model_input, network_input_shape, takes_image_list, task_of
 from pytest_edgeprof.outcome import Outcome, is_out_of_memory
 
 # Runs the timed rounds of ``recorder`` (None: not timed, as under --benchmark-disable).
@@ -33,10 +33,11 @@ def measure_cell(
     profile: DeviceProfile,
     meter: EnergyMeter,
     run_rounds: RoundsRunner,
-    example: torch.Tensor | None = None,
+    example: ModelInput | None = None,
 ) -> Measurement:
     """Everything a cell's saved keys ask for (README "What is saved"). Running out of memory is
-    recorded, not raised."""
+    recorded, not raised. The input is the model's own kind (``zoo.model_input``): a detection model
+    gets a list of ``batch_size`` images."""
     measurement = Measurement(cell, profile.name)
     model = model.eval().to(profile.torch_device)
     try:
@@ -46,20 +47,20 @@ def measure_cell(
             raise
         measurement.outcome = Outcome.OUT_OF_MEMORY
         measurement.error = first_line(exc, limit=300)
-    measurement.cost = cost_of(model, cell)
+    measurement.cost = cost_of(model, cell, real_forward=measurement.outcome is Outcome.PASSED)
     return measurement
 
 
 def _measure(
     model: nn.Module,
-    example: torch.Tensor | None,
+    example: ModelInput | None,
     measurement: Measurement,
     profile: DeviceProfile,
     meter: EnergyMeter,
     run_rounds: RoundsRunner,
 ) -> None:
     cell, device = measurement.cell, profile.torch_device
-    example = example_input(cell.batch_size, cell.input_shape, device) if example is None else example.to(device)
+    example = model_input(model, cell.batch_size, cell.input_shape, device) if example is None else _on(example, device)
     recorder = CallRecorder(lambda: model(example), device)
     with torch.inference_mode():
         warmup = warm_up(recorder, device)
@@ -82,11 +83,15 @@ def _device_state(profile: DeviceProfile) -> dict:
     return read_state(profile.torch_device, jetson_power_mode=power_mode)
 
 
-def memory_of(model: nn.Module, example: torch.Tensor, profile: DeviceProfile) -> Memory:
+def _on(example: ModelInput, device: str) -> ModelInput:
+    return [image.to(device) for image in example] if isinstance(example, list) else example.to(device)
+
+
+def memory_of(model: nn.Module, example: ModelInput, profile: DeviceProfile) -> Memory:
     """Peak memory of one more call. The cell holds its weights and its input as well as what the
     forward pass allocates, so ``peak_mem_bytes`` counts all three."""
     reading = measure_peak_memory(lambda: model(example), profile.torch_device, shared_memory=profile.shared_memory)
-    resident = model_bytes(model) + example.numel() * example.element_size()
+    resident = model_bytes(model) + input_bytes(example)
     return Memory(reading.peak_mem_bytes + resident, reading.peak_mem_bytes, reading.peak_rss_bytes, reading.method,
                   reading.peak_reserved_bytes)
 
@@ -97,7 +102,7 @@ def probe_memory(model: nn.Module, cell: Cell, profile: DeviceProfile) -> Measur
     measurement = Measurement(cell, profile.name)
     model = model.eval().to(profile.torch_device)
     try:
-        example = example_input(cell.batch_size, cell.input_shape, profile.torch_device)
+        example = model_input(model, cell.batch_size, cell.input_shape, profile.torch_device)
         with torch.inference_mode():
             model(example)
             measurement.memory = memory_of(model, example, profile)
@@ -108,13 +113,16 @@ def probe_memory(model: nn.Module, cell: Cell, profile: DeviceProfile) -> Measur
     return measurement
 
 
-def cost_of(model: nn.Module, cell: Cell) -> Cost:
-    """FLOPs, MACs and params for the cell's batch and shape, and the model's bytes."""
+def cost_of(model: nn.Module, cell: Cell, real_forward: bool = True) -> Cost:
+    """FLOPs, MACs and params for the cell's batch and shape, the model's bytes, its task and what its
+    network saw. Counted on meta tensors, else (``real_forward``) on one real forward of a random input."""
+    task = "detection" if takes_image_list(model) else task_of(cell.model)
+    seen = network_input_shape(model, cell.input_shape)
     try:
-        cost = count_cost(model, cell.input_shape, cell.batch_size)
+        cost = count_cost(model, cell.input_shape, cell.batch_size, real_forward=real_forward)
     except Exception as exc:  # e.g. a forward that makes real tensors or reads values: say why, keep the cell
-        return Cost(None, None, None, model_bytes(model), first_line(exc, limit=300))
-    return Cost(cost.flops, cost.macs, cost.params, model_bytes(model))
+        return Cost(None, None, None, model_bytes(model), first_line(exc, limit=300), task, seen)
+    return Cost(cost.flops, cost.macs, cost.params, model_bytes(model), "", task, seen, cost.method, cost.note)
 
 
 def measure_model(

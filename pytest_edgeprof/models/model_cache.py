@@ -17,7 +17,7 @@ from pytest_edgeprof.measure.timing import warm_up
 from pytest_edgeprof.measurement import Accuracy, Pruning
 from pytest_edgeprof.models.prune import PruneUnsupported
 from pytest_edgeprof.models.variants import BuiltModel, ModelRef
-from pytest_edgeprof.models.zoo import example_input, reference_input_shape
+from pytest_edgeprof.models.zoo import model_input, reference_input_shape
 
 
 class ModelCache:
@@ -36,7 +36,7 @@ class ModelCache:
         if self._current is None or self._current[0] != ref:
             self.release()
             built = self._build_once(ref, self.device)
-            sample = example_input(1, reference_input_shape(ref.name), self.device)
+            sample = model_input(built.model, 1, reference_input_shape(ref.name), self.device)
             with torch.inference_mode():
                 warm_up(lambda: built.model(sample), self.device)
             self._current = (ref, built.model)
