@@ -20,7 +20,8 @@ from typing import Any
 
 from pytest_edgeprof.budgets import Budget, Verdict
 from pytest_edgeprof.errors import UsageError
-from pytest_edgeprof.metrics import ENERGY, FLOPS, LATENCY, MEMORY, P99, THROUGHPUT, TOP1, TOP5, Metric, budget_metric, number
+from pytest_edgeprof.metrics import ENERGY, FLOPS, LATENCY, MAP, MEMORY, MIOU, P99, THROUGHPUT, TOP1, TOP5, Metric, budget_metric
+from pytest_edgeprof.metrics import number
 from pytest_edgeprof.metrics import metric as find_metric
 from pytest_edgeprof.outcome import Outcome
 
@@ -245,11 +246,14 @@ class Pruning:
 
 @dataclass(frozen=True)
 class Accuracy:
-    """Percent correct on the evaluation set named beside it."""
+    """The task's own accuracy on the evaluation set named beside it: a classifier's percent correct,
+    a detector's mAP, a segmenter's mIoU (scores from 0 to 1)."""
 
-    top1: float
-    top5: float
+    top1: float | None
+    top5: float | None
     eval_set: str
+    map: float | None = None  # COCO mAP@[.5:.95]
+    miou: float | None = None  # mean intersection over union of the classes present
 
 
 # --- the record ------------------------------------------------------------------------------------
@@ -263,7 +267,7 @@ _PART_KEYS = frozenset({
     "energy_note", "co2_kg_per_image", FLOPS.key, "macs", "params", "model_bytes", "flops_error", "task",
     "latency_scope", "network_input_shape", "flops_method", "flops_note", "prune_target",
     "prune_achieved", "prune_method", "prune_params_before", "prune_params_after", "prune_reference_shape",
-    TOP1.key, TOP5.key, "eval_set", "budgets", "budget_verdicts", "device_state",
+    TOP1.key, TOP5.key, MAP.key, MIOU.key, "eval_set", "budgets", "budget_verdicts", "device_state",
 })
 
 
@@ -317,7 +321,8 @@ class Measurement:
         """The record a saved ``extra_info`` holds (any version's: missing parts stay None).
         ``UsageError`` where it is not an edgeprof cell or a metric's value is not a number."""
         cell = Cell.from_extra_info(info)
-        for metric_key in (LATENCY.key, P99.key, THROUGHPUT.key, MEMORY.key, ENERGY.key, FLOPS.key, TOP1.key, TOP5.key):
+        for metric_key in (LATENCY.key, P99.key, THROUGHPUT.key, MEMORY.key, ENERGY.key, FLOPS.key, TOP1.key, TOP5.key,
+                           MAP.key, MIOU.key):
             value = info.get(metric_key)
             if value is not None and number(value) is None:
                 raise UsageError(f"{metric_key} is {value!r}, not a number")
@@ -391,7 +396,8 @@ def _write_pruning(pruning: Pruning, cell: Cell) -> dict[str, Any]:
 
 
 def _write_accuracy(accuracy: Accuracy, cell: Cell) -> dict[str, Any]:
-    return {TOP1.key: accuracy.top1, TOP5.key: accuracy.top5, "eval_set": accuracy.eval_set}
+    scores = {TOP1.key: accuracy.top1, TOP5.key: accuracy.top5, MAP.key: accuracy.map, MIOU.key: accuracy.miou}
+    return {**{key: value for key, value in scores.items() if value is not None}, "eval_set": accuracy.eval_set}
 
 
 _WRITERS: dict[type, Any] = {
@@ -467,10 +473,11 @@ def _read_pruning(info: Mapping[str, Any]) -> Pruning | None:
 
 
 def _read_accuracy(info: Mapping[str, Any]) -> Accuracy | None:
-    top1 = number(info.get(TOP1.key))
-    if top1 is None:
+    top1, map_, miou = (number(info.get(metric.key)) for metric in (TOP1, MAP, MIOU))
+    if top1 is None and map_ is None and miou is None:
         return None
-    return Accuracy(top1, number(info.get(TOP5.key)) or 0.0, _text(info.get("eval_set")))
+    top5 = number(info.get(TOP5.key))
+    return Accuracy(top1, top5 if top5 is not None or top1 is None else 0.0, _text(info.get("eval_set")), map_, miou)
 
 
 def _read_budgets(info: Mapping[str, Any]) -> dict[str, str]:
