@@ -17,7 +17,7 @@ from pytest_edgeprof.measure.timing import warm_up
 from pytest_edgeprof.measurement import Accuracy, Pruning
 from pytest_edgeprof.models.prune import PruneUnsupported
 from pytest_edgeprof.models.variants import BuiltModel, ModelRef
-from pytest_edgeprof.models.zoo import model_input, reference_input_shape
+from pytest_edgeprof.models.zoo import model_input, reference_input_shape, task_of
 
 
 class ModelCache:
@@ -56,8 +56,14 @@ class ModelCache:
         return self._pruning.get(ref)
 
     def accuracy(self, ref: ModelRef, input_shape: tuple[int, int, int]) -> Accuracy | None:
-        """Top-1/top-5 of the variant at the shape on the evaluation data; None without it."""
+        """Top-1/top-5 (mAP of a detector, mIoU of a segmenter) of the variant at the shape on the evaluation
+        data; None without it."""
         key = (ref, input_shape)
+        if key not in self._accuracy and self.eval_data is not None and task_of(ref.name) != "classification":
+            from pytest_edgeprof.models.task_accuracy import evaluate_task
+
+            self._accuracy[key] = evaluate_task(self.build(ref), task_of(ref.name), self.eval_data, input_shape,
+                                                limit=self.eval_limit, device=self.device, model_name=ref.name)
         if key not in self._accuracy and self.eval_data is not None:
             from pytest_edgeprof.models.accuracy import evaluate, image_folder_loader
 
