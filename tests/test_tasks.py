@@ -147,3 +147,20 @@ def test_detection_and_segmentation_cells_run_in_the_plugin(pytester, tmp_path):
     assert detector["throughput_ips"] == pytest.approx(2 / (detector["latency_ms_median"] / 1e3))
     assert segmenter["task"] == "segmentation" and segmenter["flops_method"] == "meta"
     assert segmenter["latency_scope"].startswith("forward")
+
+
+@pytest.mark.parametrize("name", [DETECTOR, SEGMENTER])
+def test_detectors_and_segmenters_prune_to_the_target_keeping_their_outputs(name):
+    from pytest_edgeprof.models.prune import prune_to_flops
+
+    shape = (3, 64, 64)
+    result = prune_to_flops(zoo.build_model(name), 0.3, shape)
+    assert abs(result.achieved - 0.3) <= 0.01 and result.params_after < result.params_before
+    with torch.no_grad():
+        output = result.model(zoo.model_input(result.model, 2, shape))
+    if name == DETECTOR:
+        assert len(output) == 2 and set(output[0]) == {"boxes", "labels", "scores"}
+        head = result.model.head.classification_head.module_list
+        assert all(level[-1].out_channels == 91 * 6 for level in head)  # 91 classes x 6 anchors per level
+    else:
+        assert output["out"].shape == (2, 21, 64, 64)
