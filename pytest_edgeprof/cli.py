@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from pytest_edgeprof.errors import UsageError, first_line
+from pytest_edgeprof.metrics import OBJECTIVES
 from pytest_edgeprof.paths import output_file, output_folder
 from pytest_edgeprof.shared_options import (DEVICE, SHAPE, STORAGE, VARIANT, WEIGHTS, SharedOption, parse_batch_size,
                                             parse_shape)
@@ -357,7 +358,7 @@ def run_compare(args: argparse.Namespace) -> int:
 def _configure_limits(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run_ref", metavar="RUN", help=_RUN_HELP)
     parser.add_argument(
-        "--objective", choices=("throughput", "energy", "latency", "accuracy"), default="throughput",
+        "--objective", choices=tuple(OBJECTIVES), default="throughput",
         help="what the recommended configuration is best at, among the cells within every budget (default: throughput)",
     )
     parser.add_argument("--json", action="store_true", help="print JSON")

@@ -164,3 +164,28 @@ def test_detectors_and_segmenters_prune_to_the_target_keeping_their_outputs(name
         assert all(level[-1].out_channels == 91 * 6 for level in head)  # 91 classes x 6 anchors per level
     else:
         assert output["out"].shape == (2, 21, 64, 64)
+
+
+def _scored_run(path, scores):
+    from pytest_edgeprof.measurement import Accuracy, Latency
+    from pytest_edgeprof.runs.saved import SavedCell, SavedRun
+
+    cells = []
+    for (name, batch), (key, score) in scores.items():
+        accuracy = Accuracy(None, None, "data: 2 images", **{key: score})
+        measurement = Measurement(Cell(name, "base", batch, (3, 64, 64)), "cpu", latency=Latency.of([0.01 * batch] * 6),
+                                  accuracy=accuracy, cost=Cost(10, 5, 3, 12, "", zoo.task_of(name)))
+        cells.append(SavedCell("test_inference", Measurement.from_extra_info(measurement.to_extra_info())))
+    return SavedRun.of(path, cells)
+
+
+def test_compare_limits_and_summary_read_a_tasks_own_score(tmp_path):
+    from pytest_edgeprof.runs import compare, limits, summary
+
+    a = _scored_run(tmp_path / "a.json", {(DETECTOR, 1): ("map", 0.40), (SEGMENTER, 1): ("miou", 0.60)})
+    b = _scored_run(tmp_path / "b.json", {(DETECTOR, 1): ("map", 0.30), (SEGMENTER, 1): ("miou", 0.60)})
+    broken = compare.regressions(a, b, compare.parse_fail_spec("map:-10%,miou:-10%"))
+    assert [(r.cell_id, r.metric) for r in broken] == [(f"{DETECTOR}-base-b1-64x64", "map")]
+    assert limits.recommend(a, "map").cell.model == DETECTOR and limits.recommend(a, "miou").cell.model == SEGMENTER
+    table = "\n".join(summary.render(a, width=200))
+    assert "mAP" in table and "0.400" in table and "mIoU" in table and "0.600" in table
