@@ -10,6 +10,8 @@ import numpy
 import PIL.Image
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from torchvision.ops import box_iou
 
 from pytest_edgeprof.errors import UsageError
@@ -91,6 +93,15 @@ def test_masks_follow_the_image_to_the_cells_shape(tmp_path):
     samples = list(mask_samples(root, (16, 16)))
     assert len(samples) == 2 and samples[0][0].shape == (3, 16, 16)
     assert samples[0][1].unique().tolist() == [0, 15] and samples[0][1][:, 8:].eq(15).all()
+
+
+@given(st.text(st.characters(exclude_categories=["Cc", "Cs"]), min_size=1, max_size=40))
+@settings(max_examples=30)
+def test_a_missing_evaluation_folder_is_one_usage_error(text):
+    root = Path("/nonexistent-edgeprof") / text
+    with pytest.raises(UsageError) as error:
+        parse_eval_data(str(root))
+    assert str(error.value).startswith(f"--eval-data {root}: no such folder; expected an ImageFolder (classifiers), ")
 
 
 def test_bad_evaluation_folders_are_one_usage_error(tmp_path):

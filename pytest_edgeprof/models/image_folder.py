@@ -99,6 +99,9 @@ def parse_eval_data(text: str) -> Path:
     """``--eval-data``: an ImageFolder (classifiers), a COCO folder (detectors: ``annotations.json``) or
     an images/ and masks/ folder (segmenters), laid out as ``models/task_accuracy.py`` says."""
     root = Path(text).expanduser()
+    if not root.is_dir():
+        raise UsageError(f"--eval-data {root}: {'not a folder' if root.exists() else 'no such folder'}; expected an "
+                         "ImageFolder (classifiers), a folder with annotations.json (detectors) or with images/ and masks/ (segmenters)")
     if (root / "annotations.json").is_file():
         check_coco_folder(root)
     elif (root / "masks").is_dir():

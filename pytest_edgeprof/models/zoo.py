@@ -22,10 +22,8 @@ from torchvision.models.detection.transform import GeneralizedRCNNTransform
 
 from pytest_edgeprof.errors import UsageError, first_line
 
-TASKS = ("classification", "detection", "segmentation")
 TIMM_PREFIX = "timm:"
 TIMM_EXTRA = "pip install 'pytest-edgeprof[timm]'"
-_TASK_MODULES = {"detection": "torchvision.models.detection", "segmentation": "torchvision.models.segmentation"}
 
 
 @lru_cache(maxsize=None)
