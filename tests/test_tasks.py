@@ -189,3 +189,12 @@ def test_compare_limits_and_summary_read_a_tasks_own_score(tmp_path):
     assert limits.recommend(a, "map").cell.model == DETECTOR and limits.recommend(a, "miou").cell.model == SEGMENTER
     table = "\n".join(summary.render(a, width=200))
     assert "mAP" in table and "0.400" in table and "mIoU" in table and "0.600" in table
+
+
+def test_edgeprof_flops_says_how_a_detector_was_counted(capsys):
+    from pytest_edgeprof.cli import main
+
+    assert main(["flops", DETECTOR, SEGMENTER, "--shape", "64", "--json"]) == 0
+    rows = {row["model"]: row for row in json.loads(capsys.readouterr().out)}
+    assert rows[DETECTOR]["flops_method"] == "real-forward" and "random input" in rows[DETECTOR]["flops_note"]
+    assert rows[SEGMENTER]["flops_method"] == "meta" and "flops_note" not in rows[SEGMENTER]
