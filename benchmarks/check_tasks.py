@@ -4,7 +4,9 @@ memory at batch 1, and pruning to p30.
     flock /tmp/edgeprof-cpu.lock python benchmarks/check_tasks.py            # every model below
     python benchmarks/check_tasks.py --models ssdlite320_mobilenet_v3_large --no-prune
 
-Per model (random weights, on the CPU, one torch thread per core the machine gives):
+Per model (random weights, on the CPU, `--threads` torch threads: 1 by default, since on a machine
+shared with other work more threads than free cores make OpenMP's barriers spin and the timings
+meaningless):
 
 * **GMACs** counted at the model's own size (`flops_method`: `meta`, or `real-forward` for a detector)
   against torchvision's published `_ops`, and the difference. torchvision's figure leaves a two-stage
@@ -90,7 +92,9 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=3.0, help="ceiling of each cell's timed rounds")
     parser.add_argument("--prune-seconds", type=int, default=600)
     parser.add_argument("--no-prune", action="store_true")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (default: 1)")
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
     warnings.simplefilter("ignore")
     print(f"torch {torch.__version__}, torchvision {torchvision.__version__}, {torch.get_num_threads()} threads, cpu\n")
     print("| model | task | own size | GMACs counted (method) | `_ops` | diff | b1 own size | b1 320²/224² | p30 achieved |")
@@ -103,7 +107,8 @@ def main() -> int:
         counted, method, caveat = compared_gmacs(name)
         diff = counted / published - 1
         worst = max(worst, abs(diff))
-        own, other = latency_and_memory(name, side, args.seconds), latency_and_memory(name, small, args.seconds)
+        own = latency_and_memory(name, side, args.seconds)
+        other = "(own size)" if small == side else latency_and_memory(name, small, args.seconds)
         prune = "-" if args.no_prune else pruned(name, args.prune_seconds)
         note = f" ({caveat})" if caveat else ""
         print(f"| {name} | {task_of(name)} | {side}² | {counted:.3f} ({method}){note} | {published} | {diff:+.2%} | "
