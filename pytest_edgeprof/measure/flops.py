@@ -135,10 +135,10 @@ def _count(runnable: nn.Module, model: nn.Module, shape: tuple[int, int, int], b
 def _random_input(model: nn.Module, shape: tuple[int, int, int], batch: int, method: str) -> Any:
     """The input one forward takes: a batch tensor, or a detection model's list of images in [0, 1]."""
     dtype = _input_dtype(model)
-    device = "meta" if method == META else next(iter(model.parameters()), torch.empty(0)).device
     if method == META:
-        x = torch.empty((batch, *shape), dtype=dtype, device=device)
+        x = torch.empty((batch, *shape), dtype=dtype, device="meta")
     else:
+        device = next(iter(model.parameters()), torch.empty(0)).device
         x = torch.rand((batch, *shape), dtype=dtype, generator=torch.Generator().manual_seed(0)).to(device)
     return list(x.unbind(0)) if takes_image_list(model) else x
 
