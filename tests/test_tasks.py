@@ -198,3 +198,14 @@ def test_edgeprof_flops_says_how_a_detector_was_counted(capsys):
     rows = {row["model"]: row for row in json.loads(capsys.readouterr().out)}
     assert rows[DETECTOR]["flops_method"] == "real-forward" and "random input" in rows[DETECTOR]["flops_note"]
     assert rows[SEGMENTER]["flops_method"] == "meta" and "flops_note" not in rows[SEGMENTER]
+
+
+def test_a_timm_classifier_is_preprocessed_with_its_own_configuration():
+    from torchvision.transforms import v2
+
+    from pytest_edgeprof.models.accuracy import preprocessing
+
+    steps = preprocessing("timm:vit_small_patch16_224", (3, 224, 224)).transforms
+    resize, normalize = next(t for t in steps if isinstance(t, v2.Resize)), steps[-1]
+    assert resize.size == [round(224 / 0.9)] and resize.interpolation == v2.InterpolationMode.BICUBIC
+    assert normalize.mean == [0.5, 0.5, 0.5] and normalize.std == [0.5, 0.5, 0.5]

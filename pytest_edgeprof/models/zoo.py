@@ -117,7 +117,8 @@ def architecture(name: str, **size_kwargs: Any) -> nn.Module:
     with warnings.catch_warnings():  # googlenet/inception warn that weights=None changes their init
         warnings.simplefilter("ignore", FutureWarning)
         model = torchvision.models.get_model(name, weights=None, **_builder_kwargs(name), **size_kwargs)
-    if isinstance(getattr(model, "transform", None), GeneralizedRCNNTransform):
+    if takes_image_list(model):
+        # a class swap keeps the transform's state and the model picklable (--isolate), as a patched method would not
         model.transform.__class__ = KeepSizeTransform
     return model
 
