@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from pytest_edgeprof.errors import UsageError, first_line
+from pytest_edgeprof.metrics import OBJECTIVES
 from pytest_edgeprof.paths import output_file, output_folder
 from pytest_edgeprof.shared_options import (DEVICE, SHAPE, STORAGE, VARIANT, WEIGHTS, SharedOption, parse_batch_size,
                                             parse_shape)
@@ -146,7 +147,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _configure_flops(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("models", nargs="+", metavar="MODEL", help="torchvision classification model names")
+    parser.add_argument("models", nargs="+", metavar="MODEL", help="torchvision model names (any task) or timm:NAME")
     _add_shared(parser, SHAPE, type=_typed(parse_shape), default=None, shown="each model's own size, e.g. 299 for inception_v3")
     parser.add_argument("--batch", type=_typed(parse_batch_size), default=1, help="batch size (default: 1)")
     parser.add_argument("--json", action="store_true", help="print a JSON list, one object per model")
@@ -173,7 +174,7 @@ def _flops_row(name: str, cost: Any) -> dict[str, Any]:  # cost: measure.flops.M
     from pytest_edgeprof.metrics import FLOPS
 
     return {"model": name, "shape": list(cost.input_shape), "batch": cost.batch_size, FLOPS.key: cost.flops,
-            "macs": cost.macs, "params": cost.params}
+            "macs": cost.macs, "params": cost.params, "flops_method": cost.method, **({"flops_note": cost.note} if cost.note else {})}
 
 
 def _json_list(rows: list[dict[str, Any]]) -> str:
@@ -182,14 +183,16 @@ def _json_list(rows: list[dict[str, Any]]) -> str:
 
 
 def _flops_table(rows: list[dict[str, Any]]) -> str:
-    header = f"{'model':<20} {'input':>11} {'batch':>6} {'GMACs':>10} {'GFLOPs':>10} {'params (M)':>11}"
+    width = max([20, *(len(row["model"]) for row in rows)])
+    header = f"{'model':<{width}} {'input':>11} {'batch':>6} {'GMACs':>10} {'GFLOPs':>10} {'params (M)':>11}"
     lines = [header, "-" * len(header)]
     for row in rows:
         shape = "x".join(str(d) for d in row["shape"])
         lines.append(
-            f"{row['model']:<20} {shape:>11} {row['batch']:>6} {row['macs'] / 1e9:>10.3f}"
+            f"{row['model']:<{width}} {shape:>11} {row['batch']:>6} {row['macs'] / 1e9:>10.3f}"
             f" {row['flops'] / 1e9:>10.3f} {row['params'] / 1e6:>11.2f}"
         )
+    lines += [f"{row['model']}: {row['flops_note']}" for row in rows if "flops_note" in row]
     return "\n".join(lines)
 
 
@@ -367,7 +370,7 @@ def run_compare(args: argparse.Namespace) -> int:
 def _configure_limits(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run_ref", metavar="RUN", help=_RUN_HELP)
     parser.add_argument(
-        "--objective", choices=("throughput", "energy", "latency", "accuracy"), default="throughput",
+        "--objective", choices=tuple(OBJECTIVES), default="throughput",
         help="what the recommended configuration is best at, among the cells within every budget (default: throughput)",
     )
     parser.add_argument("--json", action="store_true", help="print JSON")

@@ -20,9 +20,9 @@ from typing import Any
 
 from pytest_edgeprof.budgets import Budget, Verdict
 from pytest_edgeprof.errors import UsageError
-from pytest_edgeprof.metrics import (EFFICIENCY, ENERGY, FLOPS, FLOPS_PER_S, LATENCY, MEMORY, P99, TARGET_ENERGY,
-                                     TARGET_LATENCY, TARGET_MEMORY, TARGET_THROUGHPUT, THROUGHPUT, TOP1, TOP5, Metric,
-                                     budget_metric, number)
+from pytest_edgeprof.metrics import (EFFICIENCY, ENERGY, FLOPS, FLOPS_PER_S, LATENCY, MAP, MEMORY, MIOU, P99,
+                                     TARGET_ENERGY, TARGET_LATENCY, TARGET_MEMORY, TARGET_THROUGHPUT, THROUGHPUT, TOP1,
+                                     TOP5, Metric, budget_metric, number)
 from pytest_edgeprof.metrics import metric as find_metric
 from pytest_edgeprof.outcome import Outcome
 
@@ -266,15 +266,27 @@ class Energy:
         return "estimate" in self.source
 
 
+# What one timed call of a task's model covers (saved as ``latency_scope`` beside ``task``).
+LATENCY_SCOPES = {
+    "classification": "forward",
+    "detection": "forward incl. the model's transform (normalise, pad, batch) and post-processing (box decoding, NMS)",
+    "segmentation": "forward incl. upsampling the masks to the input size",
+}
+
+
 @dataclass(frozen=True)
 class Cost:
-    """What the cell's batch and shape cost, counted on meta tensors; FLOPs = 2 x MACs."""
+    """What the cell's batch and shape cost, and which network did the work; FLOPs = 2 x MACs."""
 
     flops: int | None
     macs: int | None
     params: int | None
     model_bytes: int | None  # parameters + buffers
     error: str = ""  # why FLOPs could not be counted
+    task: str = ""  # classification, detection or segmentation; "" in runs saved before tasks
+    network_input_shape: tuple[int, ...] | None = None  # what the network saw (a detection transform pads)
+    flops_method: str = ""  # "meta", or "real-forward" where the forward reads values
+    flops_note: str = ""  # what a real-forward count depends on
 
 
 @dataclass(frozen=True)
@@ -319,11 +331,14 @@ class Pruning:
 
 @dataclass(frozen=True)
 class Accuracy:
-    """Percent correct on the evaluation set named beside it."""
+    """The task's own accuracy on the evaluation set named beside it: a classifier's percent correct,
+    a detector's mAP, a segmenter's mIoU (scores from 0 to 1)."""
 
-    top1: float
-    top5: float
+    top1: float | None
+    top5: float | None
     eval_set: str
+    map: float | None = None  # COCO mAP@[.5:.95]
+    miou: float | None = None  # mean intersection over union of the classes present
 
 
 @dataclass(frozen=True)
@@ -350,11 +365,13 @@ _PART_KEYS = frozenset({
     *_IDENTITY_KEYS, "outcome", "error", LATENCY.key, "latency_ms_p90", P99.key, "latency_ms_iqr", THROUGHPUT.key,
     "latency_samples", "latency_timer", "latency_ms_ci95", "latency_ms_repeat95", "latency_cov", "latency_stable", "warmup_calls", "warmup_settled", MEMORY.key, "activation_peak_bytes",
     "peak_rss_bytes", "peak_mem_method", "peak_reserved_bytes", ENERGY.key, "avg_power_w", "energy_source",
-    "energy_note", "co2_kg_per_image", FLOPS.key, "macs", "params", "model_bytes", "flops_error", FLOPS_PER_S.key, EFFICIENCY.key, "prune_target",
+    "energy_note", "co2_kg_per_image", FLOPS.key, "macs", "params", "model_bytes", "flops_error", "task",
+    "latency_scope", "network_input_shape", "flops_method", "flops_note", FLOPS_PER_S.key, EFFICIENCY.key, "prune_target",
     "prune_achieved", "prune_method", "prune_params_before", "prune_params_after", "prune_reference_shape",
-    TOP1.key, TOP5.key, "eval_set", "budgets", "budget_verdicts", "device_state", "target", "target_precision",
-    TARGET_MEMORY.key, TARGET_LATENCY.key, TARGET_THROUGHPUT.key, "target_latency_method", TARGET_ENERGY.key,
-    "target_energy_note", "runtime_version", "provider", "runtime_options", "compile_s", "quantization",
+    TOP1.key, TOP5.key, MAP.key, MIOU.key, "eval_set", "budgets", "budget_verdicts", "device_state", "target",
+    "target_precision", TARGET_MEMORY.key, TARGET_LATENCY.key, TARGET_THROUGHPUT.key, "target_latency_method",
+    TARGET_ENERGY.key, "target_energy_note", "runtime_version", "provider", "runtime_options", "compile_s",
+    "quantization",
 })
 
 
@@ -415,7 +432,8 @@ class Measurement:
         ``UsageError`` where it is not an edgeprof cell or a metric's value is not a number."""
         cell = Cell.from_extra_info(info)
         for metric_key in (LATENCY.key, P99.key, THROUGHPUT.key, MEMORY.key, ENERGY.key, FLOPS.key, FLOPS_PER_S.key,
-                           EFFICIENCY.key, TOP1.key, TOP5.key, TARGET_MEMORY.key, TARGET_LATENCY.key, TARGET_ENERGY.key):
+                           EFFICIENCY.key, TOP1.key, TOP5.key, MAP.key, MIOU.key, TARGET_MEMORY.key, TARGET_LATENCY.key,
+                           TARGET_ENERGY.key):
             value = info.get(metric_key)
             if value is not None and number(value) is None:
                 raise UsageError(f"{metric_key} is {value!r}, not a number")
@@ -471,6 +489,14 @@ def _write_cost(cost: Cost, cell: Cell) -> dict[str, Any]:
     if cost.error:
         info["flops_error"] = cost.error
     info["model_bytes"] = cost.model_bytes
+    if cost.task:
+        info.update(task=cost.task, latency_scope=LATENCY_SCOPES.get(cost.task, ""))
+    if cost.network_input_shape is not None:
+        info["network_input_shape"] = list(cost.network_input_shape)
+    if cost.flops_method:
+        info["flops_method"] = cost.flops_method
+    if cost.flops_note:
+        info["flops_note"] = cost.flops_note
     return info
 
 
@@ -500,7 +526,8 @@ def _write_pruning(pruning: Pruning, cell: Cell) -> dict[str, Any]:
 
 
 def _write_accuracy(accuracy: Accuracy, cell: Cell) -> dict[str, Any]:
-    return {TOP1.key: accuracy.top1, TOP5.key: accuracy.top5, "eval_set": accuracy.eval_set}
+    scores = {TOP1.key: accuracy.top1, TOP5.key: accuracy.top5, MAP.key: accuracy.map, MIOU.key: accuracy.miou}
+    return {**{key: value for key, value in scores.items() if value is not None}, "eval_set": accuracy.eval_set}
 
 
 def _write_prediction(prediction: Prediction, cell: Cell) -> dict[str, Any]:
@@ -572,8 +599,11 @@ def _read_energy(info: Mapping[str, Any]) -> Energy | None:
 def _read_cost(info: Mapping[str, Any]) -> Cost | None:
     if not any(key in info for key in (FLOPS.key, "params", "model_bytes")):
         return None
+    shape = info.get("network_input_shape")
     return Cost(_int(info.get(FLOPS.key)), _int(info.get("macs")), _int(info.get("params")),
-                _int(info.get("model_bytes")), _text(info.get("flops_error")))
+                _int(info.get("model_bytes")), _text(info.get("flops_error")), _text(info.get("task")),
+                tuple(int(d) for d in shape) if isinstance(shape, list) and all(_int(d) for d in shape) else None,
+                _text(info.get("flops_method")), _text(info.get("flops_note")))
 
 
 def _read_deployment(info: Mapping[str, Any]) -> Deployment | None:
@@ -601,10 +631,11 @@ def _read_pruning(info: Mapping[str, Any]) -> Pruning | None:
 
 
 def _read_accuracy(info: Mapping[str, Any]) -> Accuracy | None:
-    top1 = number(info.get(TOP1.key))
-    if top1 is None:
+    top1, map_, miou = (number(info.get(metric.key)) for metric in (TOP1, MAP, MIOU))
+    if top1 is None and map_ is None and miou is None:
         return None
-    return Accuracy(top1, number(info.get(TOP5.key)) or 0.0, _text(info.get("eval_set")))
+    top5 = number(info.get(TOP5.key))
+    return Accuracy(top1, top5 if top5 is not None or top1 is None else 0.0, _text(info.get("eval_set")), map_, miou)
 
 
 def _read_prediction(info: Mapping[str, Any]) -> Prediction | None:

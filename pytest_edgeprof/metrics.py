@@ -7,7 +7,8 @@ metric is one entry here plus the code that measures it. The keys are those of R
 saved" table.
 
 Units say themselves (README "Budgets"): ``2.6GB`` is 2.6 × 10⁹ bytes, ``2.6GiB`` is 2.6 × 2³⁰,
-``50ms``, ``0.5J``, ``20ips``; ``top1=70`` (or ``70%``) is a percentage. Anything else raises
+``50ms``, ``0.5J``, ``20ips``; ``top1=70`` (or ``70%``) is a percentage, ``map=0.3`` and ``miou=0.5``
+are scores between 0 and 1. Anything else raises
 ``UsageError`` with one line naming the bad text and the accepted form.
 """
 
@@ -82,6 +83,14 @@ def parse_percent(text: str) -> float:
     raise UsageError(f"bad percentage {text!r}: expected a number above 0 and at most 100, e.g. 70 or 70%")
 
 
+def parse_fraction(text: str) -> float:
+    """``"0.3"`` -> 0.3: a score above 0 and at most 1 (mAP, mIoU)."""
+    match = re.fullmatch(_NUMBER, text.strip()) if isinstance(text, str) else None
+    if match is not None and 0 < float(match["number"]) <= 1:
+        return float(match["number"])
+    raise UsageError(f"bad score {text!r}: expected a number above 0 and at most 1, e.g. 0.3")
+
+
 def parse_latency_ci(text: str) -> float:
     """``--latency-ci 1%`` -> 0.01: a percentage above 0 and at most 50."""
     match = re.fullmatch(_NUMBER + r"\s*%", text.strip()) if isinstance(text, str) else None
@@ -152,6 +161,11 @@ def format_percent(percent: float, like: str | None = None, digits: int | None =
     return f"{percent:.2f} %" if digits is None else f"{_significant(percent, digits)} %"
 
 
+def format_score(score: float, like: str | None = None, digits: int | None = None) -> str:
+    """A score from 0 to 1: ``0.3124`` -> ``"0.312"``; to ``digits`` significant digits when given (a verdict's precision)."""
+    return f"{score:.3f}" if digits is None else _significant(score, digits)
+
+
 def format_flops(n: float, like: str | None = None, digits: int = 3) -> str:
     """``4.09e9`` -> ``"4.09 GFLOPs"``."""
     return _scaled(n, _COUNT_SCALE, digits, suffix="FLOPs")
@@ -176,7 +190,7 @@ class Metric:
 
     name: str  # the short name on command lines and markers: budget memory=..., --fail latency:10%
     key: str  # its key in pytest-benchmark's extra_info (README "What is saved")
-    unit: str  # the base unit values are kept in: bytes, ms, J, ips, %, FLOPs, FLOP/s, fraction
+    unit: str  # the base unit values are kept in: bytes, ms, J, ips, %, FLOPs, FLOP/s, fraction, score (0 to 1)
     worse: Literal["higher", "lower"]
     label: str  # how a line names it: "peak memory 2.81 GB > budget 2.6 GB"
     format: Callable[..., str]  # (value, like=a budget's text, digits=n) -> text
@@ -212,6 +226,9 @@ EFFICIENCY = Metric("efficiency", "efficiency", "fraction", "lower", "efficiency
 TOP1 = Metric("top1", "top1", "%", "lower", "top-1 accuracy", format_percent, parse_percent, "70", change_unit="pp")
 TOP5 = Metric("top5", "top5", "%", "lower", "top-5 accuracy", format_percent, parse_percent, "70", compared=False,
               change_unit="pp")
+# A detector's and a segmenter's own accuracy, as torchmetrics computes them (models/task_accuracy.py).
+MAP = Metric("map", "map", "score", "lower", "mAP@[.5:.95]", format_score, parse_fraction, "0.3")
+MIOU = Metric("miou", "miou", "score", "lower", "mIoU", format_score, parse_fraction, "0.5")
 
 # An emulated target's figures (--emulate): predicted, never measured, so never under the measured keys.
 TARGET_MEMORY = Metric("target_memory", "target_peak_mem_bytes", "bytes", "higher", "predicted peak memory",
@@ -225,15 +242,16 @@ TARGET_THROUGHPUT = Metric("target_throughput", "target_throughput_ips", "ips", 
 
 # In this order everywhere: budget verdicts, the failure lines, compare's rows, limits' numbers.
 METRICS: dict[str, Metric] = {m.name: m for m in (MEMORY, LATENCY, P99, ENERGY, THROUGHPUT, FLOPS, FLOPS_PER_S, EFFICIENCY,
-                                                  TOP1, TOP5, TARGET_MEMORY, TARGET_LATENCY, TARGET_ENERGY,
+                                                  TOP1, TOP5, MAP, MIOU, TARGET_MEMORY, TARGET_LATENCY, TARGET_ENERGY,
                                                   TARGET_THROUGHPUT)}
 # measured metric name -> the target's predicted twin; budgets of an emulated run judge the twin
 PREDICTED: dict[str, Metric] = {m.predicts: m for m in METRICS.values() if m.predicts}
-DEVICE_INDEPENDENT = frozenset({TOP1.name, TOP5.name})  # the same on the target as measured on the host
+DEVICE_INDEPENDENT = frozenset({TOP1.name, TOP5.name, MAP.name, MIOU.name})  # the same on the target as on the host
 COMPARED: tuple[Metric, ...] = tuple(m for m in METRICS.values() if m.compared)
 BUDGETS: tuple[Metric, ...] = tuple(m for m in METRICS.values() if m.budgetable)
 # edgeprof limits --objective NAME: what "best" means among the cells within every budget.
-OBJECTIVES: dict[str, Metric] = {"throughput": THROUGHPUT, "energy": ENERGY, "latency": LATENCY, "accuracy": TOP1}
+OBJECTIVES: dict[str, Metric] = {"throughput": THROUGHPUT, "energy": ENERGY, "latency": LATENCY, "accuracy": TOP1,
+                                  "map": MAP, "miou": MIOU}
 
 
 def metric(name: str) -> Metric:

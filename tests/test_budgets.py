@@ -13,6 +13,7 @@ from pytest_edgeprof.budgets import Budget, evaluate, merge_budgets, parse_budge
 from pytest_edgeprof.errors import UsageError
 from pytest_edgeprof.measurement import Measurement
 from pytest_edgeprof.metrics import (
+    MAP,
     METRICS,
     format_bytes,
     format_duration_ms,
@@ -21,6 +22,7 @@ from pytest_edgeprof.metrics import (
     parse_duration_ms,
     parse_energy_j,
     parse_percent,
+    parse_fraction,
     parse_rate_ips,
 )
 
@@ -153,7 +155,27 @@ def test_metrics_read_design_keys_with_their_bounds() -> None:
         "target_latency": ("target_latency_ms", "upper"),
         "target_energy": ("target_energy_j_per_image", "upper"),
         "target_throughput": ("target_throughput_ips", "lower"),
+        "map": ("map", "lower"),
+        "miou": ("miou", "lower"),
     }
+
+
+@given(st.floats(min_value=1e-4, max_value=1.0))
+def test_scores_parse_between_0_and_1(score: float) -> None:
+    text = f"{score:.4f}"
+    assert parse_fraction(text) == float(text)
+    assert MAP.format(float(text)) == f"{float(text):.3f}"
+
+
+@pytest.mark.parametrize("text", ["0", "1.5", "30%", "-0.3", "high", ""])
+def test_bad_scores_are_one_usage_error(text: str) -> None:
+    with pytest.raises(UsageError, match=f"bad score {re.escape(repr(text))}: expected a number above 0 and at most 1"):
+        parse_fraction(text)
+
+
+def test_a_tasks_own_accuracy_is_budgeted() -> None:
+    budgets = parse_budget_spec("map=0.3,miou=0.5")
+    assert budgets["map"] == Budget("map", 0.3, "0.3") and budgets["miou"] == Budget("miou", 0.5, "0.5")
 
 
 def test_budget_spec_of_the_command_line() -> None:

@@ -26,7 +26,7 @@ def test_json_has_one_object_per_model_with_plain_integers(capsys: pytest.Captur
     rows = run_json(capsys, "resnet18", "mobilenet_v3_small", "--shape", "64", "--batch", "2")
     assert [row["model"] for row in rows] == ["resnet18", "mobilenet_v3_small"]
     for row in rows:
-        assert set(row) == {"model", "shape", "batch", "flops", "macs", "params"}
+        assert set(row) == {"model", "shape", "batch", "flops", "macs", "params", "flops_method"}
         assert row["shape"] == [3, 64, 64] and row["batch"] == 2
         assert all(type(row[key]) is int for key in ("batch", "flops", "macs", "params"))
         expected = count_model_cost(row["model"], (3, 64, 64), batch_size=2)

@@ -158,10 +158,32 @@ class _TinyTransformer(nn.Module):
         return self.head(self.attention(tokens, tokens, tokens)[0].mean(1))
 
 
+class _TinyBlock(_TinyTransformer):
+    """Attention, then an MLP as in a ViT block: the MLP's hidden width is prunable, the attention not."""
+
+    def __init__(self):
+        super().__init__()
+        self.mlp = nn.Sequential(nn.Linear(16, 64), nn.GELU(), nn.Linear(64, 16))
+
+    def forward(self, x):
+        tokens = self.embed(x).flatten(2).transpose(1, 2)
+        tokens = tokens + self.attention(tokens, tokens, tokens)[0]
+        return self.head((tokens + self.mlp(tokens)).mean(1))
+
+
+def test_a_transformer_is_pruned_in_its_mlp_and_its_heads_stay_consistent():
+    result = prune.prune_to_flops(_TinyBlock(), 0.3, (3, 32, 32))
+    attention = result.model.attention
+    assert abs(result.achieved - 0.3) <= 0.01
+    assert attention.embed_dim == 16 and attention.num_heads == 2 and attention.in_proj_weight.shape == (48, 16)
+    assert result.model.mlp[0].out_features < 64 and result.model.head.out_features == 10
+    result.model(torch.randn(2, 3, 32, 32))
+
+
 @pytest.mark.parametrize(
     "model, reason",
     [
-        (_TinyTransformer(), "MultiheadAttention layers need head-aware pruning"),
+        (_TinyTransformer(), r"no channel group it can prune \(a model with attention is pruned in its MLPs' hidden layers only"),
         (nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 10)), "no channel group it can prune"),
         (nn.Sequential(nn.Conv2d(3, 2, 3), nn.ReLU(), nn.Flatten(), nn.Linear(2 * 6 * 6, 10)), "at most 50.0% of the FLOPs can be removed"),
     ],

@@ -21,7 +21,7 @@ from pytest_edgeprof.measure.flops import count_cost
 from pytest_edgeprof.measure.memory import measure_peak_memory, measure_resident_peak, model_bytes
 from pytest_edgeprof.measure.timing import CallRecorder, Rounds, StoppingRule, warm_up
 from pytest_edgeprof.measurement import Cell, Cost, Latency, Measurement, Memory, WarmUp
-from pytest_edgeprof.models.zoo import example_input
+from pytest_edgeprof.models.zoo import ModelInput, input_bytes, model_input, network_input_shape, takes_image_list, task_of
 from pytest_edgeprof.outcome import Outcome, is_out_of_memory
 
 if TYPE_CHECKING:
@@ -37,12 +37,13 @@ def measure_cell(
     profile: DeviceProfile,
     meter: EnergyMeter,
     run_rounds: RoundsRunner,
-    example: torch.Tensor | None = None,
+    example: ModelInput | None = None,
     target: Target | None = None,
 ) -> Measurement:
     """Everything a cell's saved keys ask for (README "What is saved"), and with a ``target``
     (``--emulate``) its predicted figures there. A module runs as it is (float32 eager); a ``Deployed``
-    model as its precision and runtime made it. Running out of memory is recorded, not raised."""
+    model as its precision and runtime made it. The input is the model's own kind (``zoo.model_input``):
+    a detection model gets a list of ``batch_size`` images. Running out of memory is recorded, not raised."""
     measurement = Measurement(cell, profile.name)
     deployed = model if isinstance(model, Deployed) else eager(model, profile.torch_device)
     measurement.deployment = deployed.deployment
@@ -53,7 +54,8 @@ def measure_cell(
             raise
         measurement.outcome = Outcome.OUT_OF_MEMORY
         measurement.error = first_line(exc, limit=300)
-    measurement.cost = cost_of(deployed.module, cell, deployed.model_bytes)
+    measurement.cost = cost_of(deployed.module, cell, deployed.model_bytes,
+                               real_forward=measurement.outcome is Outcome.PASSED)
     if target is not None:
         from pytest_edgeprof.measure.emulation import predict_cell
 
@@ -63,14 +65,14 @@ def measure_cell(
 
 def _measure(
     model: Deployed,
-    example: torch.Tensor | None,
+    example: ModelInput | None,
     measurement: Measurement,
     profile: DeviceProfile,
     meter: EnergyMeter,
     run_rounds: RoundsRunner,
 ) -> None:
     cell, device = measurement.cell, profile.torch_device
-    example = model.prepare(example_input(cell.batch_size, cell.input_shape) if example is None else example)
+    example = model.prepare(model_input(model.module, cell.batch_size, cell.input_shape) if example is None else example)
     recorder = CallRecorder(lambda: model.run(example), "cpu" if model.synchronous else device)
     with torch.inference_mode():
         warmup = warm_up(recorder, device)
@@ -102,7 +104,7 @@ def memory_of(model: nn.Module | Deployed, example: Any, profile: DeviceProfile)
         reading = measure_resident_peak(call)
     else:
         reading = measure_peak_memory(call, profile.torch_device, shared_memory=profile.shared_memory)
-    resident = deployed.model_bytes + example.nbytes
+    resident = deployed.model_bytes + input_bytes(example)
     return Memory(reading.peak_mem_bytes + resident, reading.peak_mem_bytes, reading.peak_rss_bytes, reading.method,
                   reading.peak_reserved_bytes)
 
@@ -113,7 +115,7 @@ def probe_memory(model: nn.Module | Deployed, cell: Cell, profile: DeviceProfile
     measurement = Measurement(cell, profile.name)
     deployed = model if isinstance(model, Deployed) else eager(model, profile.torch_device)
     try:
-        example = deployed.prepare(example_input(cell.batch_size, cell.input_shape))
+        example = deployed.prepare(model_input(deployed.module, cell.batch_size, cell.input_shape))
         with torch.inference_mode():
             deployed.run(example)
             measurement.memory = memory_of(deployed, example, profile)
@@ -124,15 +126,18 @@ def probe_memory(model: nn.Module | Deployed, cell: Cell, profile: DeviceProfile
     return measurement
 
 
-def cost_of(model: nn.Module, cell: Cell, deployed_bytes: int | None = None) -> Cost:
-    """FLOPs, MACs and params for the cell's batch and shape, and the bytes of the model as deployed
-    (``deployed_bytes``; the module's own where it runs as it is)."""
+def cost_of(model: nn.Module, cell: Cell, deployed_bytes: int | None = None, real_forward: bool = True) -> Cost:
+    """FLOPs, MACs and params for the cell's batch and shape, the bytes of the model as deployed
+    (``deployed_bytes``; the module's own where it runs as it is), its task and what its network saw.
+    Counted on meta tensors, else (``real_forward``) on one real forward of a random input."""
     held = model_bytes(model) if deployed_bytes is None else deployed_bytes
+    task = "detection" if takes_image_list(model) else task_of(cell.model)
+    seen = network_input_shape(model, cell.input_shape)
     try:
-        cost = count_cost(model, cell.input_shape, cell.batch_size)
+        cost = count_cost(model, cell.input_shape, cell.batch_size, real_forward=real_forward)
     except Exception as exc:  # e.g. a forward that makes real tensors or reads values: say why, keep the cell
-        return Cost(None, None, None, held, first_line(exc, limit=300))
-    return Cost(cost.flops, cost.macs, cost.params, held)
+        return Cost(None, None, None, held, first_line(exc, limit=300), task, seen)
+    return Cost(cost.flops, cost.macs, cost.params, held, "", task, seen, cost.method, cost.note)
 
 
 def measure_model(

@@ -42,7 +42,14 @@ class Deployed:
 def eager(module: nn.Module, device: str) -> Deployed:
     """The module as it is, in float32 eager PyTorch: the default configuration."""
     module = module.eval().to(device)
-    return Deployed(module, module, lambda images: images.to(device), torch_deployment(device), model_bytes(module))
+    return Deployed(module, module, lambda images: on_device(images, device), torch_deployment(device), model_bytes(module))
+
+
+def on_device(example: Any, device: str, dtype: torch.dtype | None = None) -> Any:
+    """A batch, or a detection model's list of images, on ``device`` (in ``dtype`` where given)."""
+    if isinstance(example, list):
+        return [image.to(device=device, dtype=dtype) for image in example]
+    return example.to(device=device, dtype=dtype)
 
 
 def torch_deployment(device: str, **options: Any) -> Deployment:

@@ -12,6 +12,12 @@ activations and pooling are not. torchvision computed ``_ops`` with the same kin
 ``TorchDispatchMode`` over aten ops, after Chillee's flop counter: pytorch/vision#6936). For all 80
 classification models in torchvision 0.29, the GMACs counted here, rounded to 3 decimals as ``_ops``
 is, equal ``_ops`` at the model's own input size.
+
+Where a forward cannot run on meta tensors because it reads values (a detection model's NMS, top-k of
+scores, RoI sampling), :func:`count_cost` may count one real forward of a random input instead
+(``method="real-forward"``). Its count then depends on that input where the work does: a two-stage
+detector's RoI heads run once per proposal, so their share (``data_dependent_flops``) is said
+beside the total. torchvision's ``_ops`` for those detectors leaves the RoI heads out.
 """
 
 from __future__ import annotations
@@ -30,7 +36,11 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from pytest_edgeprof.errors import UsageError, first_line, shape_text
-from pytest_edgeprof.models.zoo import reference_input_shape, resolve_model_name
+from pytest_edgeprof.models.zoo import architecture, build_model, is_timm, reference_input_shape, resolve_model_name
+from pytest_edgeprof.models.zoo import takes_image_list, task_of
+
+META, REAL_FORWARD = "meta", "real-forward"
+DATA_DEPENDENT_MODULES = ("roi_heads",)  # children whose work scales with the proposals a real input gives
 
 
 @dataclass(frozen=True)
@@ -56,6 +66,19 @@ class ModelCost:
     batch_size: int
     input_shape: tuple[int, int, int]  # (C, H, W)
     layers: tuple[LayerCost, ...] = ()
+    method: str = META  # META, or REAL_FORWARD where the forward reads values
+    data_dependent_flops: int = 0  # the share of ``flops`` that depends on the input's values (RoI heads)
+
+    @property
+    def note(self) -> str:
+        """What a real-forward count depends on, in one line; "" for a meta count."""
+        if self.method == META:
+            return ""
+        if self.data_dependent_flops:
+            share = self.data_dependent_flops / self.flops
+            return (f"counted on one forward of a random input: the RoI heads' {share:.0%} of the FLOPs depends "
+                    "on the number of proposals; NMS is not counted")
+        return "counted on one forward of a random input; NMS and box decoding are not counted"
 
 
 def count_cost(
@@ -63,21 +86,40 @@ def count_cost(
     input_shape: tuple[int, int, int],
     batch_size: int = 1,
     per_layer: bool = False,
+    *,
+    real_forward: bool = False,
 ) -> ModelCost:
     """Count one eval-mode forward pass of ``batch_size`` inputs of ``input_shape`` (C, H, W).
 
     The model may live on any device with real weights: it is copied onto meta tensors first, so it is
-    not run, moved, put in eval mode or otherwise changed.
+    not run, moved, put in eval mode or otherwise changed. Where its forward cannot run on meta tensors
+    and ``real_forward`` is set, one real forward of a random input on the model's device is counted
+    (in eval mode, without gradients; the model is left as it was).
     """
     shape = check_input_shape(input_shape)
     batch = check_batch_size(batch_size)
-    meta_model = meta_copy(model).eval()
-    x = torch.empty((batch, *shape), dtype=input_dtype(model), device="meta")
-    tracker = _LayerTracker(meta_model)
+    try:
+        return _count(meta_copy(model).eval(), model, shape, batch, per_layer, META)
+    except Exception:
+        if not real_forward:
+            raise
+    was_training = model.training
+    try:
+        return _count(model.eval(), model, shape, batch, per_layer, REAL_FORWARD)
+    finally:
+        model.train(was_training)
+
+
+def _count(runnable: nn.Module, model: nn.Module, shape: tuple[int, int, int], batch: int, per_layer: bool,
+           method: str) -> ModelCost:
+    tracker = _LayerTracker(runnable)
     counter = FlopCounterMode(display=False)
     with tracker.attached(counter), counter, torch.no_grad():
-        meta_model(x)
+        runnable(_random_input(runnable, shape, batch, method))
     macs = counter.get_total_flops() // 2
+    by_module = counter.get_flop_counts()
+    data_dependent = sum(sum(by_module.get(f"{type(runnable).__name__}.{name}", {}).values())
+                         for name in DATA_DEPENDENT_MODULES)
     return ModelCost(
         flops=2 * macs,
         macs=macs,
@@ -85,7 +127,20 @@ def count_cost(
         batch_size=batch,
         input_shape=shape,
         layers=tracker.layers() if per_layer else (),
+        method=method,
+        data_dependent_flops=data_dependent if method == REAL_FORWARD else 0,
     )
+
+
+def _random_input(model: nn.Module, shape: tuple[int, int, int], batch: int, method: str) -> Any:
+    """The input one forward takes: a batch tensor, or a detection model's list of images in [0, 1]."""
+    dtype = input_dtype(model)
+    if method == META:
+        x = torch.empty((batch, *shape), dtype=dtype, device="meta")
+    else:
+        device = next(iter(model.parameters()), torch.empty(0)).device
+        x = torch.rand((batch, *shape), dtype=dtype, generator=torch.Generator().manual_seed(0)).to(device)
+    return list(x.unbind(0)) if takes_image_list(model) else x
 
 
 def count_model_cost(
@@ -94,7 +149,8 @@ def count_model_cost(
     batch_size: int = 1,
     per_layer: bool = False,
 ) -> ModelCost:
-    """Count a torchvision classification model by name, built on the meta device (no weights).
+    """Count a model by name, built on the meta device (no weights); a detection model, whose forward
+    reads values, on one real forward of a random input on the CPU (``method="real-forward"``).
 
     ``input_shape`` defaults to the model's own input size (:func:`reference_input_shape`). Models
     whose architecture depends on the input size (ViT, MaxViT) are built for the shape asked for.
@@ -102,6 +158,8 @@ def count_model_cost(
     name = resolve_model_name(name)
     shape = reference_input_shape(name) if input_shape is None else check_input_shape(input_shape)
     try:
+        if task_of(name) == "detection":
+            return count_cost(build_model(name), shape, batch_size, per_layer, real_forward=True)
         model = _meta_model(name, _size_kwargs(name, shape))
         return count_cost(model, shape, batch_size, per_layer)
     except (RuntimeError, ValueError, AssertionError) as error:
@@ -119,7 +177,9 @@ def count_model_cost(
 def check_model_input(name: str, input_shape: tuple[int, int, int]) -> None:
     """``UsageError`` if the model cannot take ``input_shape`` (too small, not square, not divisible by a
     patch), found on meta tensors without real compute. A model the counter cannot follow passes: a
-    real run will tell."""
+    real run will tell (a detection model, whose transform pads any size, is left to it)."""
+    if task_of(resolve_model_name(name)) == "detection":
+        return
     try:
         count_model_cost(name, input_shape)
     except UsageError:
@@ -137,6 +197,8 @@ def _size_kwargs(name: str, shape: tuple[int, int, int]) -> tuple[tuple[str, Any
     torchvision's own builders set these from the weights' ``min_size`` (vision_transformer.py,
     maxvit.py); without weights they would build for 224 and refuse any other size.
     """
+    if is_timm(name):
+        return ()
     family = torchvision.models.get_model_builder(name).__module__.rsplit(".", 1)[-1]
     height, width = shape[1], shape[2]
     if family == "vision_transformer":
@@ -157,13 +219,13 @@ def _meta_model(name: str, size_kwargs: tuple[tuple[str, Any], ...]) -> nn.Modul
         warnings.filterwarnings("ignore", message="The default weight initialization", category=FutureWarning)
         try:
             with torch.device("meta"):
-                return torchvision.models.get_model(name, **kwargs)
+                return architecture(name, **kwargs)
         except NotImplementedError:
             # The builder computes with tensors (RegNet derives its widths with torch ops), which
             # meta tensors cannot do: build on the CPU, turning each parameter and buffer into a meta
             # tensor as it is registered, so none holds memory for long.
             with _register_on_meta():
-                return torchvision.models.get_model(name, **kwargs)
+                return architecture(name, **kwargs)
 
 
 @contextlib.contextmanager

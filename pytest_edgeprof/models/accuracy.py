@@ -35,7 +35,7 @@ from torchvision.transforms import v2
 from pytest_edgeprof.errors import UsageError
 from pytest_edgeprof.measurement import Accuracy
 from pytest_edgeprof.models.image_folder import labelled_images, round_robin, suffixes_text
-from pytest_edgeprof.models.zoo import resolve_model_name
+from pytest_edgeprof.models.zoo import TIMM_PREFIX, is_timm, resolve_model_name
 
 @dataclass(frozen=True)
 class EvalResult:
@@ -136,19 +136,33 @@ def image_folder_loader(
 
 def preprocessing(model_name: str, input_shape: tuple[int, int, int]) -> v2.Compose:
     """The model's weights' transforms (resize, center crop, normalize), for an input of ``input_shape``."""
-    preset = torchvision.models.get_model_weights(resolve_model_name(model_name)).DEFAULT.transforms()
-    crop = preset.crop_size[0]
-    resize = preset.resize_size[0] if preset.resize_size else crop
+    ratio, interpolation, mean, std = _preset(resolve_model_name(model_name))
     height, width = input_shape[1], input_shape[2]
     return v2.Compose(
         [
             v2.PILToTensor(),
-            v2.Resize(round(max(height, width) * resize / crop), interpolation=preset.interpolation, antialias=True),
+            v2.Resize(round(max(height, width) * ratio), interpolation=interpolation, antialias=True),
             v2.CenterCrop((height, width)),
             v2.ToDtype(torch.float32, scale=True),
-            v2.Normalize(mean=list(preset.mean), std=list(preset.std)),
+            v2.Normalize(mean=mean, std=std),
         ]
     )
+
+
+def _preset(name: str) -> tuple[float, v2.InterpolationMode, list[float], list[float]]:
+    """(resize / crop ratio, interpolation, mean, std) of the model's weights; a timm model's from its
+    pretrained configuration (``crop_pct`` is crop / resize)."""
+    if is_timm(name):
+        import timm
+
+        config = timm.models.get_pretrained_cfg(name[len(TIMM_PREFIX):])
+        if config is None:
+            raise UsageError(f"--eval-data: {name} has no pretrained configuration to read its preprocessing from")
+        return 1 / config.crop_pct, v2.InterpolationMode(config.interpolation), list(config.mean), list(config.std)
+    preset = torchvision.models.get_model_weights(name).DEFAULT.transforms()
+    crop = preset.crop_size[0]
+    resize = preset.resize_size[0] if preset.resize_size else crop
+    return resize / crop, preset.interpolation, list(preset.mean), list(preset.std)
 
 
 class _ImageList(Dataset):

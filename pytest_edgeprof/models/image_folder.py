@@ -95,6 +95,49 @@ def parse_image_folder(text: str, option: str = "--eval-data") -> Path:
     return root
 
 
+def parse_eval_data(text: str) -> Path:
+    """``--eval-data``: an ImageFolder (classifiers), a COCO folder (detectors: ``annotations.json``) or
+    an images/ and masks/ folder (segmenters), laid out as ``models/task_accuracy.py`` says."""
+    root = Path(text).expanduser()
+    if not root.is_dir():
+        raise UsageError(f"--eval-data {root}: {'not a folder' if root.exists() else 'no such folder'}; expected an "
+                         "ImageFolder (classifiers), a folder with annotations.json (detectors) or with images/ and masks/ (segmenters)")
+    if (root / "annotations.json").is_file():
+        check_coco_folder(root)
+    elif (root / "masks").is_dir():
+        check_mask_folder(root)
+    else:
+        check_image_folder(root)
+    return root
+
+
+def check_coco_folder(root: Path) -> int:
+    """The images ``annotations.json`` names are there; their number, or ``UsageError``."""
+    path = root / "annotations.json"
+    try:
+        coco = json.loads(path.read_text())
+        files = [root / image["file_name"] for image in coco["images"]]
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError, KeyError, TypeError) as error:
+        raise UsageError(f"--eval-data {path}: not COCO annotations ({first_line(error)}); expected "
+                         '{"images": [{"id": 1, "file_name": "a.jpg"}], "annotations": [{"image_id": 1, "bbox": [x, y, w, h], '
+                         '"category_id": 1}]}') from None
+    missing = [f for f in files if not f.is_file()]
+    if missing or not files:
+        what = f"{missing[0]} is missing" if missing else "it names no images"
+        raise UsageError(f"--eval-data {path}: {what}; expected each file_name under {root}")
+    return len(files)
+
+
+def check_mask_folder(root: Path) -> int:
+    """Every image of ``root/images`` has ``root/masks/<name>.png``; their number, or ``UsageError``."""
+    images = sorted(p for p in (root / "images").glob("*") if p.suffix.lower() in IMAGE_SUFFIXES) if (root / "images").is_dir() else []
+    missing = [p for p in images if not (root / "masks" / f"{p.stem}.png").is_file()]
+    if missing or not images:
+        what = f"no mask masks/{missing[0].stem}.png for images/{missing[0].name}" if missing else "no images in images/"
+        raise UsageError(f"--eval-data {root}: {what}; expected images/<name>.jpg and masks/<name>.png (class index per pixel)")
+    return len(images)
+
+
 def parse_prune_data(text: str) -> Path:
     """``--prune-data``: the ImageFolder Taylor importance reads."""
     return parse_image_folder(text, "--prune-data")

@@ -20,7 +20,7 @@ from pytest_edgeprof.measurement import DEFAULT_PRECISION, DEFAULT_RUNTIME, Accu
 from pytest_edgeprof.models.deploy.deployer import Deployer
 from pytest_edgeprof.models.prune import PruneUnsupported
 from pytest_edgeprof.models.variants import BuiltModel, ModelRef
-from pytest_edgeprof.models.zoo import example_input, reference_input_shape
+from pytest_edgeprof.models.zoo import model_input, reference_input_shape, task_of
 
 
 # A deployed model is one model at one precision, through one runtime, for one input shape.
@@ -47,7 +47,7 @@ class ModelCache:
         if self._current is None or self._current[0] != ref:
             self.release()
             built = self._build_once(ref, self.device)
-            sample = example_input(1, reference_input_shape(ref.name), self.device)
+            sample = model_input(built.model, 1, reference_input_shape(ref.name), self.device)
             with torch.inference_mode():
                 warm_up(lambda: built.model(sample), self.device)
             self._current = (ref, built.model)
@@ -89,9 +89,18 @@ class ModelCache:
         return self._pruning.get(ref)
 
     def accuracy(self, ref: ModelRef, cell: Cell) -> Accuracy | None:
-        """Top-1/top-5 of the variant at the cell's shape, precision and runtime on the evaluation data;
-        None without it."""
+        """Top-1/top-5 (mAP of a detector, mIoU of a segmenter) of the variant at the cell's shape, precision and
+        runtime on the evaluation data; None without it, and for a detector's or segmenter's configurations
+        other than fp32 eager (their scores are read from the float32 module)."""
         key = (ref, cell.precision, cell.runtime, cell.input_shape)
+        task = task_of(ref.name)
+        if task != "classification":
+            if key not in self._accuracy and self.eval_data is not None and key[1:3] == (DEFAULT_PRECISION, DEFAULT_RUNTIME):
+                from pytest_edgeprof.models.task_accuracy import evaluate_task
+
+                self._accuracy[key] = evaluate_task(self.build(ref), task, self.eval_data, cell.input_shape,
+                                                    limit=self.eval_limit, device=self.device, model_name=ref.name)
+            return self._accuracy.get(key)
         if key not in self._accuracy and self.eval_data is not None:
             from pytest_edgeprof.models.accuracy import evaluate, image_folder_loader
 

@@ -52,7 +52,7 @@ class Settings:
     prune_method: str = "magnitude"
     prune_cache: Path | None = None
     prune_data: Path | None = None
-    eval_data: Path | None = None  # an ImageFolder: adds top1/top5 per model, variant and shape
+    eval_data: Path | None = None  # adds top1/top5, map or miou per model, variant and shape
     eval_limit: int | None = None
     columns: tuple[str, ...] | None = None  # the summary's metric columns; None: all that fit
     latency_ci: float = 0.01  # rounds go on until the median's 95 % interval is within this fraction of it
@@ -144,8 +144,9 @@ OPTIONS: dict[str, Option] = {
     "eval_data": Option(
         "--eval-data", "edgeprof_eval_data", "DIR",
         "an ImageFolder laid out like ImageNet's validation set (optional class_index.json): adds top1/top5 per "
-        "model, variant and input shape, with the preprocessing of the model's weights",
-        "models.image_folder:parse_image_folder",
+        "model, variant and input shape, with the preprocessing of the model's weights; for detectors a folder with "
+        "COCO's annotations.json (adds map), for segmenters one with images/ and masks/ (adds miou)",
+        "models.image_folder:parse_eval_data",
     ),
     "eval_limit": Option(
         "--eval-limit", "edgeprof_eval_limit", "N", "evaluate only the first N images (eval_set says so)",
@@ -169,7 +170,7 @@ OPTIONS: dict[str, Option] = {
     "columns": Option(
         "--edgeprof-columns", "edgeprof_columns", "NAMES",
         "the metric columns of the table printed at the end of the run, in order, from latency, p99, target_latency, "
-        "throughput, memory, target_memory, energy, flops, top1, efficiency (target_: predicted under --emulate) "
+        "throughput, memory, target_memory, energy, flops, top1, map, miou, efficiency (target_: predicted under --emulate) "
         "(default: all; columns wider than the terminal are dropped, least important first); -q prints only the "
         "recommended configuration",
         "runs.summary:parse_columns",

@@ -28,7 +28,7 @@ from torch import nn
 from pytest_edgeprof.errors import UsageError
 from pytest_edgeprof.measure.flops import count_cost
 from pytest_edgeprof.measure.timing import synchronizer, warm_up
-from pytest_edgeprof.models.zoo import example_input
+from pytest_edgeprof.models.zoo import model_input
 
 SORT_KEYS = ("latency", "flops", "params", "activations")
 _SHOWN_CONTAINER_SHARE = 0.01
@@ -80,9 +80,9 @@ def profile_layers(
     """Count and time every layer of ``model`` on ``device`` (it is moved there and put in eval mode)."""
     if runs < 1:
         raise UsageError(f"runs {runs!r} is not a positive integer")
-    cost = count_cost(model, input_shape, batch_size, per_layer=True)
+    cost = count_cost(model, input_shape, batch_size, per_layer=True, real_forward=True)
     model = model.eval().to(device)
-    x = example_input(batch_size, input_shape, device)
+    x = model_input(model, batch_size, input_shape, device)
     sync = synchronizer(device)
     with torch.inference_mode():
         warm_up(lambda: model(x), device)

@@ -18,8 +18,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from pytest_edgeprof.errors import UsageError
-from pytest_edgeprof.metrics import (EFFICIENCY, ENERGY, FLOPS, LATENCY, MEMORY, P99, TARGET_LATENCY, TARGET_MEMORY,
-                                     THROUGHPUT, TOP1, Metric, format_percent)
+from pytest_edgeprof.metrics import (EFFICIENCY, ENERGY, FLOPS, LATENCY, MAP, MEMORY, MIOU, P99, TARGET_LATENCY,
+                                     TARGET_MEMORY, THROUGHPUT, TOP1, Metric, format_percent)
 from pytest_edgeprof.outcome import Outcome
 from pytest_edgeprof.runs import limits
 from pytest_edgeprof.runs.saved import SavedCell, SavedRun
@@ -90,10 +90,12 @@ COLUMNS: dict[str, Column] = {c.name: c for c in (
     Column("flops", FLOPS.label, _metric_text(FLOPS), 6),
     Column("p99", "p99", _metric_text(P99), 7),
     Column("top1", "top-1", _top1_text, 5),
+    Column("map", "mAP", _metric_text(MAP), 5),
+    Column("miou", "mIoU", _metric_text(MIOU), 5),
     Column("efficiency", "efficiency", _metric_text(EFFICIENCY), 8),
 )}
 DEFAULT_COLUMNS = ("latency", "p99", "target_latency", "throughput", "memory", "target_memory", "energy", "flops", "top1",
-                   "efficiency")
+                   "map", "miou", "efficiency")
 
 
 def parse_columns(text: str) -> tuple[str, ...]:

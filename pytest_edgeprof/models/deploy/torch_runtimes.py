@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from pytest_edgeprof.measure.deployed import Deployed, torch_deployment
+from pytest_edgeprof.measure.deployed import Deployed, on_device, torch_deployment
 from pytest_edgeprof.measure.memory import model_bytes
 from pytest_edgeprof.models.deploy.cache import cached_file, weights_digest, write_once
 from pytest_edgeprof.models.deploy.calibration import Calibration
@@ -32,7 +32,7 @@ def cast(module: nn.Module, device: str, precision: str) -> Deployed:
     """The module and its input in ``precision`` on ``device`` (fp32, fp16, bf16), eager."""
     dtype = DTYPES[precision]
     runnable = copy.deepcopy(module).eval().to(device=device, dtype=dtype)  # the float32 module stays as it is
-    return Deployed(module, runnable, lambda images: images.to(device=device, dtype=dtype),
+    return Deployed(module, runnable, lambda images: on_device(images, device, dtype),
                     torch_deployment(device), model_bytes(runnable), precision=precision)
 
 
@@ -93,7 +93,7 @@ def _drop_unused_attributes(graph: torch.fx.GraphModule) -> None:
 
 def int8_eager(module: nn.Module, quantized: nn.Module, quantization: str, device: str) -> Deployed:
     deployment = replace(torch_deployment(device), quantization=quantization)
-    return Deployed(module, quantized, lambda images: images.to(device), deployment, model_bytes(quantized),
+    return Deployed(module, quantized, lambda images: on_device(images, device), deployment, model_bytes(quantized),
                     precision="int8")
 
 

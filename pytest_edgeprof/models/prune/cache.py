@@ -31,7 +31,7 @@ from pytest_edgeprof.models.identity import model_identity
 from pytest_edgeprof.models.prune.plan import DEFAULT_TOLERANCE, PRUNE_STAGES, PruneResult, _prune, _stages
 from pytest_edgeprof.paths import default_cache_dir
 from pytest_edgeprof.models.prune.targets import check_method, parse_prune_target, variant_name
-from pytest_edgeprof.models.zoo import build_model, reference_input_shape, resolve_model_name
+from pytest_edgeprof.models.zoo import build_model, model_input, reference_input_shape, resolve_model_name, task_of
 
 VARIANT_FORMAT = 1  # of the files save_variant writes
 
@@ -174,6 +174,8 @@ def load_variant(path: Path, expected_key: str | None = None) -> PruneResult:
 
 def _skeleton(name: str) -> nn.Module:
     """The base architecture with no weights worth keeping: on meta tensors where the builder allows."""
+    if task_of(name) == "detection":  # tracing a detector runs its NMS, which needs real values
+        return build_model(name, None, "cpu")
     try:
         with torch.device("meta"):
             return build_model(name, None, "meta")
@@ -185,6 +187,6 @@ def _replay_graph(model: nn.Module, shape: tuple) -> Any:
     import torch_pruning as tp
 
     device = next(model.parameters()).device
-    example = torch.empty((1, *shape), device=device) if device.type == "meta" else torch.randn((1, *shape))
+    example = torch.empty((1, *shape), device=device) if device.type == "meta" else model_input(model, 1, shape)
     with torch.enable_grad():
         return tp.DependencyGraph().build_dependency(model, example_inputs=example, verbose=False)

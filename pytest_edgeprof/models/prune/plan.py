@@ -15,11 +15,25 @@ How a target is hit without crawling:
    estimate is as close to the target as channels allow.
 4. The real model is pruned once, its FLOPs counted exactly on meta tensors, and the result refused
    (:class:`PruneUnsupported`) if it is not within ``tolerance`` of the target.
+
+Which layers keep their width (:func:`_kept_layers`): a classifier's last layer; a segmenter's layers that
+output its classes; a detector's heads' output layers (class logits, box regression, centerness, per
+level for SSD) and its neck's outputs (the FPN's convolutions, whose channels every head level reads),
+so its backbone, the neck's inputs and the heads' inner layers (RPN convolution, the RoI box head's
+MLP, RetinaNet's and FCOS's towers) are pruned. Attention is never cut: a group that reaches into an
+attention module (``nn.MultiheadAttention``, torchvision's Swin and MaxViT attention) is left whole, so
+``num_heads`` and the head width stay consistent, and a transformer is pruned in its MLPs (torch-pruning's
+own ViT pruning cuts the embedding width through its MultiheadAttention pruner instead, which torchvision's
+Swin forward, deriving the head width from its input, cannot take). Only the MLPs' hidden layers are
+offered to torch-pruning as roots there: its grouping of a Swin's residual stream (through window
+shifts and reshapes) did not finish within minutes. A detector's FLOPs are counted on one
+real forward (``flops.count_cost``), so the target is met on the same count the cell reports.
 """
 
 from __future__ import annotations
 
 import bisect
+import re
 import copy
 import sys
 import time
@@ -36,6 +50,7 @@ from pytest_edgeprof.errors import UsageError, first_line, shape_text
 from pytest_edgeprof.measurement import Pruning
 from pytest_edgeprof.measure.flops import ModelCost, meta_copy, count_cost
 from pytest_edgeprof.models.prune.targets import check_method, variant_name
+from pytest_edgeprof.models.zoo import model_input, takes_image_list
 
 DEFAULT_TOLERANCE = 0.01  # achieved FLOPs reduction within +-1 percentage point of the target
 
@@ -126,11 +141,11 @@ def _prune(
     started = time.perf_counter()
     model.eval()
     stage(PRUNE_STAGES[0])
-    before = count_cost(model, input_shape, per_layer=True)
-    classifier = _classifier(model, input_shape)
-    width = _width(classifier)
+    before = count_cost(model, input_shape, per_layer=True, real_forward=True)
+    kept = _kept_layers(model, input_shape)
+    widths = [_width(layer) for layer in kept]
     stage(PRUNE_STAGES[1])
-    graph = _dependency_graph(model, input_shape, ignored=[classifier])
+    graph = _dependency_graph(model, input_shape, ignored=kept + _beside_the_mlps(model))
     stage(PRUNE_STAGES[2])
     if method == "taylor":
         _accumulate_gradients(model, example_data)
@@ -142,7 +157,7 @@ def _prune(
     history = _apply_plan(graph, groups, plan)
     _clear_gradients(model)
     stage(PRUNE_STAGES[5])
-    after = _verified_cost(model, input_shape, classifier, width)
+    after = _verified_cost(model, input_shape, kept, widths)
     achieved = 1 - after.flops / before.flops
     if abs(achieved - target) > tolerance:
         raise PruneUnsupported(
@@ -165,8 +180,37 @@ def _prune(
     )
 
 
-def _classifier(model: nn.Module, input_shape: tuple[int, int, int]) -> nn.Module:
-    """The classifier: the last conv or linear layer to run in a meta forward pass."""
+DETECTION_HEADS = ("head", "rpn", "roi_heads")
+DETECTION_OUTPUTS = ("cls_logits", "bbox_pred", "bbox_reg", "bbox_ctrness", "cls_score")  # torchvision's names
+
+
+def _kept_layers(model: nn.Module, input_shape: tuple[int, int, int]) -> list[nn.Module]:
+    """The layers whose output width pruning keeps (the module's docstring says which, per task)."""
+    if takes_image_list(model):
+        return _detector_outputs(model)
+    called, output = _meta_run(model, input_shape)
+    if isinstance(output, dict) and isinstance(output.get("out"), torch.Tensor):  # torchvision's segmenters
+        classes = output["out"].shape[1]
+        return [model.get_submodule(name) for name in dict.fromkeys(called) if _width(model.get_submodule(name)) == classes]
+    if not isinstance(output, torch.Tensor):
+        raise PruneUnsupported("the model returns neither a tensor nor a segmenter's masks nor a detector's boxes")
+    return [model.get_submodule(called[-1])]
+
+
+def _detector_outputs(model: nn.Module) -> list[nn.Module]:
+    """A detector's heads' output layers and its FPN's convolutions."""
+    layers = (nn.modules.conv._ConvNd, nn.Linear)
+    kept = [m for m in model.backbone.fpn.modules() if isinstance(m, layers)] if hasattr(model.backbone, "fpn") else []
+    for part in (getattr(model, name) for name in DETECTION_HEADS if hasattr(model, name)):
+        kept += [m for name, m in part.named_modules() if isinstance(m, layers) and name.rsplit(".", 1)[-1] in DETECTION_OUTPUTS]
+        for name, module_list in part.named_modules():  # SSD: one output convolution per feature level
+            if name.endswith("module_list"):
+                kept += [[m for m in level.modules() if isinstance(m, layers)][-1] for level in module_list]
+    return kept
+
+
+def _meta_run(model: nn.Module, input_shape: tuple[int, int, int]) -> tuple[list[str], Any]:
+    """The conv and linear layers a meta forward pass runs, in order, and its output."""
     meta = meta_copy(model)
     names = {module: name for name, module in meta.named_modules()}
     called: list[str] = []
@@ -183,33 +227,47 @@ def _classifier(model: nn.Module, input_shape: tuple[int, int, int]) -> nn.Modul
     finally:
         for handle in handles:
             handle.remove()
-    if not called or not isinstance(output, torch.Tensor):
-        raise PruneUnsupported("the model has no convolution or linear layer to prune, or does not return one tensor")
-    return model.get_submodule(called[-1])
+    if not called:
+        raise PruneUnsupported("the model has no convolution or linear layer to prune")
+    return called, output
 
 
 def _dependency_graph(model: nn.Module, input_shape: tuple[int, int, int], ignored: list[nn.Module]) -> Any:
     import torch_pruning as tp
 
-    attention = next((m for m in model.modules() if _is_attention(m)), None)
-    if attention is not None:
-        raise PruneUnsupported(
-            f"{type(attention).__name__} layers need head-aware pruning, which edgeprof does not configure"
-        )
     device = next(model.parameters()).device
-    example = torch.randn((1, *input_shape), device=device, dtype=_dtype(model))
+    example = model_input(model, 1, input_shape, str(device))
     try:
         with torch.enable_grad():
             graph = tp.DependencyGraph().build_dependency(model, example_inputs=example, verbose=False)
     except Exception as error:
         raise PruneUnsupported(f"torch-pruning cannot trace the model: {first_line(error, with_type=True)}")
     graph.edgeprof_ignored = list(ignored)
+    graph.edgeprof_attention = {m for a in model.modules() if _is_attention(a) for m in a.modules()}
     return graph
+
+
+def _beside_the_mlps(model: nn.Module) -> list[nn.Module]:
+    """In a model with attention, every conv and linear layer but the MLPs' hidden ones (a Linear that a
+    later Linear of the same Sequential reads through activations and dropout only); none otherwise."""
+    if not any(_is_attention(m) for m in model.modules()):
+        return []
+    hidden = set()
+    for sequential in (m for m in model.modules() if isinstance(m, nn.Sequential)):
+        layers = list(sequential)
+        for index, layer in enumerate(layers):
+            rest = layers[index + 1:]
+            following = next((i for i, m in enumerate(rest) if not isinstance(m, (nn.GELU, nn.ReLU, nn.SiLU, nn.Dropout))), None)
+            if isinstance(layer, nn.Linear) and following is not None and isinstance(rest[following], nn.Linear):
+                hidden.add(layer)
+    return [m for m in model.modules() if isinstance(m, (nn.modules.conv._ConvNd, nn.Linear)) and m not in hidden]
 
 
 def _is_attention(module: nn.Module) -> bool:
     # torchvision's Swin and MaxViT write attention with plain Linear layers in classes named so
-    return isinstance(module, nn.MultiheadAttention) or "Attention" in type(module).__name__
+    # (ShiftedWindowAttention, ShiftedWindowAttentionV2, RelativePositionalMultiHeadAttention); MaxViT's
+    # PartitionAttentionLayer holds an attention and an MLP, and is not one
+    return isinstance(module, nn.MultiheadAttention) or re.search(r"Attention(V\d+)?$", type(module).__name__) is not None
 
 
 def _accumulate_gradients(model: nn.Module, example_data: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> None:
@@ -262,6 +320,8 @@ def _rank_groups(graph: Any, method: str) -> list[_Group]:
     for group in graph.get_all_groups(ignored_layers=graph.edgeprof_ignored, root_module_types=[nn.Conv2d, nn.Linear]):
         if _has_single_channel_layer(graph, group):
             continue  # torch-pruning never prunes a layer down from one channel
+        if any(dep.target.module in graph.edgeprof_attention for dep, _ in group):
+            continue  # attention keeps its width: num_heads x head width must still hold
         chunks = _channel_chunks(graph, group)
         try:
             scores = importance(group)
@@ -286,7 +346,9 @@ def _rank_groups(graph: Any, method: str) -> list[_Group]:
             )
         )
     if not groups:
-        raise PruneUnsupported("torch-pruning found no channel group it can prune")
+        why = (" (a model with attention is pruned in its MLPs' hidden layers only; attention keeps its width)"
+               if graph.edgeprof_attention else "")
+        raise PruneUnsupported(f"torch-pruning found no channel group it can prune{why}")
     return groups
 
 
@@ -450,14 +512,15 @@ def _apply_plan(graph: Any, groups: list[_Group], plan: list[int]) -> list[list]
     return [[name, bool(out), [int(i) for i in idxs]] for name, out, idxs in graph.pruning_history()]
 
 
-def _verified_cost(model: nn.Module, input_shape: tuple[int, int, int], classifier: nn.Module, width: int) -> ModelCost:
-    """The pruned model's exact cost; it must still run, and its classifier keep its output width."""
+def _verified_cost(model: nn.Module, input_shape: tuple[int, int, int], kept: list[nn.Module], widths: list[int]) -> ModelCost:
+    """The pruned model's exact cost; it must still run, and its kept layers keep their output width."""
     try:
-        cost = count_cost(model, input_shape)
+        cost = count_cost(model, input_shape, real_forward=True)
     except Exception as error:
         raise PruneUnsupported(f"the pruned model does not run: {first_line(error, with_type=True)}")
-    if _width(classifier) != width:
-        raise PruneUnsupported(f"pruning changed the classifier's output width from {width} to {_width(classifier)}")
+    for layer, width in zip(kept, widths):
+        if _width(layer) != width:
+            raise PruneUnsupported(f"pruning changed a kept layer's output width from {width} to {_width(layer)}")
     return cost
 
 
