@@ -1,5 +1,6 @@
 """scikit-learn's handwritten digits (shipped with the package) and a small CNN trained on them in seconds:
-data whose labels mean something, for the accuracy tests."""
+data whose labels mean something, for the accuracy tests; a test module imports the fixtures it uses
+(``trained``, ``digits``) and marks ``one_thread`` as autouse."""
 
 import pytest
 import torch
@@ -40,3 +41,19 @@ def train_net(model: nn.Module, data: TensorDataset, epochs: int = 6) -> nn.Modu
             nn.functional.cross_entropy(model(images), labels).backward()
             optimizer.step()
     return model.eval()
+
+
+@pytest.fixture(scope="module")
+def one_thread(one_torch_thread):
+    """Tiny batches on a small, shared CPU run much faster on one thread than fighting over two."""
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return digits_split()
+
+
+@pytest.fixture(scope="module")
+def trained(digits):
+    torch.manual_seed(0)
+    return train_net(digit_net(), digits[0])

@@ -21,22 +21,9 @@ from pytest_edgeprof.measurement import Accuracy
 from pytest_edgeprof.models.prune import prune_to_flops
 from pytest_edgeprof.models.zoo import build_model
 
-from digits import DIGIT_SHAPE, digit_net, digits_split, train_net  # noqa: E402
+from digits import DIGIT_SHAPE, digits, one_thread, train_net, trained  # noqa: E402, F401 (fixtures)
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread(one_torch_thread):
-    """Tiny batches on a small, shared CPU run much faster on one thread than fighting over two."""
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return digits_split()
-
-
-@pytest.fixture(scope="module")
-def trained(digits):
-    torch.manual_seed(0)
-    return train_net(digit_net(), digits[0])
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_trained_digits_cnn_is_far_above_chance(trained, digits):

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from digits import DIGIT_SHAPE, digit_net, digits_split, train_net
+from digits import DIGIT_SHAPE, digit_net, digits, one_thread, trained  # noqa: F401 (fixtures)
 from pytest_edgeprof.device import cpu_profile
 from pytest_edgeprof.errors import DeployUnsupported
 from pytest_edgeprof.measure.cell import measure_cell
@@ -25,20 +25,7 @@ from pytest_edgeprof.models.deploy.support import unsupported
 from pytest_edgeprof.models.zoo import build_model
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread(one_torch_thread):
-    """Tiny batches on a small, shared CPU run much faster on one thread than fighting over two."""
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return digits_split()
-
-
-@pytest.fixture(scope="module")
-def trained(digits):
-    torch.manual_seed(0)
-    return train_net(digit_net(), digits[0])
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
