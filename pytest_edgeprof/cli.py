@@ -123,7 +123,7 @@ def _add_verbose(parser: argparse.ArgumentParser, work: str, build: str = "the i
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="edgeprof", description="Profile torchvision CNNs for edge devices.")
+    parser = _Parser(prog="edgeprof", description="Profile torchvision and timm models for edge devices.")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for command in SUBCOMMANDS.values():
         sub = commands.add_parser(command.name, help=command.help, description=command.help)
@@ -379,8 +379,8 @@ def _configure_limits(parser: argparse.ArgumentParser) -> None:
 
 @subcommand(
     "limits",
-    "per model, variant and input shape: the largest batch within every budget, the first beyond and why; "
-    "then the best configuration within all budgets",
+    "per model, variant (with its precision and runtime) and input shape: the largest batch within every budget, "
+    "the first beyond and why; then the best configuration within all budgets",
     _configure_limits,
 )
 def run_limits(args: argparse.Namespace) -> int:
