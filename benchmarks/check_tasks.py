@@ -1,7 +1,7 @@
 """Detection, segmentation and attention models: FLOPs against torchvision's `_ops`, latency and peak
 memory at batch 1, and pruning to p30.
 
-    flock /tmp/edgeprof-cpu.lock python benchmarks/check_tasks.py            # every model below
+    python benchmarks/check_tasks.py            # every model below
     python benchmarks/check_tasks.py --models ssdlite320_mobilenet_v3_large --no-prune
 
 Per model (random weights, on the CPU, `--threads` torch threads: 1 by default, since on a machine

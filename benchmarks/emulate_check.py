@@ -12,8 +12,8 @@ it prints the ``Efficiency`` to put in ``HOST_CPU_EFFICIENCY``.
 (54 cells) and prints ``edgeprof emulate-check`` of that run: predicted against measured per cell, the
 shares within ±10/25/50 % and the worst cell.
 
-    flock /tmp/edgeprof-cpu.lock python benchmarks/emulate_check.py fit
-    flock /tmp/edgeprof-cpu.lock python benchmarks/emulate_check.py check [--out run.json]
+    python benchmarks/emulate_check.py fit
+    python benchmarks/emulate_check.py check [--out run.json]
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 Run from the repository root:
 
     PYTHONPATH=. python benchmarks/energy_overhead.py          # the sources' costs (about 15 s)
-    flock /tmp/edgeprof-cpu.lock env PYTHONPATH=. python benchmarks/energy_overhead.py share [--runs 3] [--also ../main]
+    python benchmarks/energy_overhead.py share [--runs 3] [--also ../main]
 
 ``share`` runs the suite (``pytest benchmarks/ -p no:cacheprovider`` on a reduced grid: resnet50 and
 mobilenet_v3_large, batch 1, 160) with and without ``--no-energy``, alternated ``--runs`` times, each
