@@ -8,6 +8,7 @@
                                                 # median falls inside each saved 95 % interval over 20 runs:
                                                 # latency_ms_ci95 (within the run) and latency_ms_repeat95;
                                                 # --save FILE keeps each run's rounds and reference median
+    python benchmarks/check_timer.py rule       # the same ratio for the stopping rule alone, without pytest
 
 Each runs the real suite (benchmarks/test_inference.py) in this process through pytest.main, reads
 the median it saved, then measures the same model and input in the same process. Run it on a quiet
@@ -28,6 +29,7 @@ import pytest
 import torch
 import torch.utils.benchmark as torch_benchmark
 
+from pytest_edgeprof.measure.timing import CallRecorder, StoppingRule, warm_up
 from pytest_edgeprof.models.zoo import build_model, example_input
 
 SUITE = str(Path(__file__).with_name("test_inference.py"))
@@ -161,8 +163,27 @@ def check_precision(alternations: int = 5, coverage_runs: int = 20, save: Path |
     return abs(ratio - 1) <= 0.02
 
 
+def check_rule(alternations: int = 5) -> bool:
+    """The stopping rule alone (a CallRecorder, no pytest, no plugin) against adaptive_autorange, alternated in
+    one process: where ``precision`` misses its bar and this does not, the gap is in the suite's context, not in
+    the timer or the rule."""
+    model, x = build_model("resnet18"), example_input(1, (3, 224, 224))
+    ratios = []
+    for _ in range(alternations):
+        with torch.inference_mode():
+            recorder = CallRecorder(lambda: model(x), "cpu")
+            warm_up(recorder, "cpu")
+            recorder.clear()
+            rounds = StoppingRule(0.01, 5, max_time_s=5.0).run(recorder)
+        ratios.append(statistics.median(rounds.latencies_s) * 1e3 / reference_median_ms(model, x))
+    ratio = statistics.median(ratios)
+    print(f"rule: resnet18 b1 224x224 cpu, {torch.get_num_threads()} threads. Stopping-rule median / adaptive_autorange "
+          f"median, {alternations} alternations: {', '.join(f'{r:.3f}' for r in ratios)}; median {ratio:.3f} (bar: within 2 %)")
+    return abs(ratio - 1) <= 0.02
+
+
 if __name__ == "__main__":
-    checks = {"truth": check_truth, "overhead": check_overhead, "precision": check_precision}
+    checks = {"truth": check_truth, "overhead": check_overhead, "precision": check_precision, "rule": check_rule}
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("checks", nargs="*", default=list(checks), help=f"any of {', '.join(checks)} (default: all)")
     parser.add_argument("--save", type=Path, help="precision: save each coverage run's rounds and reference here")
