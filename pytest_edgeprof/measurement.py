@@ -57,6 +57,11 @@ class Cell:
         return f"{self.model}-{self.deployed_variant}"
 
     @property
+    def runs_as_built(self) -> bool:
+        """The default precision and runtime: the float32 module in eager PyTorch, nothing to deploy."""
+        return (self.precision, self.runtime) == (DEFAULT_PRECISION, DEFAULT_RUNTIME)
+
+    @property
     def deployed_variant(self) -> str:
         """The variant and, where not the default, its precision and runtime: ``p50``, ``base-int8-onnxruntime``."""
         deployment = [part for part, default in ((self.precision, DEFAULT_PRECISION), (self.runtime, DEFAULT_RUNTIME))

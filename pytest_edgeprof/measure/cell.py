@@ -15,7 +15,7 @@ from torch import nn
 from pytest_edgeprof.device import DeviceProfile, read_jetson_power_mode
 from pytest_edgeprof.errors import first_line
 from pytest_edgeprof.measure.device_state import read_state
-from pytest_edgeprof.measure.deployed import RESIDENT, Deployed, eager
+from pytest_edgeprof.measure.deployed import RESIDENT, Deployed, as_deployed
 from pytest_edgeprof.measure.energy import EnergyMeter, EnergyWindow, energy_per_image
 from pytest_edgeprof.measure.flops import count_cost
 from pytest_edgeprof.measure.memory import measure_peak_memory, measure_resident_peak, model_bytes
@@ -45,7 +45,7 @@ def measure_cell(
     model as its precision and runtime made it. The input is the model's own kind (``zoo.model_input``):
     a detection model gets a list of ``batch_size`` images. Running out of memory is recorded, not raised."""
     measurement = Measurement(cell, profile.name)
-    deployed = model if isinstance(model, Deployed) else eager(model, profile.torch_device)
+    deployed = as_deployed(model, profile.torch_device)
     measurement.deployment = deployed.deployment
     try:
         _measure(deployed, example, measurement, profile, meter, run_rounds)
@@ -98,7 +98,7 @@ def _device_state(profile: DeviceProfile) -> dict:
 def memory_of(model: nn.Module | Deployed, example: Any, profile: DeviceProfile) -> Memory:
     """Peak memory of one more call. The cell holds its weights and its input as well as what the
     forward pass allocates, so ``peak_mem_bytes`` counts all three."""
-    deployed = model if isinstance(model, Deployed) else eager(model, profile.torch_device)
+    deployed = as_deployed(model, profile.torch_device)
     call = lambda: deployed.run(example)  # noqa: E731
     if deployed.memory == RESIDENT:
         reading = measure_resident_peak(call)
@@ -113,7 +113,7 @@ def probe_memory(model: nn.Module | Deployed, cell: Cell, profile: DeviceProfile
     """Peak memory of one forward pass of the cell (after one call for lazy initialisation), nothing
     timed: what each probe of ``edgeprof capacity`` asks. Running out of memory is recorded."""
     measurement = Measurement(cell, profile.name)
-    deployed = model if isinstance(model, Deployed) else eager(model, profile.torch_device)
+    deployed = as_deployed(model, profile.torch_device)
     try:
         example = deployed.prepare(model_input(deployed.module, cell.batch_size, cell.input_shape))
         with torch.inference_mode():

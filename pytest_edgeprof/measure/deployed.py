@@ -52,6 +52,11 @@ def on_device(example: Any, device: str, dtype: torch.dtype | None = None) -> An
     return example.to(device=device, dtype=dtype)
 
 
+def as_deployed(model: nn.Module | Deployed, device: str) -> Deployed:
+    """``model`` as a cell runs it: a ``Deployed`` as it is, a module as float32 eager on ``device``."""
+    return model if isinstance(model, Deployed) else eager(model, device)
+
+
 def torch_deployment(device: str, **options: Any) -> Deployment:
     return Deployment(f"torch {torch.__version__}", device, options)
 

@@ -25,7 +25,7 @@ from pytest_edgeprof.measure.energy import open_meter
 from pytest_edgeprof.measure.cell import measure_cell, probe_memory
 from pytest_edgeprof.measure.timing import StoppingRule
 from pytest_edgeprof.measure.deployed import Deployed
-from pytest_edgeprof.measurement import DEFAULT_PRECISION, DEFAULT_RUNTIME, Cell, Measurement
+from pytest_edgeprof.measurement import Cell, Measurement
 from pytest_edgeprof.outcome import OOM_KILL_ERROR, Outcome
 
 if TYPE_CHECKING:
@@ -126,7 +126,7 @@ def _child_main(job: IsolatedJob, sender: Connection) -> None:
 
 def _deployed(job: IsolatedJob, model: nn.Module) -> nn.Module | Deployed:
     cell = job.cell
-    if job.deployer is None or (cell.precision, cell.runtime) == (DEFAULT_PRECISION, DEFAULT_RUNTIME):
+    if job.deployer is None or cell.runs_as_built:
         return model
     return job.deployer.deploy(model, cell, job.profile.torch_device, job.identity or {})
 

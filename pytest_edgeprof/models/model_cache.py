@@ -16,7 +16,7 @@ from torch import nn
 from pytest_edgeprof.errors import DeployUnsupported
 from pytest_edgeprof.measure.deployed import Deployed, eager
 from pytest_edgeprof.measure.timing import warm_up
-from pytest_edgeprof.measurement import DEFAULT_PRECISION, DEFAULT_RUNTIME, Accuracy, Cell, Pruning
+from pytest_edgeprof.measurement import Accuracy, Cell, Pruning
 from pytest_edgeprof.models.deploy.deployer import Deployer
 from pytest_edgeprof.models.prune import PruneUnsupported
 from pytest_edgeprof.models.variants import BuiltModel, ModelRef
@@ -61,7 +61,7 @@ class ModelCache:
         if self._deployed is not None and self._deployed[0] == key and cell.runtime != "compile":
             return self._deployed[1]
         module = self.build(ref)
-        if (cell.precision, cell.runtime) == (DEFAULT_PRECISION, DEFAULT_RUNTIME):
+        if cell.runs_as_built:
             return eager(module, self.device)
         failed = self._undeployable.get(key[:3])
         if failed:
@@ -95,7 +95,7 @@ class ModelCache:
         key = (ref, cell.precision, cell.runtime, cell.input_shape)
         task = task_of(ref.name)
         if task != "classification":
-            if key not in self._accuracy and self.eval_data is not None and key[1:3] == (DEFAULT_PRECISION, DEFAULT_RUNTIME):
+            if key not in self._accuracy and self.eval_data is not None and cell.runs_as_built:
                 from pytest_edgeprof.models.task_accuracy import evaluate_task
 
                 self._accuracy[key] = evaluate_task(self.build(ref), task, self.eval_data, cell.input_shape,

@@ -19,7 +19,7 @@ from pytest_edgeprof.measure.device_state import likely_causes
 from pytest_edgeprof.measure.flops import check_batch_size, check_input_shape
 from pytest_edgeprof.measure.isolation import IsolatedJob, run_isolated
 from pytest_edgeprof.measure.timing import CallRecorder, Rounds
-from pytest_edgeprof.measurement import DEFAULT_PRECISION, DEFAULT_RUNTIME, Cell, CellKey, Efficiency, Measurement
+from pytest_edgeprof.measurement import Cell, CellKey, Efficiency, Measurement
 from pytest_edgeprof.models.identity import module_identity
 from pytest_edgeprof.models.variants import ModelRef
 from pytest_edgeprof.outcome import Outcome, allocation_text
@@ -112,7 +112,7 @@ class EdgeprofTimer:
         models = self._session.models
         if isinstance(model, ModelRef):
             deployed = models.deploy(model, cell)
-        elif (cell.precision, cell.runtime) != (DEFAULT_PRECISION, DEFAULT_RUNTIME):
+        elif not cell.runs_as_built:
             deployed = models.deployer.deploy(model, cell, self.profile.torch_device, identity)
         else:
             deployed = model

@@ -72,16 +72,13 @@ class EdgeprofSession:
         if self._models is None:
             from pytest_edgeprof.models.model_cache import ModelCache
 
+            from pytest_edgeprof.models.deploy.calibration import Calibration
+            from pytest_edgeprof.models.deploy.deployer import Deployer
+
+            deployer = Deployer(Calibration(self.settings.calib_data))  # --calib-data: what int8 is calibrated on
             self._models = ModelCache(self.profile.torch_device, self.settings.eval_data, self.settings.eval_limit,
-                                      self.deployer())
+                                      deployer)
         return self._models
-
-    def deployer(self):  # -> models.deploy.Deployer
-        """How cells of a precision or runtime other than fp32 eager get their model (--calib-data)."""
-        from pytest_edgeprof.models.deploy.calibration import Calibration
-        from pytest_edgeprof.models.deploy.deployer import Deployer
-
-        return Deployer(Calibration(self.settings.calib_data))
 
     def configuration_reasons(self) -> dict[tuple[str, str], str]:
         """Per precision and runtime of the grid that the device cannot run usefully, why (decided once)."""
@@ -197,7 +194,7 @@ class EdgeprofSession:
 
             conditions["onnxruntime"] = onnxruntime.__version__
         if cell.precision == "int8":
-            conditions["calibration"] = self.deployer().calibration.identity()
+            conditions["calibration"] = self.models.deployer.calibration.identity()
         return conditions
 
     def stopping_rule(self):  # -> measure.timing.StoppingRule

@@ -12,6 +12,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import torch
+
 
 def cached_file(cache_dir: Path, name: str, input_shape: tuple[int, ...], suffix: str, made_from: dict[str, Any]) -> Path:
     """``resnet50-int8-3x224x224-<digest>.onnx``: readable, and different whenever ``made_from`` is."""
@@ -25,14 +27,8 @@ def weights_digest(module: Any) -> str:
     digest = hashlib.sha256()
     for name, tensor in sorted(module.state_dict().items()):
         digest.update(name.encode())
-        digest.update(tensor.detach().cpu().contiguous().view(-1).view(dtype=_bytes()).numpy().tobytes())
+        digest.update(tensor.detach().cpu().contiguous().view(-1).view(dtype=torch.uint8).numpy().tobytes())
     return digest.hexdigest()[:20]
-
-
-def _bytes() -> Any:
-    import torch
-
-    return torch.uint8
 
 
 def write_once(path: Path, make: Callable[[Path], Path]) -> None:

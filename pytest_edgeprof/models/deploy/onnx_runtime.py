@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from pytest_edgeprof.errors import DeployUnsupported
+from pytest_edgeprof.errors import DeployUnsupported, first_line
 from pytest_edgeprof.measure.deployed import RESIDENT, Deployed
 from pytest_edgeprof.measurement import Deployment
 from pytest_edgeprof.models.deploy.cache import cached_file, weights_digest, write_once
@@ -161,6 +161,4 @@ def _runner(session: Any, device: str, dtype: torch.dtype) -> tuple[Any, Any]:
 
 
 def _first_line(exc: BaseException) -> str:
-    from pytest_edgeprof.errors import first_line
-
     return first_line(exc, with_type=True, limit=200)
