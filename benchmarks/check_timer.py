@@ -121,21 +121,32 @@ def check_overhead(model_name: str = "resnet18", shape: int = 64, repeats: int =
     return direct <= 0.01
 
 
-def reference_median_ms(model: torch.nn.Module, x: torch.Tensor) -> float:
+def reference_median_ms(model: torch.nn.Module, x: torch.Tensor, min_run_time: float = 3.0) -> float:
+    """adaptive_autorange's median, warmed up as the suite warms its own model. With its default
+    ``min_run_time`` (0.01 s) it stops after as few as 4 calls once their spread is small, a median that
+    moved by 2-5 % from one call of it to the next here (and the first calls after other work are the
+    slow ones); 3 s gives it at least ~100 calls of resnet18 b1 224x224."""
+    with torch.inference_mode():
+        warm_up(lambda: model(x), "cpu")
     timer = torch_benchmark.Timer("with torch.inference_mode(): model(x)", globals={"model": model, "x": x, "torch": torch},
                                   num_threads=torch.get_num_threads())
-    return timer.adaptive_autorange(threshold=0.01, max_run_time=10.0).median * 1e3
+    return timer.adaptive_autorange(threshold=0.01, min_run_time=min_run_time, max_run_time=10.0).median * 1e3
 
 
 def check_precision(alternations: int = 5, coverage_runs: int = 20, save: Path | None = None) -> bool:
     """The stopping rule's median against torch.utils.benchmark's adaptive_autorange, alternated in one
-    process so drift hits both; then each saved interval's coverage of a fresh reference median. ``save``:
+    process (each first in turn) so drift hits both; then each saved interval's coverage of a fresh reference median. ``save``:
     a JSON file for each coverage run's rounds, saved keys and reference median (to study other rules)."""
     model, x = build_model("resnet18"), example_input(1, (3, 224, 224))
     ratios = []
-    for _ in range(alternations):
-        suite = suite_cell("resnet18", 224, max_time=5.0)["latency_ms_median"]
-        ratios.append(suite / reference_median_ms(model, x))
+    for turn in range(alternations):  # each goes first in turn, so a drift over a pair does not favour one
+        if turn % 2:
+            reference = reference_median_ms(model, x)
+            suite = suite_cell("resnet18", 224, max_time=5.0)["latency_ms_median"]
+        else:
+            suite = suite_cell("resnet18", 224, max_time=5.0)["latency_ms_median"]
+            reference = reference_median_ms(model, x)
+        ratios.append(suite / reference)
     ratio = statistics.median(ratios)
     hits = {"latency_ms_ci95": 0, "latency_ms_repeat95": 0}
     widths: dict[str, list[float]] = {key: [] for key in hits}
