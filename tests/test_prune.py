@@ -159,7 +159,7 @@ class _TinyTransformer(nn.Module):
 
 
 class _TinyBlock(_TinyTransformer):
-    """Attention, then an MLP as in a ViT block: the MLP's hidden width is prunable, the attention not."""
+    """Attention, then an MLP as in a ViT block."""
 
     def __init__(self):
         super().__init__()
@@ -171,23 +171,83 @@ class _TinyBlock(_TinyTransformer):
         return self.head((tokens + self.mlp(tokens)).mean(1))
 
 
-def test_a_transformer_is_pruned_in_its_mlp_and_its_heads_stay_consistent():
+class TinyAttention(nn.Module):
+    """An attention written with plain Linear layers, as MaxViT's: its width is kept."""
+
+    def __init__(self):
+        super().__init__()
+        self.qkv, self.proj = nn.Linear(16, 48), nn.Linear(16, 16)
+
+    def forward(self, tokens):
+        q, k, v = self.qkv(tokens).chunk(3, dim=-1)
+        return self.proj(torch.softmax(q @ k.transpose(1, 2), dim=-1) @ v)
+
+
+class _KeptAttentionBlock(_TinyBlock):
+    def __init__(self, mlp: bool = True):
+        super().__init__()
+        self.attention, self.with_mlp = TinyAttention(), mlp
+
+    def forward(self, x):
+        tokens = self.embed(x).flatten(2).transpose(1, 2)
+        tokens = tokens + self.attention(tokens)
+        return self.head((tokens + self.mlp(tokens) if self.with_mlp else tokens).mean(1))
+
+
+def _same_positions_in_every_head(removed: list[int], heads: int, width: int) -> bool:
+    per_head = [sorted(i - head * width for i in removed if head * width <= i < (head + 1) * width) for head in range(heads)]
+    return all(positions == per_head[0] for positions in per_head) and bool(per_head[0])
+
+
+def test_a_vit_block_loses_the_same_positions_in_every_head():
     result = prune.prune_to_flops(_TinyBlock(), 0.3, (3, 32, 32))
     attention = result.model.attention
     assert abs(result.achieved - 0.3) <= 0.01
-    assert attention.embed_dim == 16 and attention.num_heads == 2 and attention.in_proj_weight.shape == (48, 16)
-    assert result.model.mlp[0].out_features < 64 and result.model.head.out_features == 10
+    assert attention.num_heads == 2 and attention.embed_dim < 16 and attention.head_dim == attention.embed_dim // 2
+    assert attention.in_proj_weight.shape == (3 * attention.embed_dim, attention.embed_dim)
+    embedding = [idxs for name, out, idxs in result.history if name != "mlp.0"]  # the MLP's hidden layer is its own group
+    assert len(embedding) == 1 and _same_positions_in_every_head(embedding[0], heads=2, width=8)
+    assert result.model.head.out_features == 10
     result.model(torch.randn(2, 3, 32, 32))
+
+
+def test_other_attention_keeps_its_width_and_the_mlp_is_pruned():
+    result = prune.prune_to_flops(_KeptAttentionBlock(), 0.3, (3, 32, 32))
+    assert abs(result.achieved - 0.3) <= 0.01
+    assert (result.model.attention.qkv.out_features, result.model.attention.proj.in_features) == (48, 16)
+    assert result.model.embed.out_channels == 16 and result.model.mlp[0].out_features < 64
+    result.model(torch.randn(2, 3, 32, 32))
+
+
+@pytest.mark.parametrize("name", ["swin_t", "vit_b_16"])
+def test_swin_and_vit_are_cut_in_their_heads_and_reload_identically(name, tmp_path):
+    first = prune.pruned_model(name, 0.3, cache_dir=tmp_path)
+    assert abs(first.achieved - 0.3) <= 0.01
+    again = prune.pruned_model(name, 0.3, cache_dir=tmp_path)
+    assert again.from_cache
+    x = torch.randn(1, 3, 224, 224, generator=torch.Generator().manual_seed(1))
+    with torch.inference_mode():
+        assert torch.allclose(first.model(x), again.model(x), atol=1e-5)
+    built = build_model(name)
+    for before, after in zip(_attentions(built), _attentions(again.model)):
+        assert after[0] == before[0] and after[1] < before[1]  # as many heads as before, each narrower
+    assert count_cost(again.model, (3, 224, 224)).flops == first.flops_after
+
+
+def _attentions(model):
+    """(heads, width) of each attention: an nn.MultiheadAttention, or Swin's ShiftedWindowAttention."""
+    return [(m.num_heads, m.embed_dim if isinstance(m, nn.MultiheadAttention) else m.proj.out_features)
+            for m in model.modules() if isinstance(m, nn.MultiheadAttention) or type(m).__name__ == "ShiftedWindowAttention"]
 
 
 @pytest.mark.parametrize(
     "model, reason",
     [
-        (_TinyTransformer(), r"no channel group it can prune \(a model with attention is pruned in its MLPs' hidden layers only"),
+        (_KeptAttentionBlock(mlp=False), r"no channel group it can prune \(a model with attention is pruned in its MLPs' hidden layers only"),
         (nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 10)), "no channel group it can prune"),
         (nn.Sequential(nn.Conv2d(3, 2, 3), nn.ReLU(), nn.Flatten(), nn.Linear(2 * 6 * 6, 10)), "at most 50.0% of the FLOPs can be removed"),
     ],
-    ids=["attention", "classifier-only", "too-few-channels"],
+    ids=["kept-attention", "classifier-only", "too-few-channels"],
 )
 def test_models_that_cannot_be_pruned_say_why(model, reason):
     with pytest.raises(prune.PruneUnsupported, match=reason):
@@ -325,3 +385,24 @@ def test_cli_usage_errors(args, message, capsys):
     assert main(["prune", "resnet18", *args]) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
+
+
+def test_a_variant_whose_attention_is_cut_says_so_in_its_identity():
+    from pytest_edgeprof.models.identity import model_identity
+
+    assert model_identity("vit_b_16", None, "p30", "magnitude")["prune_attention"] == "heads"
+    assert "prune_attention" not in model_identity("vit_b_16", None)  # the base variant is cut nowhere
+    assert "prune_attention" not in model_identity("maxvit_t", None, "p30", "magnitude")  # MLPs only, as before
+    assert "prune_attention" not in model_identity("resnet18", None, "p30", "magnitude")
+
+
+def test_the_identity_names_the_models_whose_attention_is_cut():
+    import torchvision
+
+    from pytest_edgeprof.models.identity import ATTENTION_CUT
+    from pytest_edgeprof.models.prune.attention import cuts_attention
+
+    transformers = [n for n in torchvision.models.list_models(torchvision.models) if "vit" in n or "swin" in n]
+    with torch.device("meta"):
+        for name in transformers:
+            assert bool(ATTENTION_CUT.fullmatch(name)) == cuts_attention(torchvision.models.get_model(name)), name

@@ -11,8 +11,13 @@ other random weights (which do not change latency, memory, energy or FLOPs) keep
 from __future__ import annotations
 
 import hashlib
+import re
 from pathlib import Path
 from typing import Any
+
+# The torchvision models whose pruned variants have their attention heads cut (models/prune/attention.py
+# decides it from the modules; this is the same set by name, for a key made before the model is built).
+ATTENTION_CUT = re.compile(r"vit_[a-z]_\d+|swin_[tsb]")
 
 
 def weights_identity(weights: str | None) -> str:
@@ -31,6 +36,8 @@ def model_identity(name: str, weights: str | None, variant: str = "base", method
     identity = {"model": name, "weights": weights_identity(weights), "variant": variant}
     if variant != "base":
         identity.update(prune_method=method, prune_data=data)
+        if ATTENTION_CUT.fullmatch(name):  # made otherwise than before attention was cut
+            identity.update(prune_attention="heads")
     return identity
 
 

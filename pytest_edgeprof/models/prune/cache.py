@@ -28,6 +28,7 @@ from torch import nn
 
 from pytest_edgeprof.errors import UsageError, first_line
 from pytest_edgeprof.models.identity import model_identity
+from pytest_edgeprof.models.prune import attention
 from pytest_edgeprof.models.prune.plan import DEFAULT_TOLERANCE, PRUNE_STAGES, PruneResult, _prune, _stages
 from pytest_edgeprof.paths import default_cache_dir
 from pytest_edgeprof.models.prune.targets import check_method, parse_prune_target, variant_name
@@ -151,6 +152,7 @@ def load_variant(path: Path, expected_key: str | None = None) -> PruneResult:
     history = [[str(n), bool(out), [int(i) for i in idxs]] for n, out, idxs in record["history"]]
     model = _skeleton(name)
     _replay_graph(model, shape).load_pruning_history(history)
+    attention.finish(model)
     model.load_state_dict(record["state_dict"], strict=True, assign=True)
     if any(t.is_meta for t in [*model.parameters(), *model.buffers()]):
         raise ValueError("the state dict does not hold every tensor of the model")
@@ -188,5 +190,5 @@ def _replay_graph(model: nn.Module, shape: tuple) -> Any:
 
     device = next(model.parameters()).device
     example = torch.empty((1, *shape), device=device) if device.type == "meta" else model_input(model, 1, shape)
-    with torch.enable_grad():
+    with torch.enable_grad(), attention.traceable(model):
         return tp.DependencyGraph().build_dependency(model, example_inputs=example, verbose=False)

@@ -20,20 +20,16 @@ Which layers keep their width (:func:`_kept_layers`): a classifier's last layer;
 output its classes; a detector's heads' output layers (class logits, box regression, centerness, per
 level for SSD) and its neck's outputs (the FPN's convolutions, whose channels every head level reads),
 so its backbone, the neck's inputs and the heads' inner layers (RPN convolution, the RoI box head's
-MLP, RetinaNet's and FCOS's towers) are pruned. Attention is never cut: a group that reaches into an
-attention module (``nn.MultiheadAttention``, torchvision's Swin and MaxViT attention) is left whole, so
-``num_heads`` and the head width stay consistent, and a transformer is pruned in its MLPs (torch-pruning's
-own ViT pruning cuts the embedding width through its MultiheadAttention pruner instead, which torchvision's
-Swin forward, deriving the head width from its input, cannot take). Only the MLPs' hidden layers are
-offered to torch-pruning as roots there: its grouping of a Swin's residual stream (through window
-shifts and reshapes) did not finish within minutes. A detector's FLOPs are counted on one
-real forward (``flops.count_cost``), so the target is met on the same count the cell reports.
+MLP, RetinaNet's and FCOS's towers) are pruned. A ViT's and a Swin's embedding width is cut with the
+same positions in every attention head, so ``num_heads`` stays and the heads get narrower (:mod:`attention`
+says how); any other attention keeps its width, and such a model is pruned in its MLPs' hidden layers
+only. A detector's FLOPs are counted on one real forward (``flops.count_cost``), so the target is met on
+the same count the cell reports.
 """
 
 from __future__ import annotations
 
 import bisect
-import re
 import copy
 import sys
 import time
@@ -49,6 +45,7 @@ from torch import nn
 from pytest_edgeprof.errors import UsageError, first_line, shape_text
 from pytest_edgeprof.measurement import Pruning
 from pytest_edgeprof.measure.flops import ModelCost, meta_copy, count_cost
+from pytest_edgeprof.models.prune import attention
 from pytest_edgeprof.models.prune.targets import check_method, variant_name
 from pytest_edgeprof.models.zoo import model_input, takes_image_list
 
@@ -155,6 +152,7 @@ def _prune(
     plan = _search_plan(estimator, target, tolerance)
     stage(PRUNE_STAGES[4])
     history = _apply_plan(graph, groups, plan)
+    attention.finish(model)
     _clear_gradients(model)
     stage(PRUNE_STAGES[5])
     after = _verified_cost(model, input_shape, kept, widths)
@@ -238,19 +236,21 @@ def _dependency_graph(model: nn.Module, input_shape: tuple[int, int, int], ignor
     device = next(model.parameters()).device
     example = model_input(model, 1, input_shape, str(device))
     try:
-        with torch.enable_grad():
+        with torch.enable_grad(), attention.traceable(model):
             graph = tp.DependencyGraph().build_dependency(model, example_inputs=example, verbose=False)
     except Exception as error:
         raise PruneUnsupported(f"torch-pruning cannot trace the model: {first_line(error, with_type=True)}")
     graph.edgeprof_ignored = list(ignored)
-    graph.edgeprof_attention = {m for a in model.modules() if _is_attention(a) for m in a.modules()}
+    graph.edgeprof_attention = attention.kept_attention(model)
+    graph.edgeprof_heads = attention.head_counts(model)
     return graph
 
 
 def _beside_the_mlps(model: nn.Module) -> list[nn.Module]:
-    """In a model with attention, every conv and linear layer but the MLPs' hidden ones (a Linear that a
-    later Linear of the same Sequential reads through activations and dropout only); none otherwise."""
-    if not any(_is_attention(m) for m in model.modules()):
+    """In a model with attention that keeps its width, every conv and linear layer but the MLPs' hidden
+    ones (a Linear that a later Linear of the same Sequential reads through activations and dropout
+    only); none otherwise."""
+    if not attention.kept_attention(model):
         return []
     hidden = set()
     for sequential in (m for m in model.modules() if isinstance(m, nn.Sequential)):
@@ -261,13 +261,6 @@ def _beside_the_mlps(model: nn.Module) -> list[nn.Module]:
             if isinstance(layer, nn.Linear) and following is not None and isinstance(rest[following], nn.Linear):
                 hidden.add(layer)
     return [m for m in model.modules() if isinstance(m, (nn.modules.conv._ConvNd, nn.Linear)) and m not in hidden]
-
-
-def _is_attention(module: nn.Module) -> bool:
-    # torchvision's Swin and MaxViT write attention with plain Linear layers in classes named so
-    # (ShiftedWindowAttention, ShiftedWindowAttentionV2, RelativePositionalMultiHeadAttention); MaxViT's
-    # PartitionAttentionLayer holds an attention and an MLP, and is not one
-    return isinstance(module, nn.MultiheadAttention) or re.search(r"Attention(V\d+)?$", type(module).__name__) is not None
 
 
 def _accumulate_gradients(model: nn.Module, example_data: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> None:
@@ -321,7 +314,7 @@ def _rank_groups(graph: Any, method: str) -> list[_Group]:
         if _has_single_channel_layer(graph, group):
             continue  # torch-pruning never prunes a layer down from one channel
         if any(dep.target.module in graph.edgeprof_attention for dep, _ in group):
-            continue  # attention keeps its width: num_heads x head width must still hold
+            continue  # this attention keeps its width: num_heads x head width must still hold
         chunks = _channel_chunks(graph, group)
         try:
             scores = importance(group)
@@ -362,11 +355,14 @@ def _has_single_channel_layer(graph: Any, group: Any) -> bool:
 
 
 def _channel_chunks(graph: Any, group: Any) -> int:
-    """Channel groups of the grouped convolutions in the group (depthwise ones do not count), as torch-pruning does."""
+    """Channel groups of the grouped convolutions in the group (depthwise ones do not count), as torch-pruning
+    does, and the heads of the attention in it."""
     chunks = [1]
     for dep, _ in group:
         module = dep.target.module
-        if isinstance(module, nn.modules.conv._ConvNd) and module.groups > 1 and module.groups != module.out_channels:
+        if module in graph.edgeprof_heads:
+            chunks.append(graph.edgeprof_heads[module])
+        elif isinstance(module, nn.modules.conv._ConvNd) and module.groups > 1 and module.groups != module.out_channels:
             chunks.append(module.groups)
         elif isinstance(module, nn.GroupNorm):
             chunks.append(module.num_groups)
@@ -377,7 +373,7 @@ def _effects(graph: Any, group: Any, names: dict, rank: list[int], size: int) ->
     effects = []
     for item in group:
         module = item.dep.target.module
-        if not isinstance(module, (nn.modules.conv._ConvNd, nn.Linear)):
+        if not isinstance(module, (nn.modules.conv._ConvNd, nn.Linear, nn.MultiheadAttention)):
             continue
         if any(root is None for root in item.root_idxs):
             raise PruneUnsupported(f"torch-pruning cannot map the channels of {names[module]} to its group")
@@ -402,19 +398,26 @@ class _FlopsEstimator:
         self.groups = groups
         self.fixed = 0  # FLOPs of work that does not scale with pruned channels
         self.layers: dict[str, tuple[int, int, int]] = {}  # name -> (flops, out channels, in channels)
+        self.attention: dict[str, tuple[int, int, int]] = {}  # width layer -> (width, projections' FLOPs, the rest's)
         for layer in cost.layers:  # counted per layer, before pruning
             module = model.get_submodule(layer.name) if layer.name else model
-            if isinstance(module, nn.modules.conv._ConvNd):
+            terms = attention.cost_terms(model, layer)
+            if terms is not None:
+                name, width, projections, rest = terms
+                self.attention[name] = (width, projections, rest)
+            elif isinstance(module, nn.modules.conv._ConvNd):
                 self.layers[layer.name] = (layer.flops, module.out_channels, module.in_channels)
             elif isinstance(module, nn.Linear):
                 self.layers[layer.name] = (layer.flops, module.out_features, module.in_features)
             else:
                 self.fixed += layer.flops
+        self.terms = dict.fromkeys([*self.layers, *self.attention])  # every layer whose FLOPs scale with pruning
         self.total = self.fixed + sum(flops for flops, _, _ in self.layers.values())
+        self.total += sum(projections + rest for _, projections, rest in self.attention.values())
 
     def flops(self, plan: list[int]) -> float:
         removed = self._removed(plan)
-        return self.fixed + sum(self._term(name, removed.get) for name in self.layers)
+        return self.fixed + sum(self._term(name, removed.get) for name in self.terms)
 
     def reduction(self, plan: list[int]) -> float:
         return 1 - self.flops(plan) / self.total
@@ -422,7 +425,7 @@ class _FlopsEstimator:
     def moves(self, plan: list[int]) -> Iterator[tuple[int, int, float]]:
         """Every plan one channel away from ``plan``, as (group, its new count, FLOPs), each in O(its layers)."""
         removed = self._removed(plan)
-        current = self.fixed + sum(self._term(name, removed.get) for name in self.layers)
+        current = self.fixed + sum(self._term(name, removed.get) for name in self.terms)
         for index, (group, k) in enumerate(zip(self.groups, plan)):
             for new_k in (k - 1, k + 1):
                 if not 0 <= new_k <= group.size - 1:
@@ -434,7 +437,7 @@ class _FlopsEstimator:
                 def moved(key: tuple[str, str], default: int = 0, change: dict = change) -> int:
                     return removed.get(key, default) + change.get(key, 0)
 
-                names = {name for name, _ in change if name in self.layers}
+                names = {name for name, _ in change if name in self.terms}
                 delta = sum(self._term(name, moved) - self._term(name, removed.get) for name in names)
                 yield index, new_k, current + delta
 
@@ -448,6 +451,10 @@ class _FlopsEstimator:
 
     def _term(self, name: str, removed: Callable[..., int]) -> float:
         """A layer's FLOPs once ``removed((name, kind), 0)`` of its channels of each kind are gone."""
+        if name in self.attention:
+            width, projections, rest = self.attention[name]
+            kept = 1 - removed((name, "out"), 0) / width
+            return projections * kept * kept + rest * kept
         flops, out, in_ = self.layers[name]
         if removed((name, "dw"), 0):
             return flops * (out - removed((name, "dw"), 0)) / out
