@@ -219,8 +219,8 @@ def test_other_attention_keeps_its_width_and_the_mlp_is_pruned():
     result.model(torch.randn(2, 3, 32, 32))
 
 
-@pytest.mark.parametrize("name", ["swin_t", "vit_b_16"])
-def test_swin_and_vit_are_cut_in_their_heads_and_reload_identically(name, tmp_path):
+@pytest.mark.parametrize("name", ["swin_t", "vit_b_16", "maxvit_t"])
+def test_transformers_are_cut_in_their_heads_and_reload_identically(name, tmp_path):
     first = prune.pruned_model(name, 0.3, cache_dir=tmp_path)
     assert abs(first.achieved - 0.3) <= 0.01
     again = prune.pruned_model(name, 0.3, cache_dir=tmp_path)
@@ -235,9 +235,18 @@ def test_swin_and_vit_are_cut_in_their_heads_and_reload_identically(name, tmp_pa
 
 
 def _attentions(model):
-    """(heads, width) of each attention: an nn.MultiheadAttention, or Swin's ShiftedWindowAttention."""
-    return [(m.num_heads, m.embed_dim if isinstance(m, nn.MultiheadAttention) else m.proj.out_features)
-            for m in model.modules() if isinstance(m, nn.MultiheadAttention) or type(m).__name__ == "ShiftedWindowAttention"]
+    """(heads, width) of each attention: ViT's nn.MultiheadAttention, Swin's and MaxViT's own."""
+    found = []
+    for m in model.modules():
+        if isinstance(m, nn.MultiheadAttention):
+            found.append((m.num_heads, m.embed_dim))
+        elif type(m).__name__ == "ShiftedWindowAttention":
+            found.append((m.num_heads, m.proj.out_features))
+        elif type(m).__name__ == "RelativePositionalMultiHeadAttention":
+            found.append((m.n_heads, m.merge.out_features))
+            assert m.head_dim * m.n_heads == m.merge.in_features
+    assert found
+    return found
 
 
 @pytest.mark.parametrize(
@@ -392,7 +401,7 @@ def test_a_variant_whose_attention_is_cut_says_so_in_its_identity():
 
     assert model_identity("vit_b_16", None, "p30", "magnitude")["prune_attention"] == "heads"
     assert "prune_attention" not in model_identity("vit_b_16", None)  # the base variant is cut nowhere
-    assert "prune_attention" not in model_identity("maxvit_t", None, "p30", "magnitude")  # MLPs only, as before
+    assert "prune_attention" not in model_identity("swin_v2_t", None, "p30", "magnitude")  # MLPs only, as before
     assert "prune_attention" not in model_identity("resnet18", None, "p30", "magnitude")
 
 

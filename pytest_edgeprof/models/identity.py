@@ -17,7 +17,7 @@ from typing import Any
 
 # The torchvision models whose pruned variants have their attention heads cut (models/prune/attention.py
 # decides it from the modules; this is the same set by name, for a key made before the model is built).
-ATTENTION_CUT = re.compile(r"vit_[a-z]_\d+|swin_[tsb]")
+ATTENTION_CUT = re.compile(r"vit_[a-z]_\d+|swin_[tsb]|maxvit_t")
 
 
 def weights_identity(weights: str | None) -> str:

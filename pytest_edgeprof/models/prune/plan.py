@@ -20,10 +20,10 @@ Which layers keep their width (:func:`_kept_layers`): a classifier's last layer;
 output its classes; a detector's heads' output layers (class logits, box regression, centerness, per
 level for SSD) and its neck's outputs (the FPN's convolutions, whose channels every head level reads),
 so its backbone, the neck's inputs and the heads' inner layers (RPN convolution, the RoI box head's
-MLP, RetinaNet's and FCOS's towers) are pruned. A ViT's and a Swin's embedding width is cut with the
-same positions in every attention head, so ``num_heads`` stays and the heads get narrower (:mod:`attention`
-says how); any other attention keeps its width, and such a model is pruned in its MLPs' hidden layers
-only. A detector's FLOPs are counted on one real forward (``flops.count_cost``), so the target is met on
+MLP, RetinaNet's and FCOS's towers) are pruned. A ViT's, Swin's and MaxViT's embedding width is cut with
+the same positions in every attention head, so the number of heads stays and the heads get narrower
+(:mod:`attention` says how); any other attention keeps its width, and such a model is pruned in its MLPs'
+hidden layers only. A detector's FLOPs are counted on one real forward (``flops.count_cost``), so the target is met on
 the same count the cell reports.
 """
 
@@ -398,13 +398,12 @@ class _FlopsEstimator:
         self.groups = groups
         self.fixed = 0  # FLOPs of work that does not scale with pruned channels
         self.layers: dict[str, tuple[int, int, int]] = {}  # name -> (flops, out channels, in channels)
-        self.attention: dict[str, tuple[int, int, int]] = {}  # width layer -> (width, projections' FLOPs, the rest's)
+        self.attention: dict[str, tuple[str, int, int, int]] = {}  # name -> (width layer, width, projections' FLOPs, the rest's)
         for layer in cost.layers:  # counted per layer, before pruning
             module = model.get_submodule(layer.name) if layer.name else model
             terms = attention.cost_terms(model, layer)
             if terms is not None:
-                name, width, projections, rest = terms
-                self.attention[name] = (width, projections, rest)
+                self.attention[layer.name] = terms
             elif isinstance(module, nn.modules.conv._ConvNd):
                 self.layers[layer.name] = (layer.flops, module.out_channels, module.in_channels)
             elif isinstance(module, nn.Linear):
@@ -412,8 +411,13 @@ class _FlopsEstimator:
             else:
                 self.fixed += layer.flops
         self.terms = dict.fromkeys([*self.layers, *self.attention])  # every layer whose FLOPs scale with pruning
+        self.affected: dict[str, set[str]] = defaultdict(set)  # a layer -> the terms its removed channels change
+        for name in self.layers:
+            self.affected[name].add(name)
+        for name, (width_layer, *_) in self.attention.items():
+            self.affected[width_layer].add(name)
         self.total = self.fixed + sum(flops for flops, _, _ in self.layers.values())
-        self.total += sum(projections + rest for _, projections, rest in self.attention.values())
+        self.total += sum(projections + rest for _, _, projections, rest in self.attention.values())
 
     def flops(self, plan: list[int]) -> float:
         removed = self._removed(plan)
@@ -437,7 +441,7 @@ class _FlopsEstimator:
                 def moved(key: tuple[str, str], default: int = 0, change: dict = change) -> int:
                     return removed.get(key, default) + change.get(key, 0)
 
-                names = {name for name, _ in change if name in self.terms}
+                names = {term for name, _ in change for term in self.affected.get(name, ())}
                 delta = sum(self._term(name, moved) - self._term(name, removed.get) for name in names)
                 yield index, new_k, current + delta
 
@@ -452,8 +456,8 @@ class _FlopsEstimator:
     def _term(self, name: str, removed: Callable[..., int]) -> float:
         """A layer's FLOPs once ``removed((name, kind), 0)`` of its channels of each kind are gone."""
         if name in self.attention:
-            width, projections, rest = self.attention[name]
-            kept = 1 - removed((name, "out"), 0) / width
+            width_layer, width, projections, rest = self.attention[name]
+            kept = 1 - removed((width_layer, "out"), 0) / width
             return projections * kept * kept + rest * kept
         flops, out, in_ = self.layers[name]
         if removed((name, "dw"), 0):
