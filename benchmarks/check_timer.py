@@ -7,7 +7,8 @@
                                                 # alternated 5 times (bar 2 %), and how often the reference
                                                 # median falls inside each saved 95 % interval over 20 runs:
                                                 # latency_ms_ci95 (within the run) and latency_ms_repeat95;
-                                                # --save FILE keeps each run's rounds and reference median
+                                                # --save FILE keeps each run's rounds and reference median;
+                                                # --coverage-runs 0 for the ratio alone
     python benchmarks/check_timer.py rule       # the same ratio for the stopping rule alone, without pytest
 
 Each runs the real suite (benchmarks/test_inference.py) in this process through pytest.main, reads
@@ -167,10 +168,11 @@ def check_precision(alternations: int = 5, coverage_runs: int = 20, save: Path |
     coverage = "; ".join(f"{key} {hits[key]} of {coverage_runs} ({coverage_runs - len(widths[key])} without one; "
                          f"half-widths {min(widths[key], default=0):.2%} to {max(widths[key], default=0):.2%}, "
                          f"median {statistics.median(widths[key] or [0]):.2%})" for key in hits)
+    coverage = (f" Coverage, the reference median inside the saved 95 % interval: {coverage}; {stable} of "
+                f"{coverage_runs} runs reached ±1 % before the 5 s ceiling") if coverage_runs else ""
     print(f"precision: resnet18 b1 224x224 cpu, {torch.get_num_threads()} threads. Suite median / adaptive_autorange "
           f"median, {alternations} alternations: {', '.join(f'{r:.3f}' for r in ratios)}; median {ratio:.3f} "
-          f"(bar: within 2 %). Coverage, the reference median inside the saved 95 % interval: {coverage}; "
-          f"{stable} of {coverage_runs} runs reached ±1 % before the 5 s ceiling")
+          f"(bar: within 2 %).{coverage}")
     return abs(ratio - 1) <= 0.02
 
 
@@ -198,8 +200,10 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("checks", nargs="*", default=list(checks), help=f"any of {', '.join(checks)} (default: all)")
     parser.add_argument("--save", type=Path, help="precision: save each coverage run's rounds and reference here")
+    parser.add_argument("--coverage-runs", type=int, default=20, help="precision: runs for the coverage (default 20; 0: none)")
     args = parser.parse_args()
     if unknown := set(args.checks) - set(checks):
         parser.error(f"unknown check {', '.join(sorted(unknown))}; accepted: {', '.join(checks)}")
-    results = [check_precision(save=args.save) if name == "precision" else checks[name]() for name in args.checks]
+    results = [check_precision(coverage_runs=args.coverage_runs, save=args.save) if name == "precision" else checks[name]()
+               for name in args.checks]
     sys.exit(0 if all(results) else 1)
