@@ -143,13 +143,13 @@ def finish(model: nn.Module) -> None:
             module.head_dim = module.merge.in_features // module.n_heads
 
 
-def cost_terms(model: nn.Module, layer: LayerCost) -> tuple[str, int, int, int] | None:
-    """For a cut attention's own FLOPs: (the layer whose output channels say how many of its width go,
+def cost_terms(module: nn.Module, layer: LayerCost) -> tuple[str, int, int, int] | None:
+    """For the own FLOPs of an attention of a model whose attention is cut (``layer`` its cost):
+    (the layer whose output channels say how many of its width go,
     its width, the projections' FLOPs, the rest's). The projections scale with the kept width squared
     (input and output are both that width), the attention's matrix products with it once; projections
-    called as Linear modules are layers of their own. None for any other layer."""
-    module = model.get_submodule(layer.name) if layer.name else model
-    if not (_is_cut(module) and cuts_attention(model)):
+    called as Linear modules are layers of their own. None for any other module."""
+    if not _is_cut(module):
         return None
     tokens, inline = math.prod(layer.output_shape[:-1]), True
     if isinstance(module, nn.MultiheadAttention):

@@ -23,8 +23,8 @@ so its backbone, the neck's inputs and the heads' inner layers (RPN convolution,
 MLP, RetinaNet's and FCOS's towers) are pruned. A ViT's, Swin's and MaxViT's embedding width is cut with
 the same positions in every attention head, so the number of heads stays and the heads get narrower
 (:mod:`attention` says how); any other attention keeps its width, and such a model is pruned in its MLPs'
-hidden layers only. A detector's FLOPs are counted on one real forward (``flops.count_cost``), so the target is met on
-the same count the cell reports.
+hidden layers only. A detector's FLOPs are counted on one real forward (``flops.count_cost``), so the
+target is met on the same count the cell reports.
 """
 
 from __future__ import annotations
@@ -399,9 +399,10 @@ class _FlopsEstimator:
         self.fixed = 0  # FLOPs of work that does not scale with pruned channels
         self.layers: dict[str, tuple[int, int, int]] = {}  # name -> (flops, out channels, in channels)
         self.attention: dict[str, tuple[str, int, int, int]] = {}  # name -> (width layer, width, projections' FLOPs, the rest's)
+        cut = attention.cuts_attention(model)
         for layer in cost.layers:  # counted per layer, before pruning
             module = model.get_submodule(layer.name) if layer.name else model
-            terms = attention.cost_terms(model, layer)
+            terms = attention.cost_terms(module, layer) if cut else None
             if terms is not None:
                 self.attention[layer.name] = terms
             elif isinstance(module, nn.modules.conv._ConvNd):
@@ -454,7 +455,8 @@ class _FlopsEstimator:
         return dict(removed)
 
     def _term(self, name: str, removed: Callable[..., int]) -> float:
-        """A layer's FLOPs once ``removed((name, kind), 0)`` of its channels of each kind are gone."""
+        """A layer's FLOPs once ``removed((name, kind), 0)`` of its channels of each kind are gone (an
+        attention's once its width layer's output channels are)."""
         if name in self.attention:
             width_layer, width, projections, rest = self.attention[name]
             kept = 1 - removed((width_layer, "out"), 0) / width
