@@ -66,9 +66,12 @@ def test_a_narrow_terminal_drops_the_least_important_columns_first(pytester, mon
     assert all(len(line) <= 60 for line in answer[:4])
 
 
-def test_untimed_runs_still_show_what_was_measured(pytester, wide_terminal):
+@pytest.mark.parametrize("isolation", [[], ["--isolate"]], ids=["in-process", "isolated"])
+def test_untimed_runs_still_show_what_was_measured(pytester, wide_terminal, isolation):
     pytester.makepyfile(THREE_CELLS)
-    answer = _answer(pytester.runpytest(*FAST, "--benchmark-disable"))
+    result = pytester.runpytest(*FAST, "--benchmark-disable", *isolation)
+    assert "was not used at all" not in result.stdout.str()  # the one untimed call counts as the fixture's use
+    answer = _answer(result)
     row = next(line for line in answer if line.startswith("net-base-b64-32x32"))
     assert " MB " in row or " kB " in row  # peak memory was measured without timing
     assert answer[4].startswith("recommended: none: no cell was timed")

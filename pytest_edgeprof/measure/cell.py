@@ -31,6 +31,11 @@ if TYPE_CHECKING:
 RoundsRunner = Callable[[CallRecorder], "Rounds | None"]
 
 
+def one_untimed_call(recorder: CallRecorder) -> None:
+    """The ``RoundsRunner`` of a run without timing (--benchmark-disable): one call, as pytest-benchmark makes."""
+    recorder()
+
+
 def measure_cell(
     model: nn.Module | Deployed,
     cell: Cell,

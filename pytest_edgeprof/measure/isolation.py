@@ -22,7 +22,7 @@ from torch import nn
 from pytest_edgeprof.device import DeviceProfile
 from pytest_edgeprof.errors import DeployUnsupported, UsageError, first_line
 from pytest_edgeprof.measure.energy import open_meter
-from pytest_edgeprof.measure.cell import measure_cell, probe_memory
+from pytest_edgeprof.measure.cell import measure_cell, one_untimed_call, probe_memory
 from pytest_edgeprof.measure.timing import StoppingRule
 from pytest_edgeprof.measure.deployed import Deployed
 from pytest_edgeprof.measurement import Cell, Measurement
@@ -56,7 +56,7 @@ class IsolatedJob:
     module: nn.Module | None = None  # or a user's module, pickled by reference to its class
     deployer: Deploys | None = None  # for a cell whose precision or runtime is not fp32 eager
     identity: dict[str, str] | None = None  # which network (the deployed-model cache's key)
-    rule: StoppingRule = StoppingRule()  # when the timed rounds end
+    rule: StoppingRule | None = StoppingRule()  # when the timed rounds end; None: not timed (--benchmark-disable)
     memory_limit_bytes: int | None = None  # extra address space the child may map (CPU only)
     num_threads: int = 0
     no_energy: bool = False
@@ -110,7 +110,8 @@ def _child_main(job: IsolatedJob, sender: Connection) -> None:
         else:
             meter = open_meter(job.profile, job.no_energy)
             try:
-                measurement = measure_cell(model, job.cell, job.profile, meter, job.rule.run, target=job.target)
+                run_rounds = job.rule.run if job.rule is not None else one_untimed_call
+                measurement = measure_cell(model, job.cell, job.profile, meter, run_rounds, target=job.target)
             finally:
                 meter.close()
         if built is not None:

@@ -136,7 +136,7 @@ class EdgeprofTimer:
             model=model if isinstance(model, ModelRef) else None,
             module=None if isinstance(model, ModelRef) else model,
             deployer=self._session.models.deployer, identity=identity,
-            rule=self._session.stopping_rule(),
+            rule=self._session.stopping_rule() if self._session.benchmark.enabled else None,
             memory_limit_bytes=self._session.isolate_memory_limit(), num_threads=torch.get_num_threads(),
             no_energy=settings.no_energy, target=self._session.target,
         )
@@ -149,6 +149,8 @@ class EdgeprofTimer:
             raise DeployUnsupported(measurement.error)
         if measurement.latency is not None:
             pytest_benchmark.record_rounds(self._benchmark, measurement.latency.samples_s, 1)
+        elif job.rule is None:  # --benchmark-disable: the child made the one untimed call
+            pytest_benchmark.mark_used(self._benchmark)
         return measurement
 
     def _judge(self, measurement: Measurement, key: CellKey, rounds: list[float], iterations: int,
