@@ -122,7 +122,7 @@ def check_overhead(model_name: str = "resnet18", shape: int = 64, repeats: int =
     return direct <= 0.01
 
 
-def reference_median_ms(model: torch.nn.Module, x: torch.Tensor, min_run_time: float = 3.0) -> float:
+def reference_median_ms(model: torch.nn.Module, x: torch.Tensor) -> float:
     """adaptive_autorange's median, warmed up as the suite warms its own model. With its default
     ``min_run_time`` (0.01 s) it stops after as few as 4 calls once their spread is small, a median that
     moved by 2-5 % from one call of it to the next here (and the first calls after other work are the
@@ -131,7 +131,7 @@ def reference_median_ms(model: torch.nn.Module, x: torch.Tensor, min_run_time: f
         warm_up(lambda: model(x), "cpu")
     timer = torch_benchmark.Timer("with torch.inference_mode(): model(x)", globals={"model": model, "x": x, "torch": torch},
                                   num_threads=torch.get_num_threads())
-    return timer.adaptive_autorange(threshold=0.01, min_run_time=min_run_time, max_run_time=10.0).median * 1e3
+    return timer.adaptive_autorange(threshold=0.01, min_run_time=3.0, max_run_time=10.0).median * 1e3
 
 
 def check_precision(alternations: int = 5, coverage_runs: int = 20, save: Path | None = None) -> bool:

@@ -22,6 +22,7 @@ layers only.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Iterator
@@ -45,6 +46,7 @@ class _Written:
     inline: bool  # the forward applies the Linears' weights itself, so their FLOPs are the attention's own
 
 
+@functools.cache  # asked per module while a graph is traced and a plan is costed
 def _written() -> dict[type, _Written]:
     from torchvision.models.maxvit import RelativePositionalMultiHeadAttention
     from torchvision.models.swin_transformer import ShiftedWindowAttention
