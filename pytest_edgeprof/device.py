@@ -34,10 +34,6 @@ class DeviceProfile:
         return self.torch_device.startswith("cuda")
 
 
-# Bytes one element of a tensor takes at each precision a cell can be deployed at.
-BYTES_PER_ELEMENT: dict[str, int] = {"fp32": 4, "fp16": 2, "bf16": 2, "int8": 1}
-
-
 @dataclass(frozen=True)
 class TargetFigures:
     """What ``--emulate`` needs to predict a cell's figures on a device without the device: its peak

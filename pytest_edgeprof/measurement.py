@@ -18,6 +18,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from pytest_edgeprof.axes import DEFAULT_PRECISION, DEFAULT_RUNTIME, PRECISIONS, RUNTIMES
 from pytest_edgeprof.budgets import Budget, Verdict
 from pytest_edgeprof.errors import UsageError
 from pytest_edgeprof.metrics import (EFFICIENCY, ENERGY, FLOPS, FLOPS_PER_S, LATENCY, MAP, MEMORY, MIOU, P99,
@@ -25,12 +26,6 @@ from pytest_edgeprof.metrics import (EFFICIENCY, ENERGY, FLOPS, FLOPS_PER_S, LAT
                                      TOP5, Metric, budget_metric, number)
 from pytest_edgeprof.metrics import metric as find_metric
 from pytest_edgeprof.outcome import Outcome
-
-
-# The deployment axes: the numbers' type on the device, and what runs the model.
-PRECISIONS = ("fp32", "fp16", "bf16", "int8")
-RUNTIMES = ("eager", "compile", "onnxruntime", "tensorrt")
-DEFAULT_PRECISION, DEFAULT_RUNTIME = PRECISIONS[0], RUNTIMES[0]
 
 
 @dataclass(frozen=True, order=True)

@@ -1,11 +1,12 @@
 import pytest
 from hypothesis import given, strategies as st
 
+from pytest_edgeprof.axes import PRECISIONS, RUNTIMES, check_extras
 from pytest_edgeprof.device import cpu_profile
 from pytest_edgeprof.errors import UsageError
-from pytest_edgeprof.measurement import PRECISIONS, RUNTIMES, Cell
+from pytest_edgeprof.measurement import Cell
 from pytest_edgeprof.models.grid import (
-    STUDY_GRID, Grid, check_extras, default_grid, parse_batch_sizes, parse_models, parse_precisions, parse_runtimes,
+    STUDY_GRID, Grid, default_grid, parse_batch_sizes, parse_models, parse_precisions, parse_runtimes,
     parse_shape, parse_shapes,
 )
 
@@ -73,7 +74,7 @@ def test_each_configuration_runs_its_batches_in_a_row():
     ]
 
 
-@given(st.lists(st.sampled_from(PRECISIONS), min_size=1), st.booleans())
+@given(st.lists(st.sampled_from(tuple(PRECISIONS)), min_size=1), st.booleans())
 def test_precisions_parse_in_order_without_repeats(names, upper):
     text = ",".join(name.upper() if upper else name for name in names)
     assert parse_precisions(text) == tuple(dict.fromkeys(names))

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, strategies as st
 
 from pytest_edgeprof.errors import UsageError
-from pytest_edgeprof.measurement import PRECISIONS, RUNTIMES
+from pytest_edgeprof.axes import PRECISIONS, RUNTIMES
 from pytest_edgeprof.runs import limits
 from pytest_edgeprof.runs.compare import parse_configs
 from pytest_edgeprof.runs.saved import load_run
@@ -105,7 +105,8 @@ def test_int8_under_isolate_and_resume_keeps_its_key(pytester):
     assert "first 32 images of" in saved(pytester, "third.json")[cell]["quantization"]  # other images: measured again
 
 
-@given(st.sampled_from(PRECISIONS), st.sampled_from(RUNTIMES), st.sampled_from(PRECISIONS), st.sampled_from(RUNTIMES))
+@given(st.sampled_from(tuple(PRECISIONS)), st.sampled_from(tuple(RUNTIMES)), st.sampled_from(tuple(PRECISIONS)),
+       st.sampled_from(tuple(RUNTIMES)))
 def test_configs_parse_two_precision_runtime_pairs(p1, r1, p2, r2):
     assert parse_configs(f"{p1}-{r1}, {p2.upper()}-{r2}") == ((p1, r1), (p2, r2))
 

@@ -15,8 +15,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from pytest_edgeprof.axes import DEFAULT_PRECISION, DEFAULT_RUNTIME
 from pytest_edgeprof.measure.memory import model_bytes
-from pytest_edgeprof.measurement import DEFAULT_PRECISION, DEFAULT_RUNTIME, Deployment
+from pytest_edgeprof.measurement import Deployment
 
 # How a runtime's peak memory can be read: torch's own allocations, or the process's resident high-water.
 TORCH_ALLOCATIONS, RESIDENT = "torch", "resident"

@@ -23,11 +23,11 @@ from typing import Callable
 
 import torch
 
+from pytest_edgeprof.axes import PRECISIONS, torch_dtype
 from pytest_edgeprof.errors import UsageError
 from pytest_edgeprof.measure.device_state import load_beyond
 from pytest_edgeprof.paths import default_cache_dir
 
-PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 GEMM_TARGET_S = 0.02  # one GEMM at least this long: its timing is well above the clock's and the launch's cost
 GEMM_MAX_N = {"cpu": 2048, "cuda": 8192}
 COPY_BYTES = {"cpu": 256 * 2**20, "cuda": 1024 * 2**20}
@@ -46,7 +46,7 @@ class DevicePeak:
 def probe_peak(device: str, precision: str = "fp32", cache_dir: Path | None = None) -> DevicePeak:
     """Measured once per machine (key: machine id, device, precision, torch version, torch threads), cached as JSON
     under cache_dir (default: the pytest-edgeprof cache folder's ``peaks``, beside the variant cache)."""
-    dtype = _dtype(precision)
+    dtype = _probed_dtype(precision)
     device = _device_name(device)
     folder = cache_dir if cache_dir is not None else default_cache_dir().parent / "peaks"
     key = _cache_key(device, precision)
@@ -74,10 +74,12 @@ def _busy() -> str:
     return f"other processes busy (load average {load:g}, this run uses {threads} threads)" if beyond else ""
 
 
-def _dtype(precision: str) -> torch.dtype:
-    if precision not in PRECISIONS:
-        raise UsageError(f"unknown precision {precision!r} for the peak probe; accepted: {', '.join(PRECISIONS)}")
-    return PRECISIONS[precision]
+def _probed_dtype(key: str) -> torch.dtype:
+    """The dtype of the precision whose peak key is ``key`` (``axes.PRECISIONS``); ``UsageError`` for another key."""
+    probed = {precision.peak_key: name for name, precision in PRECISIONS.items() if precision.peak_key}
+    if key not in probed:
+        raise UsageError(f"unknown precision {key!r} for the peak probe; accepted: {', '.join(probed)}")
+    return torch_dtype(probed[key])
 
 
 def _device_name(device: str) -> str:

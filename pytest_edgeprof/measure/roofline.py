@@ -21,8 +21,8 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import flop_registry
 
+from pytest_edgeprof.axes import PRECISIONS
 from pytest_edgeprof.compat.torch_dispatch import OpRecorder, is_view
-from pytest_edgeprof.device import BYTES_PER_ELEMENT
 from pytest_edgeprof.measure.flops import check_batch_size, check_input_shape, input_dtype, meta_copy
 
 # Layer kinds whose efficiencies are fitted apart: dense convolutions, depthwise and grouped ones,
@@ -45,7 +45,7 @@ class Kernel:
     elements: int  # of the tensors it reads and writes
 
     def bytes(self, precision: str) -> int:
-        return self.elements * BYTES_PER_ELEMENT[precision]
+        return self.elements * PRECISIONS[precision].bytes_per_element
 
 
 def kernels(model: nn.Module, input_shape: tuple[int, int, int], batch_size: int = 1) -> tuple[Kernel, ...]:

@@ -7,12 +7,12 @@ the grid is built.
 
 from __future__ import annotations
 
-import importlib.util
 from dataclasses import dataclass
 
+from pytest_edgeprof.axes import DEFAULT_PRECISION, DEFAULT_RUNTIME, PRECISIONS, RUNTIMES
 from pytest_edgeprof.device import DeviceProfile
 from pytest_edgeprof.errors import UsageError
-from pytest_edgeprof.measurement import DEFAULT_PRECISION, DEFAULT_RUNTIME, PRECISIONS, RUNTIMES, Cell
+from pytest_edgeprof.measurement import Cell
 from pytest_edgeprof.shared_options import parse_batch_size, parse_shape
 
 STUDY_MODELS = ("vgg16", "resnet50", "mobilenet_v3_large")
@@ -91,27 +91,11 @@ def parse_shapes(text: str) -> tuple[tuple[int, int, int], ...]:
 
 
 def parse_precisions(text: str) -> tuple[str, ...]:
-    return _choices(text, "--precision", PRECISIONS)
+    return _choices(text, "--precision", tuple(PRECISIONS))
 
 
 def parse_runtimes(text: str) -> tuple[str, ...]:
-    return _choices(text, "--runtime", RUNTIMES)
-
-
-ONNX_RUNTIMES = ("onnxruntime", "tensorrt")  # tensorrt runs through ONNX Runtime's TensorRT provider
-# What each configuration imports, and the extra that installs it: the runtime, the format and the
-# exporter's needs for ONNX; PT2E's quantizer (torchao) for int8 in PyTorch.
-EXTRAS = {"onnx": ("onnxruntime", "onnx", "onnxscript"), "int8": ("torchao",)}
-
-
-def check_extras(precisions: tuple[str, ...], runtimes: tuple[str, ...]) -> None:
-    """``UsageError`` naming the extra to install where a runtime or precision asked for is not installed."""
-    onnx = [runtime for runtime in runtimes if runtime in ONNX_RUNTIMES]
-    torch_int8 = "int8" in precisions and any(runtime not in ONNX_RUNTIMES for runtime in runtimes)
-    for extra, asked in (("onnx", f"--runtime {onnx[0]}" if onnx else ""), ("int8", "--precision int8" * torch_int8)):
-        missing = [package for package in EXTRAS[extra] if asked and importlib.util.find_spec(package) is None]
-        if missing:
-            raise UsageError(f"{asked} needs {', '.join(missing)}, not installed; pip install 'pytest-edgeprof[{extra}]'")
+    return _choices(text, "--runtime", tuple(RUNTIMES))
 
 
 def _choices(text: str, option: str, accepted: tuple[str, ...]) -> tuple[str, ...]:

@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from pytest_edgeprof.axes import RUNTIMES
 from pytest_edgeprof.errors import DeployUnsupported
 from pytest_edgeprof.measure.deployed import Deployed, eager
 from pytest_edgeprof.measure.timing import warm_up
@@ -58,7 +59,7 @@ class ModelCache:
         (a compiled model once per cell: each batch and shape is its own graph). ``DeployUnsupported``
         where the configuration cannot handle the model (remembered: tried once)."""
         key = (ref, cell.precision, cell.runtime, cell.input_shape)
-        if self._deployed is not None and self._deployed[0] == key and cell.runtime != "compile":
+        if self._deployed is not None and self._deployed[0] == key and not RUNTIMES[cell.runtime].per_shape:
             return self._deployed[1]
         module = self.build(ref)
         if cell.runs_as_built:

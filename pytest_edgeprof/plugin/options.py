@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from pytest_edgeprof.axes import DEFAULT_PRECISION, DEFAULT_RUNTIME, check_extras, precision_help, runtime_help
 from pytest_edgeprof.compat.pytest_benchmark import storage_folder
 from pytest_edgeprof.errors import UsageError
 from pytest_edgeprof.paths import default_cache_dir, output_file, output_folder
@@ -98,16 +99,10 @@ OPTIONS: dict[str, Option] = {
         "models.grid:parse_shapes",
     ),
     "precisions": Option(
-        "--precision", "edgeprof_precision", "NAMES",
-        "comma list of precisions from fp32 (default), fp16, bf16, int8 (post-training static quantization); "
-        "ids name every one but fp32, e.g. resnet50-base-int8-onnxruntime-b8-224x224",
-        "models.grid:parse_precisions",
+        "--precision", "edgeprof_precision", "NAMES", precision_help(), "models.grid:parse_precisions",
     ),
     "runtimes": Option(
-        "--runtime", "edgeprof_runtime", "NAMES",
-        "comma list of runtimes from eager (default), compile (torch.compile, inductor), onnxruntime "
-        "(needs pytest-edgeprof[onnx]), tensorrt (torch-tensorrt or ONNX Runtime's TensorRT provider)",
-        "models.grid:parse_runtimes",
+        "--runtime", "edgeprof_runtime", "NAMES", runtime_help(), "models.grid:parse_runtimes",
     ),
     "calib_data": Option(
         "--calib-data", "edgeprof_calib_data", "DIR",
@@ -262,7 +257,7 @@ def load_settings(config: pytest.Config) -> Settings:
             values[name] = bool(text)
         elif text is not None:
             values[name] = _parse(option, text)
-    _check_extras(values.get("precisions") or ("fp32",), values.get("runtimes") or ("eager",))
+    _check_extras(values.get("precisions") or (DEFAULT_PRECISION,), values.get("runtimes") or (DEFAULT_RUNTIME,))
     if values.get("prune_method") == "taylor" and "prune_data" not in values:
         raise pytest.UsageError("--prune-method taylor needs --prune-data DIR, an ImageFolder of labelled images")
     if "journal" not in values:  # checked up front like --journal: a folder this user can write in
@@ -280,8 +275,6 @@ def load_settings(config: pytest.Config) -> Settings:
 
 
 def _check_extras(precisions: tuple[str, ...], runtimes: tuple[str, ...]) -> None:
-    from pytest_edgeprof.models.grid import check_extras
-
     try:
         check_extras(precisions, runtimes)
     except UsageError as exc:

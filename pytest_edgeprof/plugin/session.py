@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
+from pytest_edgeprof.axes import PRECISIONS, RUNTIMES
 from pytest_edgeprof.compat.pytest_benchmark import BenchmarkOptions
 from pytest_edgeprof.errors import UsageError
 from pytest_edgeprof.plugin.options import OPTIONS, Settings
@@ -188,12 +189,8 @@ class EdgeprofSession:
 
     def _deployment_conditions(self, cell: Cell) -> dict[str, str]:
         """What else makes a configuration: the runtime's version, the int8 calibration images."""
-        conditions = {}
-        if cell.runtime in ("onnxruntime", "tensorrt"):
-            import onnxruntime
-
-            conditions["onnxruntime"] = onnxruntime.__version__
-        if cell.precision == "int8":
+        conditions = RUNTIMES[cell.runtime].key_parts()
+        if PRECISIONS[cell.precision].calibrated:
             conditions["calibration"] = self.models.deployer.calibration.identity()
         return conditions
 
@@ -208,12 +205,13 @@ class EdgeprofSession:
         """The device's achievable peak at ``precision``, probed before the first timed cell of that precision
         (then read from the per-machine cache); None under --benchmark-disable, where no cell has a latency to set
         against it, and for int8, which the GEMM probe does not measure."""
-        from pytest_edgeprof.measure.peak import PRECISIONS, probe_peak
+        from pytest_edgeprof.measure.peak import probe_peak
 
-        if not self.benchmark.enabled or precision not in PRECISIONS:
+        key = PRECISIONS[precision].peak_key
+        if not self.benchmark.enabled or key is None:
             return None
         if precision not in self._peaks:
-            self._peaks[precision] = probe_peak(self.profile.torch_device, precision)
+            self._peaks[precision] = probe_peak(self.profile.torch_device, key)
         return self._peaks[precision]
 
     def peak_info(self) -> dict[str, Any]:

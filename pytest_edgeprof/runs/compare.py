@@ -19,8 +19,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
+from pytest_edgeprof.axes import DEFAULT_PRECISION, DEFAULT_RUNTIME, PRECISIONS, RUNTIMES
 from pytest_edgeprof.errors import UsageError
-from pytest_edgeprof.measurement import DEFAULT_PRECISION, DEFAULT_RUNTIME, PRECISIONS, RUNTIMES
 from pytest_edgeprof.metrics import COMPARED, Metric
 from pytest_edgeprof.outcome import Outcome
 from pytest_edgeprof.runs.saved import SavedCell, SavedRun

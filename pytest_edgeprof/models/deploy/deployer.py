@@ -7,6 +7,7 @@ from pathlib import Path
 
 from torch import nn
 
+from pytest_edgeprof.axes import DEFAULT_PRECISION, RUNTIMES
 from pytest_edgeprof.errors import DeployUnsupported, first_line
 from pytest_edgeprof.measure.deployed import Deployed, eager
 from pytest_edgeprof.measurement import Cell
@@ -31,32 +32,54 @@ class Deployer:
     cache_dir: Path | None = None  # None: default_deploy_cache()
 
     def deploy(self, module: nn.Module, cell: Cell, device: str, identity: dict[str, str]) -> Deployed:
-        """``module`` (float32, any device) as ``cell``'s precision and runtime run it on ``device``;
-        ``DeployUnsupported`` where the exporter, quantizer or runtime cannot handle it."""
-        from pytest_edgeprof.models.deploy import torch_runtimes
+        """``module`` (float32, any device) as ``cell``'s precision and runtime run it on ``device``, by the
+        runtime's deployer (``axes.RUNTIMES``); ``DeployUnsupported`` where the exporter, quantizer or runtime
+        cannot handle it."""
+        return RUNTIMES[cell.runtime].deploy_function()(module, cell, device, identity, self)
 
-        if cell.runtime in ("onnxruntime", "tensorrt"):
-            from pytest_edgeprof.models.deploy.onnx_runtime import onnx_deployed
+    @property
+    def cache(self) -> Path:
+        return self.cache_dir or default_deploy_cache()
 
-            return onnx_deployed(module, example_input(EXPORT_BATCH, cell.input_shape), cell.precision, cell.runtime,
-                                 device, identity=identity, calibration=self.calibration,
-                                 cache_dir=self.cache_dir or default_deploy_cache(), model_name=cell.model)
-        if cell.precision == "int8":
-            quantized, how = self._quantized(module, cell, identity)
-            deployed = torch_runtimes.int8_eager(module, quantized, how, device)
-        elif cell.precision == "fp32":
-            deployed = eager(module, device)
-        else:
-            deployed = torch_runtimes.cast(module, device, cell.precision)
-        if cell.runtime == "compile":
-            return torch_runtimes.compiled(deployed, example_input(cell.batch_size, cell.input_shape))
-        return deployed
 
-    def _quantized(self, module: nn.Module, cell: Cell, identity: dict[str, str]) -> tuple[nn.Module, str]:
-        from pytest_edgeprof.models.deploy.torch_runtimes import quantized_pt2e
+# Each runtime's deployer, named in its registry entry: (module, cell, device, identity, deployer) -> Deployed.
 
-        try:
-            return quantized_pt2e(module, example_input(EXPORT_BATCH, cell.input_shape), self.calibration,
-                                  model_name=cell.model, identity=identity, cache_dir=self.cache_dir or default_deploy_cache())
-        except Exception as exc:
-            raise DeployUnsupported(f"PT2E cannot quantize it: {first_line(exc, with_type=True, limit=200)}") from None
+
+def deploy_eager(module: nn.Module, cell: Cell, device: str, identity: dict[str, str], deployer: Deployer) -> Deployed:
+    """PyTorch eager: the module cast to the cell's precision, or quantized to int8 through PT2E."""
+    from pytest_edgeprof.models.deploy import torch_runtimes
+
+    if cell.precision == "int8":
+        quantized, how = _quantized(module, cell, identity, deployer)
+        return torch_runtimes.int8_eager(module, quantized, how, device)
+    if cell.precision == DEFAULT_PRECISION:
+        return eager(module, device)
+    return torch_runtimes.cast(module, device, cell.precision)
+
+
+def deploy_compiled(module: nn.Module, cell: Cell, device: str, identity: dict[str, str],
+                    deployer: Deployer) -> Deployed:
+    """torch.compile (inductor) of the eager deployment, for the cell's batch and shape."""
+    from pytest_edgeprof.models.deploy import torch_runtimes
+
+    deployed = deploy_eager(module, cell, device, identity, deployer)
+    return torch_runtimes.compiled(deployed, example_input(cell.batch_size, cell.input_shape))
+
+
+def deploy_onnx(module: nn.Module, cell: Cell, device: str, identity: dict[str, str], deployer: Deployer) -> Deployed:
+    """Exported to ONNX and run by an ONNX Runtime session (tensorrt: through its TensorRT provider)."""
+    from pytest_edgeprof.models.deploy.onnx_runtime import onnx_deployed
+
+    return onnx_deployed(module, example_input(EXPORT_BATCH, cell.input_shape), cell.precision, cell.runtime, device,
+                         identity=identity, calibration=deployer.calibration, cache_dir=deployer.cache,
+                         model_name=cell.model)
+
+
+def _quantized(module: nn.Module, cell: Cell, identity: dict[str, str], deployer: Deployer) -> tuple[nn.Module, str]:
+    from pytest_edgeprof.models.deploy.torch_runtimes import quantized_pt2e
+
+    try:
+        return quantized_pt2e(module, example_input(EXPORT_BATCH, cell.input_shape), deployer.calibration,
+                              model_name=cell.model, identity=identity, cache_dir=deployer.cache)
+    except Exception as exc:
+        raise DeployUnsupported(f"PT2E cannot quantize it: {first_line(exc, with_type=True, limit=200)}") from None

@@ -19,13 +19,13 @@ import numpy as np
 import torch
 from torch import nn
 
+from pytest_edgeprof.axes import torch_dtype
 from pytest_edgeprof.errors import DeployUnsupported, first_line
 from pytest_edgeprof.measure.deployed import RESIDENT, Deployed
 from pytest_edgeprof.measurement import Deployment
 from pytest_edgeprof.models.deploy.cache import cached_file, weights_digest, write_once
 from pytest_edgeprof.models.deploy.calibration import Calibration
 
-DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16, "int8": torch.float32}
 INT8_METHOD = "onnxruntime quantize_static, QDQ, per-channel int8 weights, uint8 activations"
 INPUT, OUTPUT = "input", "output"
 
@@ -45,7 +45,7 @@ def onnx_deployed(module: nn.Module, example: torch.Tensor, precision: str, runt
         raise DeployUnsupported(f"ONNX Runtime cannot load the {precision} model: {_first_line(exc)}") from None
     used = session.get_providers()[0]
     deployment = Deployment(f"onnxruntime {onnxruntime.__version__}", used, settings, quantization=quantization)
-    prepare, run = _runner(session, device, DTYPES[precision])
+    prepare, run = _runner(session, device, torch_dtype(precision))
     return Deployed(module, run, prepare, deployment, path.stat().st_size, memory=RESIDENT, precision=precision,
                     runtime=runtime, synchronous=True)
 
@@ -66,7 +66,7 @@ def onnx_file(module: nn.Module, example: torch.Tensor, precision: str, *, ident
 
     def make(scratch: Path) -> Path:
         made = scratch / "model.onnx"
-        _export(module, example, DTYPES[precision], made)
+        _export(module, example, torch_dtype(precision), made)
         return _quantize(made, calibration, model_name, example, scratch) if precision == "int8" else made
 
     if not path.is_file():

@@ -4,7 +4,8 @@ A precision the hardware has no arithmetic for still runs in PyTorch, emulated a
 than float32, which answers no deployment question: such a configuration is skipped with its reason,
 said once. The CPU's flags are Linux's (``/proc/cpuinfo``): x86 ``avx512_fp16``/``amx_fp16`` and
 ``avx512_bf16``/``amx_bf16``, Arm ``asimdhp``/``fphp`` and ``bf16``. On CUDA, fp16 needs compute
-capability 5.3 (the Jetson Nano's Maxwell has it) and bf16 8.0 (Ampere).
+capability 5.3 (the Jetson Nano's Maxwell has it) and bf16 8.0 (Ampere). The flags, capabilities and
+what each runtime runs where are the registry's (``axes.py``); this module reads the device.
 """
 
 from __future__ import annotations
@@ -12,10 +13,8 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
+from pytest_edgeprof.axes import PRECISIONS, RUNTIMES
 from pytest_edgeprof.device import DeviceProfile
-
-CPU_FLAGS = {"fp16": ("avx512_fp16", "amx_fp16", "asimdhp", "fphp"), "bf16": ("avx512_bf16", "amx_bf16", "bf16")}
-CUDA_CAPABILITY = {"fp16": (5, 3), "bf16": (8, 0)}
 
 
 def unsupported(profile: DeviceProfile, precision: str, runtime: str) -> str | None:
@@ -24,42 +23,24 @@ def unsupported(profile: DeviceProfile, precision: str, runtime: str) -> str | N
 
 
 def _precision_reason(profile: DeviceProfile, precision: str) -> str | None:
-    if precision not in CPU_FLAGS:
+    entry = PRECISIONS[precision]
+    if not profile.is_cuda:
+        return entry.cpu_shortfall(cpu_flags())
+    if entry.cuda_capability is None:
         return None
-    if profile.is_cuda:
-        import torch
+    import torch
 
-        capability = torch.cuda.get_device_capability(profile.torch_device)
-        needed = CUDA_CAPABILITY[precision]
-        if capability < needed:
-            return (f"{precision} needs CUDA compute capability {needed[0]}.{needed[1]}; "
-                    f"{profile.name} has {capability[0]}.{capability[1]}")
-        return None
-    flags = cpu_flags()
-    if flags and not flags.intersection(CPU_FLAGS[precision]):
-        return (f"{precision} on this CPU would be emulated: it has none of {', '.join(CPU_FLAGS[precision])} "
-                "(/proc/cpuinfo)")
-    return None
+    return entry.cuda_shortfall(torch.cuda.get_device_capability(profile.torch_device), profile.name)
 
 
 def _runtime_reason(profile: DeviceProfile, precision: str, runtime: str) -> str | None:
-    if runtime in ("eager", "compile") and precision == "int8" and profile.is_cuda:
-        return "int8 through PyTorch here is PT2E's X86 quantizer, for CPUs; on a GPU use --runtime onnxruntime or tensorrt"
-    if runtime == "onnxruntime" and precision == "bf16":
-        return "ONNX Runtime takes numpy inputs, and numpy has no bfloat16"
-    if runtime == "tensorrt":
-        return _tensorrt_reason(profile, precision)
-    if runtime == "onnxruntime" and profile.is_cuda:
-        return _missing_provider("CUDAExecutionProvider", "onnxruntime-gpu")
-    return None
-
-
-def _tensorrt_reason(profile: DeviceProfile, precision: str) -> str | None:
-    if not profile.is_cuda:
-        return f"TensorRT runs on NVIDIA GPUs; {profile.name} is not one"
-    if precision == "bf16":
-        return "TensorRT through ONNX Runtime takes numpy inputs, and numpy has no bfloat16"
-    return _missing_provider("TensorrtExecutionProvider", "onnxruntime-gpu built with TensorRT")
+    entry = RUNTIMES[runtime]
+    kind = "cuda" if profile.is_cuda else "cpu"
+    refusal = entry.refusal(kind, precision)
+    if refusal is not None:
+        return refusal.format(device=profile.name)
+    provider = entry.providers.get(kind)
+    return _missing_provider(*provider) if provider else None
 
 
 def _missing_provider(provider: str, package: str) -> str | None:

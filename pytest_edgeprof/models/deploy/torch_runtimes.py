@@ -19,18 +19,18 @@ from typing import Any
 import torch
 from torch import nn
 
+from pytest_edgeprof.axes import torch_dtype
 from pytest_edgeprof.measure.deployed import Deployed, on_device, torch_deployment
 from pytest_edgeprof.measure.memory import model_bytes
 from pytest_edgeprof.models.deploy.cache import cached_file, weights_digest, write_once
 from pytest_edgeprof.models.deploy.calibration import Calibration
 
-DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 PT2E_QUANTIZER = "PT2E static, X86InductorQuantizer default config (per-channel weights, per-tensor activations)"
 
 
 def cast(module: nn.Module, device: str, precision: str) -> Deployed:
     """The module and its input in ``precision`` on ``device`` (fp32, fp16, bf16), eager."""
-    dtype = DTYPES[precision]
+    dtype = torch_dtype(precision)
     runnable = copy.deepcopy(module).eval().to(device=device, dtype=dtype)  # the float32 module stays as it is
     return Deployed(module, runnable, lambda images: on_device(images, device, dtype),
                     torch_deployment(device), model_bytes(runnable), precision=precision)
