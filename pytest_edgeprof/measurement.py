@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from pytest_edgeprof.axes import DEFAULT_PRECISION, DEFAULT_RUNTIME, PRECISIONS, RUNTIMES
+from pytest_edgeprof.axes import DEFAULT_PRECISION, DEFAULT_RUNTIME, PRECISIONS, RUNTIMES, id_tokens
 from pytest_edgeprof.budgets import Budget, Verdict
 from pytest_edgeprof.errors import UsageError
 from pytest_edgeprof.metrics import (EFFICIENCY, ENERGY, FLOPS, FLOPS_PER_S, LATENCY, MAP, MEMORY, MIOU, P99,
@@ -59,9 +59,7 @@ class Cell:
     @property
     def deployed_variant(self) -> str:
         """The variant and, where not the default, its precision and runtime: ``p50``, ``base-int8-onnxruntime``."""
-        deployment = [part for part, default in ((self.precision, DEFAULT_PRECISION), (self.runtime, DEFAULT_RUNTIME))
-                      if part != default]
-        return "-".join([self.variant, *deployment])
+        return "-".join([self.variant, *id_tokens(self.precision, self.runtime)])
 
     @classmethod
     def from_extra_info(cls, info: Mapping[str, Any]) -> "Cell":

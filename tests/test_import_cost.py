@@ -68,7 +68,8 @@ def test_option_values_that_need_no_model_are_checked_without_torch(tmp_path: Pa
     (tmp_path / "images" / "ant" / "a.png").write_bytes(b"")
     options = ["--batch-sizes", "1,8", "--shapes", "224,224x160", "--prune", "0.25,0.5", "--prune-method", "magnitude",
                "--budget", "memory=2.6GB,latency=50ms", "--eval-data", "images", "--eval-limit", "5",
-               "--isolate-memory-limit", "2GB", "--models", "resnet18,vgg16", "--grid", "study", "--device", "cpu"]
+               "--isolate-memory-limit", "2GB", "--models", "resnet18,vgg16", "--grid", "study", "--device", "cpu",
+               "--precision", "fp32,fp16", "--runtime", "eager,compile"]
     done, heavy = run(["-m", "pytest", "-p", "no:cacheprovider", *options, "--help"], tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
     assert heavy == set()
@@ -79,6 +80,7 @@ def test_option_values_that_need_no_model_are_checked_without_torch(tmp_path: Pa
     (["--prune", "0.9"], "--prune '0.9': 0.9 is out of range"),
     (["--eval-data", "missing"], "--eval-data missing: no such folder"),
     (["--device", "tpu"], "unknown --device 'tpu'; accepted: auto, cpu, cuda"),
+    (["--runtime", "tvm"], "--runtime 'tvm': unknown 'tvm'; accepted: eager, compile, onnxruntime, tensorrt"),
 ])
 def test_a_bad_option_value_is_one_usage_error_without_torch(tmp_path: Path, argv: list[str], fragment: str) -> None:
     (tmp_path / "test_plain.py").write_text(PLAIN_TESTS)
@@ -96,6 +98,14 @@ def test_a_run_of_plain_tests_imports_nothing_heavy(tmp_path: Path, argv: list[s
     done, heavy = run(["-m", "pytest", "-p", "no:cacheprovider", *argv], tmp_path)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     assert "5 passed" in done.stdout
+    assert heavy == set()
+
+
+def test_the_axis_registry_and_what_reads_it_before_a_cell_import_no_torch(tmp_path: Path) -> None:
+    modules = "pytest_edgeprof.axes, pytest_edgeprof.measurement, pytest_edgeprof.models.grid, " \
+              "pytest_edgeprof.models.deploy.support"
+    done, heavy = run(["-c", f"import {modules}"], tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
     assert heavy == set()
 
 
