@@ -28,7 +28,7 @@ from pytest_edgeprof.errors import UsageError, first_line
 from pytest_edgeprof.metrics import OBJECTIVES
 from pytest_edgeprof.paths import output_file, output_folder
 from pytest_edgeprof.shared_options import (DEVICE, SHAPE, STORAGE, VARIANT, WEIGHTS, SharedOption, parse_batch_size,
-                                            parse_shape)
+                                            parse_positive_int, parse_shape, shape_text, size_text)
 
 Run = Callable[[argparse.Namespace], int]
 Configure = Callable[[argparse.ArgumentParser], None]
@@ -187,7 +187,7 @@ def _flops_table(rows: list[dict[str, Any]]) -> str:
     header = f"{'model':<{width}} {'input':>11} {'batch':>6} {'GMACs':>10} {'GFLOPs':>10} {'params (M)':>11}"
     lines = [header, "-" * len(header)]
     for row in rows:
-        shape = "x".join(str(d) for d in row["shape"])
+        shape = shape_text(row["shape"])
         lines.append(
             f"{row['model']:<{width}} {shape:>11} {row['batch']:>6} {row['macs'] / 1e9:>10.3f}"
             f" {row['flops'] / 1e9:>10.3f} {row['params'] / 1e6:>11.2f}"
@@ -289,7 +289,7 @@ def _taylor_data(args: argparse.Namespace, name: str) -> tuple[Any, str]:
 
 
 def _prune_summary(row: dict[str, Any], out: Path | None) -> str:
-    shape = "x".join(str(d) for d in row["input_shape"])
+    shape = shape_text(row["input_shape"])
     how = "loaded from the cache" if row["from_cache"] else "pruned"
     lines = [
         f"{row['model']} {row['variant']} ({row['method']}): removed {row['achieved']:.2%} of the FLOPs"
@@ -438,9 +438,7 @@ def run_report(args: argparse.Namespace) -> int:
 
 
 def _positive_int(text: str) -> int:
-    if not (text.strip().isascii() and text.strip().isdigit()) or int(text) < 1:  # str.isdigit alone takes '²'
-        raise UsageError(f"bad count {text!r}: expected a positive integer")
-    return int(text)
+    return parse_positive_int(text, f"bad count {text!r}: expected a positive integer")
 
 
 def _configure_layers(parser: argparse.ArgumentParser) -> None:
@@ -494,7 +492,7 @@ def run_layers(args: argparse.Namespace) -> int:
     except Exception as error:  # a batch too large for the device is an answer, said in one line
         if not is_out_of_memory(error):
             raise
-        print(f"edgeprof: {ref.name} at batch {args.batch}, {shape[1]}x{shape[2]} ran out of memory on "
+        print(f"edgeprof: {ref.name} at batch {args.batch}, {size_text(shape)} ran out of memory on "
               f"{profile_device.name}: {first_line(error, limit=300)}", file=sys.stderr)
         return 1
     if args.json:
@@ -578,7 +576,7 @@ def run_capacity(args: argparse.Namespace) -> int:
                 print(f"edgeprof: cannot prune {ref.name}: {error}", file=sys.stderr)
                 return 1
     if not args.json:
-        print(f"{ref.name} {args.variant} at {shape[1]}x{shape[2]} on {profile.name}: largest batch within {args.memory:,} bytes")
+        print(f"{ref.name} {args.variant} at {size_text(shape)} on {profile.name}: largest batch within {args.memory:,} bytes")
     with clock.phase("work"):
         report = find_capacity(ref, shape, profile, args.memory, on_probe=None if args.json else lambda p: print(p.line()))
     print(report.to_json(extra={"timings_s": clock.rounded()}) if args.json else report.summary())

@@ -1,4 +1,5 @@
-"""The one exception type for bad user input, and the one for a configuration a model cannot take.
+"""The one exception type for bad user input, the one for a deployment a model cannot take, and the base of
+edgeprof's warnings.
 
 Anything a user typed or pointed us at that we cannot use raises ``UsageError`` with one line that
 names the bad value and what is accepted. The plugin turns it into pytest's usage-error exit code (4),
@@ -10,6 +11,11 @@ import re
 
 class UsageError(ValueError):
     """Bad user input: an option, ini value, marker argument, file or CLI argument."""
+
+
+class EdgeprofWarning(UserWarning):
+    """The base of every warning edgeprof gives: ``-W ignore::pytest_edgeprof.errors.EdgeprofWarning`` silences
+    them all (and, being a UserWarning, ``-W ignore::UserWarning`` still does)."""
 
 
 class DeployUnsupported(Exception):
@@ -30,7 +36,3 @@ def first_line(error: BaseException, *, with_type: bool = False, limit: int | No
     line = line or type(error).__name__
     return line[:limit] if limit else line
 
-
-def shape_text(shape: tuple[int, ...]) -> str:
-    """(3, 224, 224) -> ``3x224x224``."""
-    return "x".join(str(d) for d in shape)

@@ -26,6 +26,7 @@ from pytest_edgeprof.metrics import (EFFICIENCY, ENERGY, FLOPS, FLOPS_PER_S, LAT
                                      TOP5, Metric, budget_metric, number)
 from pytest_edgeprof.metrics import metric as find_metric
 from pytest_edgeprof.outcome import Outcome
+from pytest_edgeprof.shared_options import size_text
 
 
 @dataclass(frozen=True, order=True)
@@ -43,8 +44,7 @@ class Cell:
     def id(self) -> str:
         """``resnet50-base-b8-224x224``; a precision or runtime other than the default joins the id
         (``resnet50-base-int8-onnxruntime-b8-224x224``), so ids and saved runs from before stay as they were."""
-        _, height, width = self.input_shape
-        return f"{self.configuration}-b{self.batch_size}-{height}x{width}"
+        return f"{self.configuration}-b{self.batch_size}-{size_text(self.input_shape)}"
 
     @property
     def configuration(self) -> str:

@@ -1,12 +1,14 @@
 """The options the pytest plugin and the ``edgeprof`` command share, declared once so that their
 names, metavars and help agree: ``--device``, ``--weights``, the input shape, the variant and the
 storage of saved runs. ``plugin/options.py`` and ``cli.py`` add their defaults and, where the
-plugin takes a comma list (``--shapes``), say so around the same text. The parsers of a shape and a
-batch size live here too: they need no torch, so checking an option's value stays light."""
+plugin takes a comma list (``--shapes``), say so around the same text. The parsers of a shape, a
+batch size and any positive integer, and the text of a shape, live here too: they need no torch, so
+checking an option's value stays light."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from pytest_edgeprof.errors import UsageError
@@ -57,8 +59,24 @@ def parse_shape(text: str) -> tuple[int, int, int]:
 
 def parse_batch_size(text: str) -> int:
     """Parse a batch size: a positive integer such as ``"8"``."""
+    return parse_positive_int(text, f"bad batch size {text!r}: expected a positive integer like 1 or 32")
+
+
+def parse_positive_int(text: object, error: str) -> int:
+    """``text`` as a positive integer (ASCII digits, blanks around ignored: ``str.isdigit`` alone takes '²');
+    ``UsageError(error)`` where it is not one."""
     cleaned = str(text).strip()
     if not _POSITIVE_INT.fullmatch(cleaned) or int(cleaned) < 1:
-        raise UsageError(f"bad batch size {text!r}: expected a positive integer like 1 or 32")
+        raise UsageError(error)
     return int(cleaned)
+
+
+def shape_text(shape: Sequence[int]) -> str:
+    """A shape as ``x``-joined sizes: (3, 224, 224) -> ``3x224x224``."""
+    return "x".join(str(d) for d in shape)
+
+
+def size_text(input_shape: Sequence[int]) -> str:
+    """A (C, H, W) input's height x width, as ``--shape`` takes it and a cell id shows it: ``224x160``."""
+    return shape_text(input_shape[1:])
 

@@ -84,3 +84,26 @@ def test_only_the_registry_and_the_record_write_a_metrics_saved_key() -> None:
                  for line, key in _written_keys(path)
                  if key in keys and (str(path.relative_to(PACKAGE)), key) not in not_saved]
     assert offenders == []
+
+
+def test_every_warning_edgeprof_gives_is_an_edgeprof_warning() -> None:
+    """One base (``errors.EdgeprofWarning``) lets a user silence or raise all of them with one ``-W`` filter: every
+    warning class derives from it, and no call warns with a plain string or a built-in category."""
+    import builtins
+
+    offenders, bases = [], {}
+    for path in MODULES:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ClassDef) and node.name.endswith("Warning"):
+                bases[node.name] = [ast.unparse(base) for base in node.bases]
+            if isinstance(node, ast.Call) and ast.unparse(node.func) == "warnings.warn" and node.args:
+                given = node.args[0]
+                name = ast.unparse(given.func) if isinstance(given, ast.Call) else ""
+                if not name.endswith("Warning") or hasattr(builtins, name):
+                    offenders.append(f"{path.relative_to(PACKAGE)}:{node.lineno} warns {ast.unparse(given)[:40]}")
+
+    def rooted(name: str) -> bool:
+        return name == "EdgeprofWarning" or any(rooted(base) for base in bases.get(name, []))
+
+    offenders += [f"class {name}({', '.join(of)})" for name, of in bases.items() if not rooted(name)]
+    assert bases["EdgeprofWarning"] == ["UserWarning"] and offenders == []

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from pytest_edgeprof.errors import UsageError
+from pytest_edgeprof.errors import EdgeprofWarning, UsageError
 
 POLL_S = 1.0
 DEFAULT_MAX_WAIT_S = 300.0
@@ -25,6 +25,10 @@ MAX_SECONDS = 3600.0
 _NUMBER = r"[0-9]+(?:\.[0-9]*)?|\.[0-9]+"
 _SECONDS = re.compile(rf"(?P<seconds>{_NUMBER})\s*s?")
 _UNTIL = re.compile(rf"until\s*=\s*(?P<celsius>{_NUMBER})\s*C(?:\s*,\s*max\s*=\s*(?P<max>{_NUMBER})\s*s?)?")
+
+
+class CooldownWarning(EdgeprofWarning):
+    """A wait for a temperature where no thermal zone is readable: the cells do not wait."""
 
 
 @dataclass(frozen=True)

@@ -35,9 +35,10 @@ import torchvision
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from pytest_edgeprof.errors import UsageError, first_line, shape_text
+from pytest_edgeprof.errors import UsageError, first_line
 from pytest_edgeprof.models.zoo import architecture, build_model, is_timm, reference_input_shape, resolve_model_name
 from pytest_edgeprof.models.zoo import takes_image_list, task_of
+from pytest_edgeprof.shared_options import shape_text
 
 META, REAL_FORWARD = "meta", "real-forward"
 DATA_DEPENDENT_MODULES = ("roi_heads",)  # children whose work scales with the proposals a real input gives
@@ -266,6 +267,7 @@ def meta_copy(model: nn.Module) -> nn.Module:
 
 
 def input_dtype(model: nn.Module) -> torch.dtype:
+    """The dtype a model's input takes: its first floating parameter's (torch's default where it has none)."""
     for tensor in model.parameters():
         if tensor.is_floating_point():
             return tensor.dtype

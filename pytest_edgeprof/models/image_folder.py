@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 
 from pytest_edgeprof.errors import UsageError, first_line
+from pytest_edgeprof.shared_options import parse_positive_int
 
 # torchvision.datasets.folder.IMG_EXTENSIONS, written out so that checking a folder imports no
 # torchvision; tests/test_import_cost.py checks that the two agree.
@@ -82,10 +83,7 @@ def suffixes_text() -> str:
 
 def parse_eval_limit(text: str) -> int:
     """Parse ``--eval-limit``: a positive number of images."""
-    cleaned = str(text).strip()
-    if not (cleaned.isascii() and cleaned.isdigit()) or int(cleaned) < 1:  # str.isdigit alone takes '²'
-        raise UsageError(f"--eval-limit {text!r}: expected a positive number of images, e.g. 500")
-    return int(cleaned)
+    return parse_positive_int(text, f"--eval-limit {text!r}: expected a positive number of images, e.g. 500")
 
 
 def parse_image_folder(text: str, option: str = "--eval-data") -> Path:

@@ -13,7 +13,7 @@ from torch import nn
 
 from pytest_edgeprof.budgets import Budget, evaluate
 from pytest_edgeprof.compat import pytest_benchmark
-from pytest_edgeprof.errors import DeployUnsupported, UsageError, first_line
+from pytest_edgeprof.errors import DeployUnsupported, EdgeprofWarning, UsageError, first_line
 from pytest_edgeprof.measure.cell import measure_cell
 from pytest_edgeprof.measure.device_state import likely_causes
 from pytest_edgeprof.measure.flops import check_batch_size, check_input_shape
@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 SOFT_COV = 0.10  # rounds whose coefficient of variation is above this are soft whatever the interval says
 
 
-class SoftLatencyWarning(UserWarning):
+class SoftLatencyWarning(EdgeprofWarning):
     """A cell's latency is soft: its rounds did not reach their precision, or spread widely."""
 
 

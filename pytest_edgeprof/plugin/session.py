@@ -226,14 +226,14 @@ class EdgeprofSession:
         self._cells_measured += 1
         if self.settings.cooldown is None or self._cells_measured == 1:
             return None
-        from pytest_edgeprof.measure.cooldown import cool_down
+        from pytest_edgeprof.measure.cooldown import CooldownWarning, cool_down
 
         record = cool_down(self.settings.cooldown)
         if "hottest_c" in record and record["hottest_c"] is None and not self._no_temperature_warned:
             import warnings
 
             self._no_temperature_warned = True
-            warnings.warn(UserWarning(
+            warnings.warn(CooldownWarning(
                 f"--cooldown until={record['until_c']:g}C: no thermal zone is readable here (/sys/class/thermal), "
                 "so cells do not wait; give seconds instead, e.g. --cooldown 30"))
         return record

@@ -22,14 +22,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pytest_edgeprof.errors import UsageError
+from pytest_edgeprof.errors import EdgeprofWarning, UsageError
 from pytest_edgeprof.measurement import Measurement
 from pytest_edgeprof.paths import output_file
 
 FORMAT = "edgeprof-journal/1"
 
 
-class JournalWarning(UserWarning):
+class JournalWarning(EdgeprofWarning):
     """A journal line could not be read (typically the last one, cut off by a kill)."""
 
 

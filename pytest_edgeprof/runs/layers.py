@@ -29,6 +29,7 @@ from pytest_edgeprof.errors import UsageError
 from pytest_edgeprof.measure.flops import count_cost
 from pytest_edgeprof.measure.timing import synchronizer, warm_up
 from pytest_edgeprof.models.zoo import model_input
+from pytest_edgeprof.shared_options import shape_text, size_text
 
 SORT_KEYS = ("latency", "flops", "params", "activations")
 _SHOWN_CONTAINER_SHARE = 0.01
@@ -183,7 +184,7 @@ def _count(n: float) -> str:
 
 def render(profile: LayersProfile, top: int | None = None, by: str = "latency") -> str:
     rows = profile.sorted(by)[:top] if top else profile.sorted(by)
-    shape = "x".join(str(d) for d in profile.input_shape)
+    shape = shape_text(profile.input_shape)
     lines = [
         f"{profile.model}, batch {profile.batch_size}, input {shape}, on {profile.device}: "
         f"forward {profile.forward_ms:.3g} ms (median of {profile.runs}; {profile.hooked_ms:.3g} ms with the timing hooks)",
@@ -192,7 +193,7 @@ def render(profile: LayersProfile, top: int | None = None, by: str = "latency") 
     table = [("layer", "type", "output", "FLOPs", "params", "act. bytes", "time", "share")]
     for layer in rows:
         table.append((
-            layer.name, layer.type, "x".join(str(d) for d in layer.output_shape), _count(layer.flops),
+            layer.name, layer.type, shape_text(layer.output_shape), _count(layer.flops),
             _count(layer.params), _count(layer.activation_bytes) + "B", f"{layer.latency_ms:.3f} ms",
             f"{layer.latency_share * 100:.1f} %",
         ))
@@ -230,7 +231,7 @@ def plot(profile: LayersProfile, path: str, top: int = 20, by: str = "latency") 
     ax.set_xlabel("share of the whole model (%)")
     ax.grid(True, axis="x", alpha=0.3)
     ax.legend(loc="lower right", fontsize=8)
-    shape = "x".join(str(d) for d in profile.input_shape[1:])
+    shape = size_text(profile.input_shape)
     ax.set_title(f"{profile.model}: top {len(rows)} layers by {by} (batch {profile.batch_size}, {shape}, {profile.device})", fontsize=10)
     Path(path).parent.mkdir(parents=True, exist_ok=True)  # like the report's and the journal's folders
     figure.savefig(path)

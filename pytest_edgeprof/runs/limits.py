@@ -23,6 +23,7 @@ from pytest_edgeprof.measurement import Cell
 from pytest_edgeprof.metrics import COMPARED, OBJECTIVES, PREDICTED, Metric, objective_metric
 from pytest_edgeprof.outcome import Outcome, allocation_text
 from pytest_edgeprof.runs.saved import SavedCell, SavedRun
+from pytest_edgeprof.shared_options import size_text
 
 
 def reasons(cell: SavedCell) -> list[str]:
@@ -63,7 +64,7 @@ class Limit:
 
     @property
     def shape_text(self) -> str:
-        return f"{self.input_shape[1]}x{self.input_shape[2]}"
+        return size_text(self.input_shape)
 
 
 def find_limits(run: SavedRun) -> list[Limit]:
@@ -131,7 +132,7 @@ def across_configurations(run: SavedRun, best: SavedCell) -> str | None:
         name = f"{limit.first_cell.precision} {limit.first_cell.runtime}"
         within = limit.largest_within
         parts.append(f"{name} fits up to b{within.cell.batch_size}" if within else f"{name} fits none ({'; '.join(limit.why)})")
-    return f"{cell.model} {cell.variant} {cell.input_shape[1]}x{cell.input_shape[2]}: " + "; ".join(parts)
+    return f"{cell.model} {cell.variant} {size_text(cell.input_shape)}: " + "; ".join(parts)
 
 
 def _all_skipped(limit: Limit) -> bool:

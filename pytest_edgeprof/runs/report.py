@@ -26,6 +26,7 @@ from pytest_edgeprof.errors import UsageError
 from pytest_edgeprof.metrics import ENERGY, FLOPS, LATENCY, MEMORY, TARGET_LATENCY, THROUGHPUT, TOP1, Metric
 from pytest_edgeprof.outcome import Outcome
 from pytest_edgeprof.runs.saved import SavedCell, SavedRun
+from pytest_edgeprof.shared_options import size_text
 
 _BUDGET_COLOR = "#7f8c8d"
 
@@ -117,7 +118,7 @@ def _series(cells: Sequence[SavedCell]) -> list[Series]:
             members = sorted((c for c in cells if c.cell.input_shape == shape and c.cell.deployed_variant == variant),
                              key=lambda c: c.cell.batch_size)
             if members:
-                label = f"{shape[1]}x{shape[2]}" + (f" {variant}" if len(variants) > 1 else "")
+                label = size_text(shape) + (f" {variant}" if len(variants) > 1 else "")
                 series.append(Series(label, tuple(members), f"C{i % 10}", _LINESTYLES[j % len(_LINESTYLES)]))
     return series
 
@@ -274,7 +275,7 @@ def _accuracy_figure(model: str, cells: Sequence[SavedCell], run: SavedRun) -> F
     unit, factor = ("GFLOPs", 1e9) if max(x for x, _ in points.values()) >= 1e8 else ("MFLOPs", 1e6)
     for shape in sorted({k[0] for k in points}, key=lambda s: -s[1] * s[2]):
         mine = sorted(((x / factor, y), variant) for (sh, variant), (x, y) in points.items() if sh == shape)
-        ax.plot([xy[0] for xy, _ in mine], [xy[1] for xy, _ in mine], marker="o", label=f"{shape[1]}x{shape[2]}")
+        ax.plot([xy[0] for xy, _ in mine], [xy[1] for xy, _ in mine], marker="o", label=size_text(shape))
         for (x, y), variant in mine:
             ax.annotate(variant, (x, y), textcoords="offset points", xytext=(5, 4), fontsize=8)
     eval_sets = sorted({c.measurement.accuracy.eval_set for c in cells if c.measurement.accuracy and c.measurement.accuracy.eval_set})

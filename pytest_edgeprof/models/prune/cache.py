@@ -26,7 +26,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from pytest_edgeprof.errors import UsageError, first_line
+from pytest_edgeprof.errors import EdgeprofWarning, UsageError, first_line
 from pytest_edgeprof.models.identity import model_identity
 from pytest_edgeprof.models.prune import attention
 from pytest_edgeprof.models.prune.plan import DEFAULT_TOLERANCE, PRUNE_STAGES, PruneResult, _prune, _stages
@@ -37,7 +37,7 @@ from pytest_edgeprof.models.zoo import build_model, model_input, reference_input
 VARIANT_FORMAT = 1  # of the files save_variant writes
 
 
-class PruneCacheWarning(UserWarning):
+class PruneCacheWarning(EdgeprofWarning):
     """A cache entry could not be read and is being rebuilt."""
 
 

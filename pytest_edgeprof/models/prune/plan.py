@@ -42,12 +42,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from pytest_edgeprof.errors import UsageError, first_line, shape_text
+from pytest_edgeprof.errors import UsageError, first_line
 from pytest_edgeprof.measurement import Pruning
-from pytest_edgeprof.measure.flops import ModelCost, meta_copy, count_cost
+from pytest_edgeprof.measure.flops import ModelCost, count_cost, input_dtype, meta_copy
 from pytest_edgeprof.models.prune import attention
 from pytest_edgeprof.models.prune.targets import check_method, variant_name
 from pytest_edgeprof.models.zoo import model_input, takes_image_list
+from pytest_edgeprof.shared_options import shape_text
 
 DEFAULT_TOLERANCE = 0.01  # achieved FLOPs reduction within +-1 percentage point of the target
 
@@ -219,7 +220,7 @@ def _meta_run(model: nn.Module, input_shape: tuple[int, int, int]) -> tuple[list
     ]
     try:
         with torch.no_grad():
-            output = meta(torch.empty((1, *input_shape), device="meta", dtype=_dtype(model)))
+            output = meta(torch.empty((1, *input_shape), device="meta", dtype=input_dtype(model)))
     except Exception as error:
         raise PruneUnsupported(f"the model does not run at input {shape_text(input_shape)}: {first_line(error, with_type=True)}")
     finally:
@@ -563,8 +564,3 @@ def _stages(enabled: bool, description: str, total: int) -> Iterator[Callable[[s
 
         yield stage
         bar.update(bar.total - bar.n)
-
-
-def _dtype(model: nn.Module) -> torch.dtype:
-    return next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.get_default_dtype())
-
