@@ -6,7 +6,7 @@ with other work, and a parallel region whose second thread is preempted can take
 ``fit`` measures the models the fit uses (``measure/emulation.py``'s FIT_MODELS, none of them among
 the checked ones) at batch 1, 4, 16 x 224², 160², 112² (but b16 at 224²), and fits the per-kind efficiencies and the
 launch cost of the roofline (``measure/roofline.py``'s fit) against this machine's probed peaks;
-it prints the ``Efficiency`` to put in ``HOST_CPU_EFFICIENCY``.
+it prints the ``RooflineEfficiency`` to put in ``HOST_CPU_EFFICIENCY``.
 
 ``check`` runs the suite with ``--emulate host`` over CHECK_MODELS x batch 1, 4, 16 x 224², 160², 112²
 (54 cells) and prints ``edgeprof emulate-check`` of that run: predicted against measured per cell, the
@@ -73,7 +73,7 @@ def run_fit() -> None:
     within = sum(abs(e) <= 0.25 for e in errors) / len(errors)
     print(f"in-sample: {within:.0%} of {len(errors)} cells within ±25 %, worst {max(errors, key=abs):+.1%}")
     per_kind = ", ".join(f'"{kind}": {value:.4g}' for kind, value in efficiency.per_kind.items())
-    print(f"HOST_CPU_EFFICIENCY = Efficiency({{{per_kind}}}, {efficiency.launch_s:.4g}, ...)")
+    print(f"HOST_CPU_EFFICIENCY = RooflineEfficiency({{{per_kind}}}, {efficiency.launch_s:.4g}, ...)")
 
 
 def run_check(out: Path | None) -> None:

@@ -343,7 +343,7 @@ def _configure_compare(parser: argparse.ArgumentParser) -> None:
 )
 def run_compare(args: argparse.Namespace) -> int:
     from pytest_edgeprof.runs.compare import (
-        compare_runs, one_configuration, parse_configs, parse_fail_spec, regressions, render_table, to_csv, to_json,
+        compare_runs, one_deployment, parse_configs, parse_fail_spec, regressions, render_table, to_csv, to_json,
     )
     from pytest_edgeprof.runs.saved import load_run
 
@@ -351,7 +351,7 @@ def run_compare(args: argparse.Namespace) -> int:
     configs = parse_configs(args.configs) if args.configs is not None else None
     run_a, run_b = load_run(args.run_a, args.storage), load_run(args.run_b, args.storage)
     if configs:
-        run_a, run_b = one_configuration(run_a, *configs[0]), one_configuration(run_b, *configs[1])
+        run_a, run_b = one_deployment(run_a, *configs[0]), one_deployment(run_b, *configs[1])
     comparison = compare_runs(run_a, run_b)
     failed = regressions(run_a, run_b, thresholds)
     if args.csv:

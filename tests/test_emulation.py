@@ -14,7 +14,7 @@ from pytest_edgeprof.errors import UsageError
 from pytest_edgeprof.measure.cell import measure_cell
 from pytest_edgeprof.measure.emulation import Target, resolve_target
 from pytest_edgeprof.measure.energy import open_meter
-from pytest_edgeprof.measure.roofline import KINDS, Efficiency
+from pytest_edgeprof.measure.roofline import KINDS, RooflineEfficiency
 from pytest_edgeprof.measure.timing import StoppingRule
 from pytest_edgeprof.measurement import Cell, Measurement, Memory, Prediction
 from pytest_edgeprof.metrics import LATENCY, MEMORY, PREDICTED, TARGET_LATENCY, TARGET_MEMORY
@@ -90,7 +90,7 @@ def test_predicted_figures_never_stand_in_the_measured_keys():
 
 
 def test_a_target_without_an_envelope_predicts_no_energy_and_says_why():
-    bare = Target("bare", {"fp32": 1e9}, 1e9, 10**9, 0, Efficiency(dict.fromkeys(KINDS, 1.0), 0.0, "bound"))
+    bare = Target("bare", {"fp32": 1e9}, 1e9, 10**9, 0, RooflineEfficiency(dict.fromkeys(KINDS, 1.0), 0.0, "bound"))
     prediction = measured_with(bare).prediction
     assert prediction.energy_j_per_image is None and "no power envelope for bare" in prediction.energy_note
 

@@ -7,8 +7,8 @@ import sys
 import pytest
 from hypothesis import given, strategies as st
 
-from pytest_edgeprof.errors import UsageError
 from pytest_edgeprof.axes import PRECISIONS, RUNTIMES
+from pytest_edgeprof.errors import UsageError
 from pytest_edgeprof.runs import limits
 from pytest_edgeprof.runs.compare import parse_configs
 from pytest_edgeprof.runs.saved import load_run
@@ -48,7 +48,7 @@ def test_each_configuration_is_a_cell_with_its_saved_keys(pytester, tmp_path):
     result.stdout.fnmatch_lines(["recommended (best throughput within every budget): squeezenet1_1-base-*",
                                  "  squeezenet1_1 base 32x32: * fits up to b1; * fits up to b1; *"])
     run = load_run(str(pytester.path / "run.json"))
-    across = limits.across_configurations(run, limits.recommend(run))
+    across = limits.across_deployments(run, limits.recommend(run))
     assert across.count("fits up to b1") == 4 and "tensorrt" not in across  # tensorrt was said once, up front
     assert across in limits.render(run)
     compared = subprocess.run([sys.executable, "-m", "pytest_edgeprof.cli", "compare", "run.json", "run.json",

@@ -7,9 +7,9 @@ import torchvision
 from torch import nn
 
 from pytest_edgeprof.measure.flops import count_cost
-from pytest_edgeprof.measure.roofline import KINDS, Efficiency, Observation, bounds_s, fit, kernels, predict
+from pytest_edgeprof.measure.roofline import KINDS, Observation, RooflineEfficiency, bounds_s, fit, kernels, predict
 
-BOUND = Efficiency(dict.fromkeys(KINDS, 1.0), 0.0, "bound")
+BOUND = RooflineEfficiency(dict.fromkeys(KINDS, 1.0), 0.0, "bound")
 
 
 def conv_net() -> nn.Module:
@@ -45,7 +45,7 @@ def test_a_kernel_takes_the_longer_of_its_compute_and_its_memory_time_plus_a_lau
     assert compute_bound.total_s == pytest.approx(conv.flops / 1e6)
     memory_bound = predict([conv], "fp32", flops_per_s=1e12, bytes_per_s=1e6, efficiency=BOUND)
     assert memory_bound.total_s == pytest.approx(conv.bytes("fp32") / 1e6)
-    half = Efficiency({**BOUND.per_kind, "conv": 0.5}, 1e-3, "test")
+    half = RooflineEfficiency({**BOUND.per_kind, "conv": 0.5}, 1e-3, "test")
     slowed = predict([conv], "fp32", flops_per_s=1e6, bytes_per_s=1e12, efficiency=half)
     assert slowed.total_s == pytest.approx(2 * conv.flops / 1e6 + 1e-3) and slowed.busy_s == pytest.approx(2 * conv.flops / 1e6)
 

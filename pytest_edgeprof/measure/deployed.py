@@ -36,12 +36,12 @@ class Deployed:
     synchronous: bool = False  # ``run`` returns once the device is done (ONNX Runtime): timed on the host clock
 
     def predict(self, images: torch.Tensor) -> torch.Tensor:
-        """Float32 scores for a float32 batch (accuracy compares configurations on these)."""
+        """Float32 scores for a float32 batch (accuracy compares deployments on these)."""
         return as_tensor(self.run(self.prepare(images))).float()
 
 
 def eager(module: nn.Module, device: str) -> Deployed:
-    """The module as it is, in float32 eager PyTorch: the default configuration."""
+    """The module as it is, in float32 eager PyTorch: the default deployment."""
     module = module.eval().to(device)
     return Deployed(module, module, lambda images: on_device(images, device), torch_deployment(device), model_bytes(module))
 

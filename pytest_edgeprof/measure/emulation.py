@@ -21,7 +21,7 @@ from torch import nn
 
 from pytest_edgeprof.device import BOARDS, HOST_TARGET, DeviceProfile, parse_emulate
 from pytest_edgeprof.errors import UsageError
-from pytest_edgeprof.measure.roofline import KINDS, Efficiency, Kernel, RooflineTime, kernels, predict
+from pytest_edgeprof.measure.roofline import KINDS, Kernel, RooflineEfficiency, RooflineTime, kernels, predict
 from pytest_edgeprof.measurement import Cell, Memory, Prediction
 
 # The host's per-kind efficiencies and launch cost (measure/roofline.py's fit()) on this project's
@@ -35,7 +35,7 @@ FIT_MODELS = ("resnet34", "mobilenet_v2", "mnasnet1_0", "shufflenet_v2_x1_0", "r
 # The models the self-prediction check (benchmarks/emulate_check.py check) holds predictions against:
 # depthwise-heavy and dense ones, none of them fitted on.
 CHECK_MODELS = ("densenet121", "regnet_y_400mf", "efficientnet_b0", "squeezenet1_1", "resnet18", "mobilenet_v3_small")
-HOST_CPU_EFFICIENCY = Efficiency(
+HOST_CPU_EFFICIENCY = RooflineEfficiency(
     {"conv": 0.8436, "depthwise": 1.0, "linear": 0.8425, "pool": 0.07025, "elementwise": 0.6269}, 2.408e-05,
     "efficiencies fitted on a 2-vCPU Intel Xeon from " + ", ".join(FIT_MODELS))
 
@@ -49,7 +49,7 @@ class Target:
     bandwidth_bytes_per_s: float
     usable_memory_bytes: int  # the default memory budget of an emulated cell
     runtime_overhead_bytes: int
-    efficiency: Efficiency
+    efficiency: RooflineEfficiency
     power_envelope_w: tuple[float, float] | None = None
     sources: dict[str, str] = field(default_factory=dict)
 
@@ -75,9 +75,9 @@ def resolve_target(name: str, host: DeviceProfile, precisions: tuple[str, ...] =
     board = BOARDS[name]
     figures = board.figures
     assert figures is not None  # parse_emulate accepts only boards with figures
+    bound = RooflineEfficiency({kind: 1.0 for kind in KINDS}, figures.launch_s, "bound")
     return Target(name, dict(figures.peak_flops), figures.bandwidth_bytes_per_s, figures.usable_memory_bytes,
-                  figures.runtime_overhead_bytes, Efficiency({kind: 1.0 for kind in KINDS}, figures.launch_s, "bound"),
-                  board.power_envelope_w, dict(figures.sources))
+                  figures.runtime_overhead_bytes, bound, board.power_envelope_w, dict(figures.sources))
 
 
 def host_target(host: DeviceProfile, precisions: tuple[str, ...] = ("fp32",), cache_dir: Path | None = None) -> Target:
@@ -85,7 +85,7 @@ def host_target(host: DeviceProfile, precisions: tuple[str, ...] = ("fp32",), ca
     from pytest_edgeprof.measure.peak import probe_peak
 
     peaks = {precision: probe_peak(host.torch_device, precision, cache_dir) for precision in precisions}
-    efficiency = HOST_CPU_EFFICIENCY if host.torch_device == "cpu" else Efficiency(
+    efficiency = HOST_CPU_EFFICIENCY if host.torch_device == "cpu" else RooflineEfficiency(
         {kind: 1.0 for kind in KINDS}, 0.0, "bound")
     first = next(iter(peaks.values()))
     return Target(HOST_TARGET, {p: peak.flops_per_s for p, peak in peaks.items()}, first.bytes_per_s,

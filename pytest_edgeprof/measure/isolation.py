@@ -100,7 +100,7 @@ def _child_main(job: IsolatedJob, sender: Connection) -> None:
         model = built.model if built is not None else job.module
         try:
             model = _deployed(job, model)
-        except DeployUnsupported as exc:  # the configuration cannot handle this model: the parent skips the cell
+        except DeployUnsupported as exc:  # the deployment cannot handle this model: the parent skips the cell
             sender.send(Measurement(job.cell, job.profile.name, Outcome.SKIPPED, first_line(exc, limit=300)))
             return
         if job.memory_limit_bytes:

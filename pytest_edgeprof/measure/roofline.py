@@ -113,7 +113,7 @@ def _innermost_layer(model: nn.Module, stack: list[str]) -> Iterator[None]:
 
 
 @dataclass(frozen=True)
-class Efficiency:
+class RooflineEfficiency:
     """How far a device falls short of its roofline: per kind, the fraction of the bound it reaches
     (1.0: the bound itself), and the fixed cost of one kernel."""
 
@@ -140,7 +140,7 @@ class RooflineTime:
 
 
 def predict(found: Sequence[Kernel], precision: str, flops_per_s: float, bytes_per_s: float,
-            efficiency: Efficiency) -> RooflineTime:
+            efficiency: RooflineEfficiency) -> RooflineTime:
     """The forward's time: each kind's bound over its efficiency, plus one launch per kernel."""
     bounds = bounds_s(found, precision, flops_per_s, bytes_per_s)
     busy = sum(seconds / efficiency.per_kind[kind] for kind, seconds in bounds.items())
@@ -156,7 +156,7 @@ class Observation:
     measured_s: float
 
 
-def fit(observations: Sequence[Observation], basis: str) -> Efficiency:
+def fit(observations: Sequence[Observation], basis: str) -> RooflineEfficiency:
     """Per-kind efficiencies and the launch cost that minimise the squared relative error of the
     predicted times (non-negative least squares; a kind no observation has, or to which the fit gives no
     weight of its own, keeps efficiency 1.0: its bound)."""
@@ -169,4 +169,4 @@ def fit(observations: Sequence[Observation], basis: str) -> Efficiency:
     weights, _ = nnls(rows, np.ones(len(observations)))
     per_kind = {kind: 1.0 for kind in KINDS}
     per_kind.update({kind: 1 / w for kind, w in zip(present, weights[:-1]) if w > 0})
-    return Efficiency(per_kind, float(weights[-1]), basis)
+    return RooflineEfficiency(per_kind, float(weights[-1]), basis)

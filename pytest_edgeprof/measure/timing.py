@@ -73,7 +73,7 @@ class CallRecorder:
 
 
 @dataclass(frozen=True)
-class WarmUp:
+class WarmUpResult:
     calls: int
     seconds: float
     settled: bool  # False when the time limit ended warm-up before the timings settled
@@ -88,7 +88,7 @@ def warm_up(
     tolerance: float = 0.05,
     max_seconds: float = 10.0,
     max_calls: int = 500,
-) -> WarmUp:
+) -> WarmUpResult:
     """Call ``fn`` until its timings settle: two consecutive windows' medians within ``tolerance``.
 
     Runs outside any timed region. Caches, the allocator, cuDNN's algorithm choice and lazy
@@ -109,9 +109,9 @@ def warm_up(
             previous = statistics.median(times[-2 * window : -window])
             latest = statistics.median(times[-window:])
             if abs(latest - previous) <= tolerance * previous:
-                return WarmUp(len(times), elapsed, True, latest)
+                return WarmUpResult(len(times), elapsed, True, latest)
         if elapsed >= max_seconds or len(times) >= max_calls:
-            return WarmUp(len(times), elapsed, False, statistics.median(times[-window:]))
+            return WarmUpResult(len(times), elapsed, False, statistics.median(times[-window:]))
 
 
 @dataclass(frozen=True)

@@ -59,7 +59,7 @@ def evaluate(
 ) -> EvalResult:
     """Top-1 and top-5 of ``model`` over ``loader``: a module (put in eval mode for the pass, then
     restored, its inputs moved to ``device``), or any function from a float32 CPU batch to scores
-    (``Deployed.predict``: a configuration that prepares its inputs itself)."""
+    (``Deployed.predict``: a deployment that prepares its inputs itself)."""
     was_training = getattr(model, "training", False)
     if isinstance(model, nn.Module):
         model.eval()

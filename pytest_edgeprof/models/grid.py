@@ -28,7 +28,7 @@ class Grid:
     runtimes: tuple[str, ...] = (DEFAULT_RUNTIME,)
 
     def cells(self, variants: tuple[str, ...] = ("base",)) -> list[Cell]:
-        """Model-major, then one deployed configuration after another (so each is built once), batch sizes
+        """Model-major, then one configuration after another (so each is built once), batch sizes
         ascending, so a configuration's larger batches follow its smaller ones."""
         return [
             Cell(model, variant, batch, shape, precision, runtime)

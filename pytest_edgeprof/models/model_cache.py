@@ -32,7 +32,7 @@ class ModelCache:
     def __init__(self, device: str, eval_data: Path | None = None, eval_limit: int | None = None,
                  deployer: Deployer | None = None) -> None:
         self.device = device
-        self.eval_data = eval_data  # an ImageFolder: accuracy per variant, shape and configuration
+        self.eval_data = eval_data  # an ImageFolder: accuracy per variant, shape and deployment
         self.eval_limit = eval_limit
         self.deployer = deployer or Deployer()
         self._current: tuple[ModelRef, nn.Module] | None = None
@@ -57,7 +57,7 @@ class ModelCache:
     def deploy(self, ref: ModelRef, cell: Cell) -> Deployed:
         """The model as the cell's precision and runtime run it, made once while it is the current one
         (a compiled model once per cell: each batch and shape is its own graph). ``DeployUnsupported``
-        where the configuration cannot handle the model (remembered: tried once)."""
+        where the deployment cannot handle the model (remembered: tried once)."""
         key = (ref, cell.precision, cell.runtime, cell.input_shape)
         if self._deployed is not None and self._deployed[0] == key and not RUNTIMES[cell.runtime].per_shape:
             return self._deployed[1]
@@ -91,7 +91,7 @@ class ModelCache:
 
     def accuracy(self, ref: ModelRef, cell: Cell) -> Accuracy | None:
         """Top-1/top-5 (mAP of a detector, mIoU of a segmenter) of the variant at the cell's shape, precision and
-        runtime on the evaluation data; None without it, and for a detector's or segmenter's configurations
+        runtime on the evaluation data; None without it, and for a detector's or segmenter's deployments
         other than fp32 eager (their scores are read from the float32 module)."""
         key = (ref, cell.precision, cell.runtime, cell.input_shape)
         task = task_of(ref.name)

@@ -90,13 +90,13 @@ class EdgeprofTimer:
             measurement = self._measure(model, cell, identity)
         except UsageError:
             raise
-        except DeployUnsupported as exc:  # this configuration cannot handle this model: skipped, the reason saved
+        except DeployUnsupported as exc:  # this deployment cannot handle this model: skipped, the reason saved
             self._session.log.record_skipped(self._benchmark.fullname, Measurement(
                 cell, self.profile.name, Outcome.SKIPPED, f"{cell.precision} {cell.runtime}: {exc}"))
             pytest.skip(f"{cell.model} at {cell.precision} through {cell.runtime}: {exc}")
         except Exception as exc:  # a model that raises, cannot take the input, or is no module: a result
             measurement = Measurement(cell, self.profile.name, Outcome.FAILED, first_line(exc, with_type=True, limit=300))
-        if ref is not None:  # a grid model: what the variant is, and its accuracy at this shape and configuration
+        if ref is not None:  # a grid model: what the variant is, and its accuracy at this shape and deployment
             measurement.pruning = self._session.models.pruning(ref) or measurement.pruning
             measurement.accuracy = self._session.models.accuracy(ref, cell)
         if cooldown is not None:

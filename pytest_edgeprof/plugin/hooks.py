@@ -119,12 +119,12 @@ def pytest_report_collectionfinish(config: pytest.Config, items: list[pytest.Ite
     return _device_line(config)
 
 
-def _configuration_lines(config: pytest.Config) -> list[str]:
+def _deployment_lines(config: pytest.Config) -> list[str]:
     """Said once, up front: the grid's precisions and runtimes the device cannot run usefully (their cells
     are skipped), and int8 calibrated on generated images."""
     session = config.stash[SESSION]
     lines = [f"edgeprof: {precision} {runtime} skipped on {session.profile.name}: {why}"
-             for (precision, runtime), why in session.configuration_reasons().items()]
+             for (precision, runtime), why in session.deployment_reasons().items()]
     if "int8" in session.grid().precisions and session.settings.calib_data is None:
         lines.append("edgeprof: int8 is calibrated on generated images, so its accuracy means nothing "
                      "(--calib-data DIR: an ImageFolder of real ones)")
@@ -137,7 +137,7 @@ def _device_line(config: pytest.Config) -> list[str]:
         profile = session.profile
         lines = [f"edgeprof: device {profile.name} ({profile.description})"]
         if config.stash[GRID_ASKED] or session.grid_built:
-            lines += _configuration_lines(config)
+            lines += _deployment_lines(config)
     except UsageError as exc:
         raise pytest.UsageError(str(exc)) from None
     config.stash[DEVICE_SHOWN] = True
@@ -159,7 +159,7 @@ def pytest_runtest_setup(item: pytest.Item):
     cell = _cell_of(item)
     if cell is not None:
         session = item.config.stash[SESSION]
-        reason = session.configuration_reason(cell) or session.log.capacity_skip_reason(item.nodeid.split("[")[0], cell)
+        reason = session.deployment_reason(cell) or session.log.capacity_skip_reason(item.nodeid.split("[")[0], cell)
         if reason:
             from pytest_edgeprof.measurement import Measurement
             from pytest_edgeprof.outcome import Outcome
@@ -211,7 +211,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
 
 
 def _write_answer(terminalreporter, session: EdgeprofSession, quiet: bool) -> None:
-    """The run's cells as one table, the recommended configuration and what did not fit."""
+    """The run's cells as one table, the recommended cell and what did not fit."""
     import shutil
 
     from pytest_edgeprof.runs import summary

@@ -81,18 +81,18 @@ class EdgeprofSession:
                                       deployer)
         return self._models
 
-    def configuration_reasons(self) -> dict[tuple[str, str], str]:
+    def deployment_reasons(self) -> dict[tuple[str, str], str]:
         """Per precision and runtime of the grid that the device cannot run usefully, why (decided once)."""
         if self._unsupported is None:
             from pytest_edgeprof.models.deploy.support import unsupported
 
             grid = self.grid()
             found = {(p, r): unsupported(self.profile, p, r) for p in grid.precisions for r in grid.runtimes}
-            self._unsupported = {configuration: why for configuration, why in found.items() if why}
+            self._unsupported = {deployment: why for deployment, why in found.items() if why}
         return self._unsupported
 
-    def configuration_reason(self, cell: Cell) -> str | None:
-        return self.configuration_reasons().get((cell.precision, cell.runtime))
+    def deployment_reason(self, cell: Cell) -> str | None:
+        return self.deployment_reasons().get((cell.precision, cell.runtime))
 
     @property
     def grid_built(self) -> bool:
@@ -188,7 +188,7 @@ class EdgeprofSession:
         return CellKey(test, cell, self.profile.name, model_identity, evaluation, conditions)
 
     def _deployment_conditions(self, cell: Cell) -> dict[str, str]:
-        """What else makes a configuration: the runtime's version, the int8 calibration images."""
+        """What else makes a deployment (the registry's key parts): the runtime's version, int8's calibration images."""
         conditions = RUNTIMES[cell.runtime].key_parts()
         if PRECISIONS[cell.precision].calibrated:
             conditions["calibration"] = self.models.deployer.calibration.identity()

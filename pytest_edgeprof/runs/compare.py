@@ -25,7 +25,7 @@ from pytest_edgeprof.metrics import COMPARED, Metric
 from pytest_edgeprof.outcome import Outcome
 from pytest_edgeprof.runs.saved import SavedCell, SavedRun
 
-# --- two configurations of one run ---------------------------------------------------------------------
+# --- two deployments of one run ------------------------------------------------------------------------
 
 
 def parse_configs(text: str) -> tuple[tuple[str, str], tuple[str, str]]:
@@ -39,9 +39,9 @@ def parse_configs(text: str) -> tuple[tuple[str, str], tuple[str, str]]:
     return pairs[0], pairs[1]  # type: ignore[return-value]
 
 
-def one_configuration(run: SavedRun, precision: str, runtime: str) -> SavedRun:
+def one_deployment(run: SavedRun, precision: str, runtime: str) -> SavedRun:
     """The run's cells of one precision and runtime, each keyed by the id its fp32 eager twin has, so that
-    two configurations (of one run, or of two) compare cell by cell."""
+    two deployments (of one run, or of two) compare cell by cell."""
     chosen = {replace(s.cell, precision=DEFAULT_PRECISION, runtime=DEFAULT_RUNTIME).id: s for s in run.cells.values()
               if (s.cell.precision, s.cell.runtime) == (precision, runtime)}
     if not chosen:

@@ -1,4 +1,4 @@
-"""The device's limits as a saved run shows them, and the configuration to pick.
+"""The device's limits as a saved run shows them, and the cell to pick.
 
 For each model, variant and input shape of a run: the largest batch size whose cell stayed within
 every budget, the first larger one that did not and why (out of memory, over the memory budget, over
@@ -56,7 +56,7 @@ class Limit:
     first_beyond: SavedCell | None  # the smallest larger batch that did not; None: none did
     why: tuple[str, ...]  # first_beyond's reasons
     also_beyond: tuple[SavedCell, ...]  # smaller batches that did not stay within (noise near a limit)
-    batches: tuple[int, ...]  # every batch size the run has for this configuration
+    batches: tuple[int, ...]  # every batch size the run has for this configuration and shape
 
     @property
     def first_cell(self) -> Cell:
@@ -118,10 +118,10 @@ def recommend(run: SavedRun, objective: str = "throughput") -> SavedCell | None:
     return min(candidates, key=lambda s: (sign * s.value(m), s.cell.batch_size, s.id))  # type: ignore[operator]
 
 
-def across_configurations(run: SavedRun, best: SavedCell) -> str | None:
+def across_deployments(run: SavedRun, best: SavedCell) -> str | None:
     """How the recommended cell's model, variant and shape fare in each precision and runtime the run has:
     ``resnet50 base 224x224: int8 onnxruntime fits up to b8; fp32 eager fits none (out of memory)``.
-    None where the run has one configuration."""
+    None where the run has one deployment."""
     cell = best.cell
     mine = [limit for limit in find_limits(run) if limit.model == cell.model and limit.input_shape == cell.input_shape
             and limit.first_cell.variant == cell.variant and not _all_skipped(limit)]
@@ -136,7 +136,7 @@ def across_configurations(run: SavedRun, best: SavedCell) -> str | None:
 
 
 def _all_skipped(limit: Limit) -> bool:
-    """A configuration the device cannot run: said once before the run, not again in every answer."""
+    """A deployment the device cannot run: said once before the run, not again in every answer."""
     cells = [limit.largest_within, limit.first_beyond, *limit.also_beyond]
     return all(c is None or c.outcome is Outcome.SKIPPED for c in cells)
 
@@ -187,8 +187,8 @@ def render(run: SavedRun, objective: str = "throughput") -> str:
     else:
         lines.append(f"recommended{f' for {target}' if target else ''} (best {m.label} within every budget): {best.id}")
         lines.append("  " + ", ".join(numbers(best)))
-        if configurations := across_configurations(run, best):
-            lines.append("  " + configurations)
+        if deployments := across_deployments(run, best):
+            lines.append("  " + deployments)
     return "\n".join(lines)
 
 

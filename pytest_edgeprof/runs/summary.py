@@ -5,7 +5,7 @@ Printed at the end of every pytest run (the plugin's terminal summary): per cell
 run's own), p99, throughput, peak memory, energy per image
 (its source abbreviated, an estimate marked as one), FLOPs, top-1 where measured, the share of the
 device's peak FLOP/s it reached (efficiency), and the verdict;
-then the configuration ``edgeprof limits`` recommends and, per configuration, the first batch that
+then the cell ``edgeprof limits`` recommends and, per configuration and shape, the first batch that
 did not fit and why. A run made with ``--emulate`` adds the target's predicted latency and memory
 (headed "pred.") beside the measured ones, and its recommendation and limits answer for the target. Columns are the registry's metrics; where the table is wider than the terminal
 the lowest-priority columns are dropped first. ``quiet`` keeps only the recommendation.
@@ -161,9 +161,9 @@ def _recommendation(run: SavedRun) -> list[str]:
     numbers = ", ".join(number.replace(" ", NO_BREAK) for number in limits.numbers(best))
     target = limits.emulated_target(run)
     best_at = limits.objective_of(run, "throughput").label
-    configurations = limits.across_configurations(run, best)
+    deployments = limits.across_deployments(run, best)
     return [f"recommended{f' for {target}' if target else ''} (best {best_at} within every budget): {best.id}",
-            f"  {numbers}", *([f"  {configurations}"] if configurations else [])]
+            f"  {numbers}", *([f"  {deployments}"] if deployments else [])]
 
 
 def _beyond(run: SavedRun) -> list[str]:

@@ -1,7 +1,7 @@
 """Which precision and runtime a device can run usefully, decided once per device before any cell.
 
 A precision the hardware has no arithmetic for still runs in PyTorch, emulated and many times slower
-than float32, which answers no deployment question: such a configuration is skipped with its reason,
+than float32, which answers no deployment question: such a deployment is skipped with its reason,
 said once. The CPU's flags are Linux's (``/proc/cpuinfo``): x86 ``avx512_fp16``/``amx_fp16`` and
 ``avx512_bf16``/``amx_bf16``, Arm ``asimdhp``/``fphp`` and ``bf16``. On CUDA, fp16 needs compute
 capability 5.3 (the Jetson Nano's Maxwell has it) and bf16 8.0 (Ampere). The flags, capabilities and
