@@ -18,7 +18,7 @@ held at its peak (see ``peak_mem_bytes`` in README, "What is saved"):
   the CUDA allocator's peak and the process's resident peak.
 
 A measurement runs ``fn`` one extra time outside the timed region; the profiler slows that call down
-(see benchmarks/memory_order.py for figures), so call it once per cell, not per round.
+(see tools/memory_order.py for figures), so call it once per cell, not per round.
 """
 
 from __future__ import annotations
