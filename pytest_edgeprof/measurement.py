@@ -4,8 +4,8 @@ A Measurement is the one object the timer fills, the plugin saves into pytest-be
 ``extra_info``, the journal stores, and ``compare``, ``limits`` and ``report`` read back, as
 torch.utils.benchmark's ``Measurement`` is what its ``Compare`` takes. It is made of typed parts
 (latency, memory, energy, cost, efficiency, pruning, accuracy, warm-up, verdicts); ``to_extra_info()`` and
-``from_extra_info()`` are its one serializer pair, and the only place the saved keys (README "What is
-saved") are written; a metric's key comes from the registry in ``metrics.py``.
+``from_extra_info()`` are its one serializer pair, and the only place the saved keys (docs/saved-keys.md)
+are written; a metric's key comes from the registry in ``metrics.py``.
 """
 
 from __future__ import annotations
@@ -403,7 +403,7 @@ class Measurement:
         return number(self.to_extra_info().get(key))
 
     def to_extra_info(self) -> dict[str, Any]:
-        """The saved keys for pytest-benchmark's ``extra_info`` (README "What is saved")."""
+        """The saved keys for pytest-benchmark's ``extra_info`` (docs/saved-keys.md)."""
         info: dict[str, Any] = {
             "model": self.cell.model, "variant": self.cell.variant, "batch_size": self.cell.batch_size,
             "input_shape": list(self.cell.input_shape), "precision": self.cell.precision, "runtime": self.cell.runtime,

@@ -3,10 +3,10 @@ budget parser and formatter.
 
 Budgets (``--budget``, the ``budget`` marker), ``edgeprof compare --fail``, ``edgeprof limits
 --objective``, the report's axes and the marker's help text all read :data:`METRICS`; adding a
-metric is one entry here plus the code that measures it. The keys are those of README's "What is
-saved" table.
+metric is one entry here plus the code that measures it. The keys are those of docs/saved-keys.md's
+table.
 
-Units say themselves (README "Budgets"): ``2.6GB`` is 2.6 × 10⁹ bytes, ``2.6GiB`` is 2.6 × 2³⁰,
+Units say themselves (docs/options.md, "Budgets"): ``2.6GB`` is 2.6 × 10⁹ bytes, ``2.6GiB`` is 2.6 × 2³⁰,
 ``50ms``, ``0.5J``, ``20ips``; ``top1=70`` (or ``70%``) is a percentage, ``map=0.3`` and ``miou=0.5``
 are scores between 0 and 1. Anything else raises
 ``UsageError`` with one line naming the bad text and the accepted form.
@@ -189,7 +189,7 @@ class Metric:
     """One metric of a cell, as every part of edgeprof names, parses, formats and judges it."""
 
     name: str  # the short name on command lines and markers: budget memory=..., --fail latency:10%
-    key: str  # its key in pytest-benchmark's extra_info (README "What is saved")
+    key: str  # its key in pytest-benchmark's extra_info (docs/saved-keys.md)
     unit: str  # the base unit values are kept in: bytes, ms, J, ips, %, FLOPs, FLOP/s, fraction, score (0 to 1)
     worse: Literal["higher", "lower"]
     label: str  # how a line names it: "peak memory 2.81 GB > budget 2.6 GB"

@@ -1,4 +1,6 @@
 import importlib
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -16,6 +18,10 @@ for _native in ("onnxruntime", "onnxruntime.quantization", "onnx", "onnxscript",
         importlib.import_module(_native)
     except ImportError:  # the precision and runtime tests skip without them
         pass
+
+# The team's check scripts and their helpers: tests import what they share with them (the bad-input
+# inventory, the digits CNN, a check's model lists); tools never import tests.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
 
 # Saved runs made by real pytest runs, shared by the compare/limits/report/results tests.
 from saved_runs import grid_run, plain_run, scratch_storage  # noqa: F401

@@ -111,7 +111,9 @@ def test_budgets_of_an_emulated_run_judge_the_predicted_figures():
 
 
 def test_the_host_is_fitted_on_models_other_than_those_its_check_uses():
-    from pytest_edgeprof.measure.emulation import CHECK_MODELS, FIT_MODELS, HOST_CPU_EFFICIENCY
+    from emulate_check import CHECK_MODELS, FIT_MODELS  # tools/emulate_check.py, which fits and checks
+
+    from pytest_edgeprof.measure.emulation import HOST_CPU_EFFICIENCY
 
     assert not set(FIT_MODELS) & set(CHECK_MODELS) and len(CHECK_MODELS) * 3 * 3 >= 30
     assert all(name in HOST_CPU_EFFICIENCY.basis for name in FIT_MODELS)

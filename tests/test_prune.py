@@ -1,7 +1,7 @@
 """FLOPs-targeted structured pruning, the variant cache and `edgeprof prune`, on real torchvision models.
 
 The full sweep (the study's three models at 0.05..0.8 and other torchvision CNNs) is
-benchmarks/check_prune.py; here small models and inputs keep the file fast.
+tools/check_prune.py; here small models and inputs keep the file fast.
 """
 
 import json

@@ -45,7 +45,7 @@ def measure_cell(
     example: ModelInput | None = None,
     target: Target | None = None,
 ) -> Measurement:
-    """Everything a cell's saved keys ask for (README "What is saved"), and with a ``target``
+    """Everything a cell's saved keys ask for (docs/saved-keys.md), and with a ``target``
     (``--emulate``) its predicted figures there. A module runs as it is (float32 eager); a ``Deployed``
     model as its precision and runtime made it. The input is the model's own kind (``zoo.model_input``):
     a detection model gets a list of ``batch_size`` images. Running out of memory is recorded, not raised."""

@@ -26,18 +26,14 @@ from pytest_edgeprof.measurement import Cell, Memory, Prediction
 
 # The host's per-kind efficiencies and launch cost (measure/roofline.py's fit()) on this project's
 # 2-vCPU x86 machine (Intel Xeon, torch on one thread; probed peak 108 GFLOP/s, 15.5 GB/s), fitted by
-# ``python benchmarks/emulate_check.py fit`` on 72 cells of models the check does not use (FIT_MODELS):
-# 89 % of them within ±25 % in-sample. Relative to the probed peaks, so they carry over to other x86
-# hosts only roughly. Depthwise got no weight of its own (its time is fitted into the elementwise
-# kernels around it), so it keeps its bound.
-FIT_MODELS = ("resnet34", "mobilenet_v2", "mnasnet1_0", "shufflenet_v2_x1_0", "regnet_x_400mf", "alexnet",
-              "googlenet", "efficientnet_b1", "densenet169")
-# The models the self-prediction check (benchmarks/emulate_check.py check) holds predictions against:
-# depthwise-heavy and dense ones, none of them fitted on.
-CHECK_MODELS = ("densenet121", "regnet_y_400mf", "efficientnet_b0", "squeezenet1_1", "resnet18", "mobilenet_v3_small")
+# ``python tools/emulate_check.py fit`` on 72 cells of nine models that its self-prediction check does not
+# use (the script holds both model lists): 89 % of them within ±25 % in-sample. Relative to the probed
+# peaks, so they carry over to other x86 hosts only roughly. Depthwise got no weight of its own (its time
+# is fitted into the elementwise kernels around it), so it keeps its bound.
 HOST_CPU_EFFICIENCY = RooflineEfficiency(
     {"conv": 0.8436, "depthwise": 1.0, "linear": 0.8425, "pool": 0.07025, "elementwise": 0.6269}, 2.408e-05,
-    "efficiencies fitted on a 2-vCPU Intel Xeon from " + ", ".join(FIT_MODELS))
+    "efficiencies fitted on a 2-vCPU Intel Xeon from resnet34, mobilenet_v2, mnasnet1_0, shufflenet_v2_x1_0, "
+    "regnet_x_400mf, alexnet, googlenet, efficientnet_b1, densenet169")
 
 
 @dataclass(frozen=True)

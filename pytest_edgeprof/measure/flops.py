@@ -5,7 +5,7 @@ Nothing runs for real: the model's structure is copied with every parameter and 
 ``torch.utils.flop_counter.FlopCounterMode``. So VGG16 at batch 128 is counted in a fraction of a
 second, allocates no activation memory, and the caller's model is neither moved nor changed.
 
-Convention (README, "What is saved"): FLOPs = 2 x multiply-accumulates (MACs). Like torchvision's ``_ops`` metadata
+Convention (docs/saved-keys.md): FLOPs = 2 x multiply-accumulates (MACs). Like torchvision's ``_ops`` metadata
 (GMACs per image), only the multiply-accumulate work of convolutions, linear layers and matrix
 products (attention included) is counted; additions of biases and residuals, normalisation,
 activations and pooling are not. torchvision computed ``_ops`` with the same kind of counter (a

@@ -1,7 +1,7 @@
 """Peak-memory meters: the CUDA allocator, torch's own CPU allocations, the process's resident high-water.
 
 One call of ``measure_peak_memory(fn, device)`` runs ``fn`` once and says how much memory that call
-held at its peak (see ``peak_mem_bytes`` in README, "What is saved"):
+held at its peak (see ``peak_mem_bytes`` in docs/saved-keys.md):
 
 - CUDA: the caching allocator's peak after a reset (``max_memory_allocated``), less what was already
   allocated before the call; ``max_memory_reserved`` beside it.
@@ -18,7 +18,7 @@ held at its peak (see ``peak_mem_bytes`` in README, "What is saved"):
   the CUDA allocator's peak and the process's resident peak.
 
 A measurement runs ``fn`` one extra time outside the timed region; the profiler slows that call down
-(see benchmarks/memory_order.py for figures), so call it once per cell, not per round.
+(see tools/memory_order.py for figures), so call it once per cell, not per round.
 """
 
 from __future__ import annotations

@@ -2,8 +2,8 @@
 
 Run from the repository root:
 
-    PYTHONPATH=. python benchmarks/energy_overhead.py          # the sources' costs (about 15 s)
-    python benchmarks/energy_overhead.py share [--runs 3] [--also ../main]
+    PYTHONPATH=. python tools/energy_overhead.py          # the sources' costs (about 15 s)
+    python tools/energy_overhead.py share [--runs 3] [--also ../main]
 
 ``share`` runs the suite (``pytest benchmarks/ -p no:cacheprovider`` on a reduced grid: resnet50 and
 mobilenet_v3_large, batch 1, 160) with and without ``--no-energy``, alternated ``--runs`` times, each
@@ -77,7 +77,7 @@ def sampler_rate_under_load(root: Path) -> None:
           f"{calls} calls")
 
 
-SUITE = Path(__file__).parent
+SUITE = Path(__file__).resolve().parents[1] / "benchmarks"
 REDUCED_GRID = ["--device", "cpu", "--models", "resnet50,mobilenet_v3_large", "--batch-sizes", "1", "--shapes", "160"]
 
 

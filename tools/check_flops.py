@@ -1,6 +1,6 @@
 """Checks FLOPs counting against torchvision's published `_ops` (GMACs per image) for every model.
 
-    python benchmarks/check_flops.py
+    python tools/check_flops.py
 
 Counts each torchvision classification model on meta tensors at its own input size and prints the
 models whose MACs per image differ from `_ops` by more than 1 % (the bar), and the time taken.

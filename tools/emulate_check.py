@@ -3,17 +3,17 @@
 Both run torch on one thread (``OMP_NUM_THREADS=1``): the 2 cores of this project's machine are shared
 with other work, and a parallel region whose second thread is preempted can take ten times as long.
 
-``fit`` measures the models the fit uses (``measure/emulation.py``'s FIT_MODELS, none of them among
-the checked ones) at batch 1, 4, 16 x 224², 160², 112² (but b16 at 224²), and fits the per-kind efficiencies and the
-launch cost of the roofline (``measure/roofline.py``'s fit) against this machine's probed peaks;
-it prints the ``RooflineEfficiency`` to put in ``HOST_CPU_EFFICIENCY``.
+``fit`` measures the models the fit uses (FIT_MODELS, none of them among the checked ones) at batch
+1, 4, 16 x 224², 160², 112² (but b16 at 224²), and fits the per-kind efficiencies and the launch cost of
+the roofline (``measure/roofline.py``'s fit) against this machine's probed peaks;
+it prints the ``RooflineEfficiency`` to put in ``measure/emulation.py``'s ``HOST_CPU_EFFICIENCY``.
 
 ``check`` runs the suite with ``--emulate host`` over CHECK_MODELS x batch 1, 4, 16 x 224², 160², 112²
 (54 cells) and prints ``edgeprof emulate-check`` of that run: predicted against measured per cell, the
 shares within ±10/25/50 % and the worst cell.
 
-    python benchmarks/emulate_check.py fit
-    python benchmarks/emulate_check.py check [--out run.json]
+    python tools/emulate_check.py fit
+    python tools/emulate_check.py check [--out run.json]
 """
 
 from __future__ import annotations
@@ -31,10 +31,15 @@ import torch
 import torchvision
 
 from pytest_edgeprof.device import cpu_profile
-from pytest_edgeprof.measure.emulation import CHECK_MODELS, FIT_MODELS
 from pytest_edgeprof.measure.peak import probe_peak
 from pytest_edgeprof.measure.roofline import Observation, bounds_s, fit, kernels
 
+# The models HOST_CPU_EFFICIENCY is fitted on, and the depthwise-heavy and dense ones the self-prediction
+# check holds its predictions against: none of them fitted on.
+FIT_MODELS = ("resnet34", "mobilenet_v2", "mnasnet1_0", "shufflenet_v2_x1_0", "regnet_x_400mf", "alexnet",
+              "googlenet", "efficientnet_b1", "densenet169")
+CHECK_MODELS = ("densenet121", "regnet_y_400mf", "efficientnet_b0", "squeezenet1_1", "resnet18", "mobilenet_v3_small")
+SUITE = Path(__file__).resolve().parents[1] / "benchmarks" / "test_inference.py"
 BATCHES = (1, 4, 16)
 SIZES = (224, 160, 112)
 FIT_CELLS = tuple((batch, size) for size in SIZES for batch in BATCHES if (batch, size) != (16, 224))
@@ -78,7 +83,7 @@ def run_fit() -> None:
 
 def run_check(out: Path | None) -> None:
     out = out or Path(tempfile.mkdtemp()) / "emulate-host.json"
-    command = [sys.executable, "-m", "pytest", str(Path(__file__).parent / "test_inference.py"), "--device", "cpu",
+    command = [sys.executable, "-m", "pytest", str(SUITE), "--device", "cpu",
                "--emulate", "host", "--models", ",".join(CHECK_MODELS), "--batch-sizes", ",".join(map(str, BATCHES)),
                "--shapes", ",".join(map(str, SIZES)), "--no-energy", "--benchmark-max-time", "1",
                f"--benchmark-json={out}", "-p", "no:cacheprovider", "-q", "-W", "ignore"]

@@ -1,9 +1,9 @@
 """Sweep: does pruning hit its FLOPs target within +-1 percentage point, and how long does it take?
 
-    python benchmarks/check_prune.py                       # the study's three models, targets 0.05..0.8
-    python benchmarks/check_prune.py --others               # plus a spread of other torchvision CNNs
-    python benchmarks/check_prune.py --models resnet18 --targets 0.25,0.5
-    python benchmarks/check_prune.py --reload --others      # cache round trip: prune, save, reload, compare
+    python tools/check_prune.py                       # the study's three models, targets 0.05..0.8
+    python tools/check_prune.py --others               # plus a spread of other torchvision CNNs
+    python tools/check_prune.py --models resnet18 --targets 0.25,0.5
+    python tools/check_prune.py --reload --others      # cache round trip: prune, save, reload, compare
 
 Each row prunes a fresh copy of the model (random weights, magnitude importance) with
 ``prune_to_flops`` at the model's reference input, the same call the suite makes, and prints the

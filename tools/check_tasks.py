@@ -1,8 +1,8 @@
 """Detection, segmentation and attention models: FLOPs against torchvision's `_ops`, latency and peak
 memory at batch 1, and pruning to p30.
 
-    python benchmarks/check_tasks.py            # every model below
-    python benchmarks/check_tasks.py --models ssdlite320_mobilenet_v3_large --no-prune
+    python tools/check_tasks.py            # every model below
+    python tools/check_tasks.py --models ssdlite320_mobilenet_v3_large --no-prune
 
 Per model (random weights, on the CPU, `--threads` torch threads: 1 by default, since on a machine
 shared with other work more threads than free cores make OpenMP's barriers spin and the timings

@@ -1,6 +1,6 @@
 """How long counting FLOPs takes, and how much memory it needs (a script, not a pytest test).
 
-    python benchmarks/flops_speed.py
+    python tools/flops_speed.py
 
 Prints, for the study's models at batch 1 and 128, the seconds to count (best of 5, the model already
 built on the meta device, as the plugin's repeated calls find it) and the growth of the process's peak

@@ -1,15 +1,15 @@
 """Checks the suite's timer against torch.utils.benchmark and measures the harness's overhead.
 
-    python benchmarks/check_timer.py            # both checks
-    python benchmarks/check_timer.py truth      # resnet18 b1 224x224: suite median vs blocked_autorange, bar 5 %
-    python benchmarks/check_timer.py overhead   # a ~5 ms model: what the harness adds per call, bar 1 %
-    python benchmarks/check_timer.py precision  # resnet18 b1 224x224: suite median vs adaptive_autorange,
+    python tools/check_timer.py            # both checks
+    python tools/check_timer.py truth      # resnet18 b1 224x224: suite median vs blocked_autorange, bar 5 %
+    python tools/check_timer.py overhead   # a ~5 ms model: what the harness adds per call, bar 1 %
+    python tools/check_timer.py precision  # resnet18 b1 224x224: suite median vs adaptive_autorange,
                                                 # alternated 5 times (bar 2 %), and how often the reference
                                                 # median falls inside each saved 95 % interval over 20 runs:
                                                 # latency_ms_ci95 (within the run) and latency_ms_repeat95;
                                                 # --save FILE keeps each run's rounds and reference median;
                                                 # --coverage-runs 0 for the ratio alone
-    python benchmarks/check_timer.py rule       # the same ratio for the stopping rule alone, without pytest
+    python tools/check_timer.py rule       # the same ratio for the stopping rule alone, without pytest
 
 Each runs the real suite (benchmarks/test_inference.py) in this process through pytest.main, reads
 the median it saved, then measures the same model and input in the same process. Run it on a quiet
@@ -33,7 +33,7 @@ import torch.utils.benchmark as torch_benchmark
 from pytest_edgeprof.measure.timing import CallRecorder, StoppingRule, warm_up
 from pytest_edgeprof.models.zoo import build_model, example_input
 
-SUITE = str(Path(__file__).with_name("test_inference.py"))
+SUITE = str(Path(__file__).resolve().parents[1] / "benchmarks" / "test_inference.py")
 
 
 def suite_median_ms(model: str, shape: int, max_time: float) -> float:

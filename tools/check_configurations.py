@@ -1,6 +1,6 @@
 """Precision and runtime configurations side by side: latency, peak memory, model bytes, and accuracy kept.
 
-    python benchmarks/check_configurations.py [--models resnet50,mobilenet_v3_large] [--batch-sizes 1,8]
+    python tools/check_configurations.py [--models resnet50,mobilenet_v3_large] [--batch-sizes 1,8]
 
 1. Runs the real suite (benchmarks/test_inference.py) at 224² over fp32 and int8 x eager, compile and
    onnxruntime, and prints per cell the median latency, the peak memory and the model's bytes; the bar:
@@ -19,8 +19,7 @@ from pathlib import Path
 
 import pytest
 
-HERE = Path(__file__).parent
-SUITE = str(HERE / "test_inference.py")
+SUITE = str(Path(__file__).resolve().parents[1] / "benchmarks" / "test_inference.py")
 ACCURACY_BARS = {"int8": 2.0, "fp16": 1.0, "bf16": 1.0, "fp32": 0.0}
 
 
@@ -54,8 +53,7 @@ def print_cells(cells: list[dict]) -> bool:
 
 
 def digits_accuracy() -> bool:
-    sys.path.insert(0, str(HERE.parent / "tests"))
-    from digits import DIGIT_SHAPE, digit_net, digits_split, train_net
+    from digits_cnn import DIGIT_SHAPE, digit_net, digits_split, train_net
     from torch.utils.data import DataLoader
 
     from pytest_edgeprof.measurement import Cell

@@ -1,6 +1,6 @@
 """What installing the plugin costs every pytest run, and how fast ``edgeprof`` answers (issue 17).
 
-    python benchmarks/import_cost.py [--rounds 7] [--as-is]
+    python tools/import_cost.py [--rounds 7] [--as-is]
 
 Each pair of commands runs alternately ``--rounds`` times (so a busy machine slows both alike) and
 the medians of their wall times are printed, with the issue's goal for the pair:

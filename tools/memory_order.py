@@ -6,7 +6,7 @@ both figures of ``measure_peak_memory`` (``peak_mem_bytes`` from torch's own all
 ``peak_rss_bytes`` from the resident high-water) and the seconds one measurement took. With
 ``--no-trim`` the freed heap is not handed back before the baseline, to show why it has to be.
 
-    python benchmarks/memory_order.py [--repeats 3] [--no-trim]
+    python tools/memory_order.py [--repeats 3] [--no-trim]
 """
 
 from __future__ import annotations

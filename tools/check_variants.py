@@ -1,6 +1,6 @@
 """Checks that the suite's pruned variants really are what their ids say.
 
-    python benchmarks/check_variants.py [--models resnet50,mobilenet_v3_large] [--targets 0.25,0.5]
+    python tools/check_variants.py [--models resnet50,mobilenet_v3_large] [--targets 0.25,0.5]
 
 Runs the real suite (benchmarks/test_inference.py) with --prune at the models' own input size, reads
 the saved run, and prints, per model and variant, the saved FLOPs as a fraction of base's. The bar:
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-SUITE = str(Path(__file__).with_name("test_inference.py"))
+SUITE = str(Path(__file__).resolve().parents[1] / "benchmarks" / "test_inference.py")
 
 
 def main() -> int:

@@ -1,12 +1,12 @@
-"""Run every bad-input try of tests/test_bad_input.py and print the table of docs/bad-input.md.
+"""Run every bad-input try of bad_input_cases.py and print the table of docs/bad-input.md.
 
-    python benchmarks/bad_input_table.py > table.md
+    python tools/bad_input_table.py > table.md
 
 Each row is a real run: ``pytest`` in-process on a one-cell grid (mobilenet_v3_small, batch 1, 16x16,
 --no-energy) in a fresh folder, or ``edgeprof`` through ``pytest_edgeprof.cli.main``, on files made
 for real by ``make_files``. The message column is the one line the run printed (pytest's ``ERROR:`` or
 ``Exit:`` line, edgeprof's ``edgeprof:`` line on stderr). A row whose exit code or line differs from
-what the test module expects is marked with "(!)" and the script exits 1. About a minute on 2 cores.
+what the inventory expects is marked with "(!)" and the script exits 1. About a minute on 2 cores.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]  # this checkout's package, and the inventory beside its tests
-import test_bad_input as inventory  # noqa: E402
+sys.path.insert(0, str(ROOT))  # this checkout's package
+import bad_input_cases as inventory  # noqa: E402
 
 
 def run_pytest(case: inventory.Case, folder: Path, index: int) -> inventory.Outcome:

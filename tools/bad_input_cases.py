@@ -1,0 +1,410 @@
+"""Bad input, everywhere: the inventory of what was tried, and the one line and exit code each gives.
+
+Every option, ini key, marker argument, budget string, ``edgeprof`` argument and file the tool reads
+was tried with bad values. Each row below is one try: the input, a fragment of the ONE line it must
+give (pytest: the ``ERROR:`` line, or the ``Exit:`` line of a run stopped mid-way; edgeprof: the
+``edgeprof:`` line on stderr), and the exit code (pytest 4 = usage error; edgeprof 2 = usage error,
+1 = a valid request the tool cannot carry out, as ``edgeprof prune`` answers an unprunable model).
+Never a traceback. A bad value found mid-run stops the run and keeps what was measured before it
+(the ``keeps`` rows check the journal and the saved run).
+
+tests/test_bad_input.py runs ``PYTEST_CASES`` and ``CLI_CASES``; ``tools/bad_input_table.py`` runs
+every row (these and ``COVERED_ELSEWHERE``) and prints the table in docs/bad-input.md. Tries that other
+modules already test are listed in ``COVERED_ELSEWHERE`` with the test that covers them, and are not
+repeated here:
+
+| input | tested in |
+| --- | --- |
+| --device jetson / tpu, --models resnt50, --batch-sizes 0,8 / two, --shapes 224y160, --grid huge, ini edgeprof_batch_sizes | test_plugin.py::test_bad_input_is_one_usage_error, test_bad_ini_value_is_a_usage_error |
+| --budget memory=2.6 / speed=5ms, ini latency=fast, budget marker 'lots' / positional | test_plugin_budgets.py::test_bad_budgets_are_usage_errors |
+| --edgeprof-compare-fail without --benchmark-compare | test_plugin_budgets.py::test_compare_fail_needs_a_run_to_compare_with |
+| --prune 0.9 / half, --prune-method random / taylor without data, --eval-data missing, --eval-limit 0 | test_plugin_variants.py::test_bad_variant_and_accuracy_options_are_usage_errors |
+| --journal FOLDER; a journal line cut off by a kill, with --resume | test_journal.py, test_resume_isolate.py::test_resume_ignores_a_cut_off_line_and_measures_that_cell |
+| budget strings (units, bare numbers, negative, any text) | test_budgets.py (hypothesis) |
+| shapes, batch sizes (any text) | test_zoo_parse.py, test_grid.py |
+| edgeprof flops: unknown model, bad --shape / --batch, no model, unknown subcommand | test_cli_flops.py::test_bad_input_is_one_line_on_stderr_and_exit_2 |
+| edgeprof prune --target 0.9, taylor without --data, --method random | test_prune.py::test_cli_usage_errors |
+| edgeprof compare --fail specs, a broken JSON run | test_compare.py |
+| edgeprof limits --objective the run lacks / unknown | test_limits.py::test_objective_the_run_lacks_is_a_usage_error |
+| edgeprof report of a missing file | test_report.py::test_bad_run_is_a_usage_error |
+| edgeprof layers: unknown model, --variant half, --top 0, --shape 3x, --device tpu | test_layers.py::test_bad_input_exits_2_with_one_line |
+| saved runs: not JSON, no 'benchmarks', foreign cells, bad metric values, binary garbage | test_results.py |
+| eval folders and class-index files: missing, a file, no classes, no images, bad JSON, unknown folder | test_accuracy.py::test_bad_folders_and_class_indices_are_one_line_usage_errors |
+| weights files: corrupt, unknown name, missing, not in the torch cache | test_zoo.py |
+| variant cache: corrupt entry (warned, rebuilt), a pickle that would run code (refused) | test_prune.py::test_corrupt_cache_entry_is_named_and_rebuilt, test_loading_never_unpickles_foreign_objects |
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import re
+from contextlib import redirect_stderr, redirect_stdout
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from PIL import Image
+
+from pytest_edgeprof.cli import main
+from pytest_edgeprof.runs.journal import FORMAT
+
+FAST = ("--device", "cpu", "--no-energy", "--benchmark-max-time", "0.02", "--benchmark-min-rounds", "3",
+        "-p", "no:cacheprovider")
+GRID = ("--models", "mobilenet_v3_small", "--batch-sizes", "1", "--shapes", "16")
+
+SUITE = """
+def test_inference(edgeprof, edgeprof_cell, edgeprof_model):
+    edgeprof(edgeprof_model, cell=edgeprof_cell)
+"""
+MARKED_SUITE = """
+import pytest
+
+@pytest.mark.budget({budget})
+def test_inference(edgeprof, edgeprof_cell, edgeprof_model):
+    edgeprof(edgeprof_model, cell=edgeprof_cell)
+"""
+USER_SUITE = """
+from torch import nn
+
+def test_mine(edgeprof):
+    edgeprof(nn.Conv2d(3, 4, 3), batch_size={batch}, input_shape={shape})
+"""
+
+
+@dataclass(frozen=True)
+class Case:
+    """One try. ``{name}`` in argv, ini, fragment and env is a path from :func:`make_files`."""
+
+    tried: str  # the input as a user would write it
+    argv: tuple[str, ...]  # pytest: after FAST and GRID (later options win); edgeprof: the whole command
+    fragment: str  # the one line holds this
+    code: int
+    ini: str = ""  # pytest: lines of the [pytest] section
+    suite: str = SUITE  # pytest: the test module
+    env: tuple[tuple[str, str], ...] = ()
+    keeps: str = ""  # pytest: a cell measured before the bad input, kept in the journal and {kept_json}
+    absent: str = ""  # a file that must not exist afterwards (nothing in the input was executed)
+    where: str = ""  # COVERED_ELSEWHERE: the test that covers it
+
+    @property
+    def pytest(self) -> bool:
+        return self.argv[:1] != ("edgeprof",)
+
+    def formatted(self, files: dict[str, Path]) -> Case:
+        def fill(text: str) -> str:
+            return text.format(**files)
+
+        return Case(self.tried, tuple(fill(a) for a in self.argv), fill(self.fragment), self.code, fill(self.ini),
+                    self.suite, tuple((k, fill(v)) for k, v in self.env), self.keeps, fill(self.absent), self.where)
+
+
+def _pytest_case(tried: str, *argv: str, fragment: str, code: int = 4, **kw: Any) -> Case:
+    return Case(tried, argv, fragment, code, **kw)
+
+
+def _cli_case(command: str, fragment: str, code: int = 2, **kw: Any) -> Case:
+    return Case(command, ("edgeprof", *command.split()[1:]), fragment, code, **kw)
+
+
+# --- pytest: options, ini keys, markers, and what a run reads -------------------------------------
+
+PYTEST_CASES = [
+    _pytest_case("--isolate-memory-limit 0B", "--isolate-memory-limit", "0B",
+                 fragment="--isolate-memory-limit/edgeprof_isolate_memory_limit: bad size '0B'"),
+    _pytest_case("ini edgeprof_isolate_memory_limit = 2.6", ini="edgeprof_isolate_memory_limit = 2.6",
+                 fragment="edgeprof_isolate_memory_limit: bad size '2.6'"),
+    _pytest_case("ini edgeprof_resume = maybe", ini="edgeprof_resume = maybe",
+                 fragment="edgeprof_resume: invalid truth value 'maybe'; accepted: true, false"),
+    _pytest_case("--journal {text}/j.jsonl", "--journal", "{text}/j.jsonl",
+                 fragment="{text} is a file, so nothing can be written below it"),
+    _pytest_case("--journal {inf_run} (a file, but no journal)", "--journal", "{inf_run}",
+                 fragment="not an edgeprof journal"),
+    _pytest_case("--prune 0.5 --prune-cache {text}/cache", "--prune", "0.5", "--prune-cache", "{text}/cache",
+                 fragment="--prune-cache {text}/cache: {text} is a file"),
+    _pytest_case("--prune-data {missing}", "--prune-data", "{missing}", fragment="--prune-data {missing}: no such folder"),
+    _pytest_case("--eval-limit ²", "--eval-limit", "²", fragment="--eval-limit '²': expected a positive number of images"),
+    _pytest_case("--eval-data {superscript_index}", "--eval-data", "{superscript_index}",
+                 fragment="entry '²': 'ant' is not index -> folder"),
+    _pytest_case("--eval-data {deep_index}", "--eval-data", "{deep_index}",
+                 fragment="class_index.json: cannot read it (maximum recursion depth exceeded"),
+    _pytest_case("--precision fp8", "--precision", "fp8",
+                 fragment="--precision/edgeprof_precision: --precision 'fp8': unknown 'fp8'; accepted: fp32, fp16, bf16, int8"),
+    _pytest_case("ini edgeprof_runtime = eager,", ini="edgeprof_runtime = eager,",
+                 fragment="--runtime 'eager,': empty item; expected a comma list from eager, compile, onnxruntime, tensorrt"),
+    _pytest_case("--precision int8 --calib-data {missing}", "--precision", "int8", "--calib-data", "{missing}",
+                 fragment="--calib-data {missing}: no such folder"),
+    _pytest_case("--weights {missing}.pth", "--weights", "{missing}.pth", fragment="no such file"),
+    _pytest_case("--weights IMAGENET9K", "--weights", "IMAGENET9K",
+                 fragment="not a weights name of mobilenet_v3_small; accepted: random, DEFAULT, IMAGENET1K_V1"),
+    _pytest_case("--weights DEFAULT (not in the torch cache)", "--weights", "DEFAULT", env=(("TORCH_HOME", "{folder}"),),
+                 fragment="weights are not in the torch cache"),
+    _pytest_case("--models vgg16 --shapes 16", "--models", "vgg16",
+                 fragment="--shapes: vgg16 cannot take input shape 3x16x16"),
+    _pytest_case("--models vit_b_32 --shapes 32x16", "--models", "vit_b_32", "--shapes", "32x16",
+                 fragment="vit_b_32 takes square inputs only"),
+    _pytest_case("--benchmark-compare={deep} --edgeprof-compare-fail latency:10%", "--benchmark-compare={deep}",
+                 "--edgeprof-compare-fail", "latency:10%", fragment="--edgeprof-compare-fail: {deep} is not a pytest-benchmark run"),
+    _pytest_case("--benchmark-compare={inf_run} --edgeprof-compare-fail latency:10", "--benchmark-compare={inf_run}",
+                 "--edgeprof-compare-fail", "latency:10", fragment="bad --fail item 'latency:10'"),
+    _pytest_case("@pytest.mark.budget(memory=None)", suite=MARKED_SUITE.format(budget="memory=None"),
+                 fragment="budget marker: bad memory budget None"),
+    _pytest_case("@pytest.mark.budget(latency=50)", suite=MARKED_SUITE.format(budget="latency=50"),
+                 fragment="bad latency budget 50: a number needs its unit"),
+    _pytest_case("edgeprof(model, batch_size=0, input_shape=(3, 8, 8))", suite=USER_SUITE.format(batch=0, shape=(3, 8, 8)),
+                 fragment="batch size 0 is not a positive integer"),
+    _pytest_case("edgeprof(model, batch_size=1, input_shape=(8, 8))", suite=USER_SUITE.format(batch=1, shape=(8, 8)),
+                 fragment="input shape (8, 8) is not (C, H, W) with three positive integers"),
+    # Found only mid-run: the run stops, what was measured before stays.
+    _pytest_case("--models mobilenet_v3_small,squeezenet1_1 --shapes 32 --weights {mobilenet_pth}",
+                 "--models", "mobilenet_v3_small,squeezenet1_1", "--shapes", "32", "--weights", "{mobilenet_pth}",
+                 "--benchmark-json={kept_json}", fragment="--weights {mobilenet_pth}: not a state dict of squeezenet1_1",
+                 keeps="mobilenet_v3_small-base-b1-32x32"),
+    _pytest_case("--eval-data {broken_images} --shapes 32", "--eval-data", "{broken_images}", "--shapes", "32",
+                 fragment="broken.jpg: Pillow cannot identify it"),
+    _pytest_case("--eval-data {far_index} --shapes 32", "--eval-data", "{far_index}",
+                 "--shapes", "32", fragment="label 5000 is outside the model's 1000 classes"),
+    _pytest_case("--isolate --weights {inf_run} (read in the child)", "--isolate", "--weights", "{inf_run}",
+                 fragment="cannot read weights from {inf_run} (not a weights-only torch file"),
+    _pytest_case("--resume --journal {typed_journal}", "--resume", "--journal", "{typed_journal}",
+                 fragment="typed.jsonl:1: unreadable journal line ignored", code=0),
+]
+
+# --- edgeprof: every subcommand ---------------------------------------------------------------------
+
+PRUNE = "edgeprof prune resnet18 --target 0.5"
+LAYERS = "edgeprof layers mobilenet_v3_small --shape 16 --runs 1"
+CAPACITY = "edgeprof capacity mobilenet_v3_small --shape 16 --memory 1GB --device cpu"
+
+CLI_CASES = [
+    _cli_case("edgeprof flops vit_b_32 --shape 32x16", "vit_b_32 takes square inputs only"),
+    _cli_case("edgeprof flops resnet18 --batch ²", "argument --batch: bad batch size '²'"),
+    _cli_case(f"{PRUNE} --data-limit 0", "argument --data-limit: bad count '0'"),
+    _cli_case(f"{PRUNE} --cache-dir {{text}}", "--cache-dir {text}: not a folder"),
+    _cli_case(f"{PRUNE} --cache-dir {{text}}/cache", "{text} is a file, so nothing can be written below it"),
+    _cli_case(f"{PRUNE} --out {{folder}}", "--out {folder}: is a folder; give a file path"),
+    _cli_case(f"{PRUNE} --weights IMAGENET9K", "not a weights name of resnet18"),
+    _cli_case(f"{PRUNE} --method taylor --data {{missing}}", "--data {missing}: no such folder"),
+    _cli_case(f"{PRUNE} --data {{folder}}", "--data is used by --method taylor only"),
+    _cli_case("edgeprof compare {deep} {deep}", "{deep} is not a pytest-benchmark run: JSON nested too deeply"),
+    _cli_case("edgeprof compare {inf_run} {inf_run}", "not an edgeprof cell (missing or bad 'batch_size')"),
+    _cli_case("edgeprof compare {deep} {deep} --configs fp32-eager",
+              "--configs 'fp32-eager': expected two PRECISION-RUNTIME, e.g. fp32-eager,int8-onnxruntime"),
+    _cli_case("edgeprof compare {half_run} {half_run}", "not an edgeprof cell (missing or bad 'batch_size')"),
+    _cli_case("edgeprof compare {null_model_run} {null_model_run}", "not an edgeprof cell (missing or bad 'model')"),
+    _cli_case("edgeprof compare {folder} {folder}", "a folder, not a file"),
+    _cli_case("edgeprof compare 1 2 --storage {folder}", "there are no saved runs under {folder}/"),
+    _cli_case("edgeprof compare a b --csv --json", "argument --json: not allowed with argument --csv"),
+    _cli_case("edgeprof limits {deep}", "JSON nested too deeply"),
+    _cli_case("edgeprof emulate-check {plain_run}", "no cell has both a measured and a predicted latency; run the suite "
+              "with --emulate PROFILE"),
+    _cli_case("edgeprof report {inf_run} --out {text}", "--out {text}: not a folder"),
+    _cli_case("edgeprof report {inf_run} --out {text}/report", "{text} is a file, so nothing can be written below it"),
+    _cli_case("edgeprof layers resnet18 --runs ²", "argument --runs: bad count '²'"),
+    _cli_case(f"{LAYERS} --plot layers.txt", "--plot layers.txt: cannot draw a .txt file; accepted suffixes:"),
+    _cli_case(f"{LAYERS} --plot {{text}}/layers.png", "{text} is a file, so nothing can be written below it"),
+    _cli_case("edgeprof layers vgg16 --shape 16", "vgg16 cannot take input shape 3x16x16"),
+    _cli_case(f"{LAYERS} --weights {{empty_pth}}", "cannot read weights from {empty_pth} (empty or cut short)"),
+    _cli_case(f"{LAYERS} --weights {{json_pth}}", "(not a weights-only torch file: Unsupported operand"),
+    _cli_case(f"{LAYERS} --weights {{code_pth}}", "(not a weights-only torch file: Unsupported global", absent="{ran_code}"),
+    _cli_case(f"{LAYERS} --weights {{list_pth}}", "holds a list, not a state dict"),
+    _cli_case(f"{LAYERS} --weights {{linear_pth}}", "not a state dict of mobilenet_v3_small: 244 of its keys missing"),
+    _cli_case(f"{LAYERS} --weights {{checkpoint_pth}}", "foreign keys (e.g. 'state_dict')"),
+    _cli_case(f"{LAYERS} --batch 1000000000000", "ran out of memory on cpu", code=1),
+    _cli_case("edgeprof layers shufflenet_v2_x0_5 --shape 32 --runs 1 --variant p50",
+              "cannot prune shufflenet_v2_x0_5: torch-pruning cannot trace the model",
+              code=1, env=(("XDG_CACHE_HOME", "{folder}"),)),
+    _cli_case("edgeprof capacity mobilenet_v3_small --memory 2.6", "argument --memory: bad size '2.6'"),
+    _cli_case("edgeprof capacity vgg16 --shape 16 --memory 1GB --device cpu", "vgg16 cannot take input shape 3x16x16"),
+    _cli_case(f"{CAPACITY} --weights {{json_pth}}", "(not a weights-only torch file"),
+]
+
+# Run by tools/bad_input_table.py for the table; tested in the modules named.
+COVERED_ELSEWHERE = [
+    _pytest_case("--device tpu", "--device", "tpu", fragment="unknown --device 'tpu'; accepted:", where="test_plugin.py"),
+    _pytest_case("--models resnt50", "--models", "resnt50", fragment="did you mean resnet50", where="test_plugin.py"),
+    _pytest_case("--batch-sizes 0,8", "--batch-sizes", "0,8", fragment="bad batch size '0'", where="test_plugin.py"),
+    _pytest_case("--shapes 224y160", "--shapes", "224y160", fragment="bad input shape '224y160'", where="test_plugin.py"),
+    _pytest_case("--grid huge", "--grid", "huge", fragment="unknown --grid 'huge'", where="test_plugin.py"),
+    _pytest_case("--emulate jetson-xavier-nx", "--emulate", "jetson-xavier-nx",
+                 fragment="no published figures gathered for jetson-xavier-nx", where="test_plugin_emulate.py"),
+    _pytest_case("--latency-ci 1", "--latency-ci", "1", fragment="bad --latency-ci '1': expected a percentage",
+                 where="test_timing.py"),
+    _pytest_case("--cooldown until=50F", "--cooldown", "until=50F", fragment="bad --cooldown 'until=50F': expected seconds",
+                 where="test_cooldown.py"),
+    _pytest_case("--edgeprof-columns latency,speed", "--edgeprof-columns", "latency,speed",
+                 fragment="unknown column 'speed'; accepted: latency, p99", where="test_summary.py"),
+    _pytest_case("ini edgeprof_budget = latency=fast", ini="edgeprof_budget = latency=fast", fragment="bad duration 'fast'",
+                 where="test_plugin_budgets.py"),
+    _pytest_case("--budget memory=2.6", "--budget", "memory=2.6", fragment="bad size '2.6'", where="test_plugin_budgets.py"),
+    _pytest_case("--budget speed=5ms", "--budget", "speed=5ms", fragment="unknown budget metric 'speed'",
+                 where="test_plugin_budgets.py"),
+    _pytest_case("@pytest.mark.budget('2GB')", suite=MARKED_SUITE.format(budget="'2GB'"),
+                 fragment="budget marker takes keywords only", where="test_plugin_budgets.py"),
+    _pytest_case("--edgeprof-compare-fail latency:10% (no --benchmark-compare)", "--edgeprof-compare-fail", "latency:10%",
+                 fragment="needs --benchmark-compare", where="test_plugin_budgets.py"),
+    _pytest_case("--prune 0.9", "--prune", "0.9", fragment="0.9 is out of range", where="test_plugin_variants.py"),
+    _pytest_case("--prune-method taylor (no --prune-data)", "--prune-method", "taylor", fragment="needs --prune-data DIR",
+                 where="test_plugin_variants.py"),
+    _pytest_case("--eval-data {missing}", "--eval-data", "{missing}", fragment="no such folder", where="test_plugin_variants.py"),
+    _pytest_case("--journal {folder}", "--journal", "{folder}", fragment="is a folder", where="test_journal.py"),
+    _cli_case("edgeprof flops resnet5O", "unknown model 'resnet5O'", where="test_cli_flops.py"),
+    _cli_case("edgeprof flops resnet18 --shape 3x224x224", "bad input shape '3x224x224'", where="test_cli_flops.py"),
+    _cli_case("edgeprof frobnicate", "invalid choice: 'frobnicate'", where="test_cli_flops.py"),
+    _cli_case(f"{PRUNE.replace('0.5', '0.9')}", "0.9 is out of range", where="test_prune.py"),
+    _cli_case("edgeprof compare a b --fail latency:10", "bad --fail item 'latency:10'", where="test_compare.py"),
+    _cli_case("edgeprof compare {broken} {broken}", "not a pytest-benchmark run: not valid JSON", where="test_compare.py"),
+    _cli_case("edgeprof limits {inf_run} --objective cost", "invalid choice: 'cost'", where="test_limits.py"),
+    _cli_case("edgeprof report {missing}.json", "no such file", where="test_report.py"),
+    _cli_case("edgeprof layers resnet18 --variant half", "variant 'half' is not 'base' or p<percent", where="test_layers.py"),
+]
+
+
+# --- the files a try reads -----------------------------------------------------------------------
+
+# What each {name} of the tries is, for the table's legend.
+FILES = {
+    "text": "a plain text file", "folder": "an empty folder", "missing": "a path where nothing is",
+    "deep": "a file of 100000 '[' (valid JSON start, nested past the decoder's recursion limit)",
+    "broken": "'{\"benchmarks\": [' (JSON cut short)",
+    "inf_run": "a pytest-benchmark-shaped run whose cell has batch_size Infinity",
+    "half_run": "the same with batch_size 1.5", "null_model_run": "the same with model null",
+    "empty_pth": "an empty file", "json_pth": "a JSON text named .pth",
+    "code_pth": "torch.save of an object whose unpickling would call open() (runs code if loaded unsafely)",
+    "list_pth": "torch.save of a list of tensors", "linear_pth": "the state dict of nn.Linear(2, 2)",
+    "checkpoint_pth": "torch.save({'state_dict': {}, 'epoch': 3}), a training checkpoint",
+    "mobilenet_pth": "the state dict of mobilenet_v3_small (so not of squeezenet1_1)",
+    "typed_journal": "a journal whose one line has latencies_s \"fast\"",
+    "superscript_index": "an ImageFolder whose class_index.json has the key '²'",
+    "deep_index": "an ImageFolder whose class_index.json is 100000 '['",
+    "far_index": "an ImageFolder whose class_index.json maps a folder to class 5000",
+    "broken_images": "an ImageFolder holding broken.jpg, which is no image",
+    "kept_json": "the --benchmark-json file of the run", "ran_code": "the file CODE_PTH would create",
+}
+
+
+class _RunsCode:
+    """Unpickling this would create the file ``path``: what a hostile weights file would do."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = str(path)
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+def run_json(extra_info: dict[str, Any]) -> str:
+    bench = {"fullname": "test_x.py::test_inference", "extra_info": extra_info, "stats": {}}
+    return json.dumps({"machine_info": {}, "benchmarks": [bench]})
+
+
+def _images(root: Path, classes: tuple[str, ...] = ("ant", "bee")) -> Path:
+    for name in classes:
+        (root / name).mkdir(parents=True)
+        Image.new("RGB", (40, 40), (10, 200, 30)).save(root / name / "a.png")
+    return root
+
+
+def make_files(root: Path) -> dict[str, Path]:
+    """Every file and folder the tries read, made for real under ``root``."""
+    root.mkdir(parents=True, exist_ok=True)
+    files = {name: root / name for name in ("folder", "missing", "kept_json", "ran_code")}
+    files["folder"].mkdir()
+    files["text"] = root / "notes.txt"
+    files["text"].write_text("notes\n")
+    files["deep"] = root / "deep.json"
+    files["deep"].write_text("[" * 100_000)
+    files["broken"] = root / "broken.json"
+    files["broken"].write_text('{"benchmarks": [')
+    cell = {"model": "mobilenet_v3_small", "variant": "base", "batch_size": 1, "input_shape": [3, 16, 16]}
+    for name, change in (("inf_run", {"batch_size": math.inf}), ("half_run", {"batch_size": 1.5}),
+                         ("null_model_run", {"model": None})):
+        files[name] = root / f"{name}.json"
+        files[name].write_text(run_json({**cell, **change}))
+    files["plain_run"] = root / "plain_run.json"
+    files["plain_run"].write_text(run_json({**cell, "latency_ms_median": 1.0}))
+    files["typed_journal"] = root / "typed.jsonl"
+    files["typed_journal"].write_text(json.dumps(
+        {"format": FORMAT, "key": "cpu|random|mobilenet_v3_small-base-b1-16x16", "outcome": "passed",
+         "extra_info": cell, "latencies_s": "fast", "iterations": 1, "message": ""}, separators=(",", ":")) + "\n")
+    files["empty_pth"] = root / "empty.pth"
+    files["empty_pth"].write_bytes(b"")
+    files["json_pth"] = root / "json.pth"
+    files["json_pth"].write_text('{"conv.weight": [1, 2]}')
+    files["code_pth"] = root / "code.pth"
+    torch.save({"conv.weight": _RunsCode(files["ran_code"])}, files["code_pth"])
+    files["list_pth"] = root / "list.pth"
+    torch.save([torch.zeros(2)], files["list_pth"])
+    files["linear_pth"] = root / "linear.pth"
+    torch.save(torch.nn.Linear(2, 2).state_dict(), files["linear_pth"])
+    files["checkpoint_pth"] = root / "checkpoint.pth"
+    torch.save({"state_dict": {}, "epoch": 3}, files["checkpoint_pth"])
+    files["mobilenet_pth"] = root / "mobilenet_v3_small.pth"
+    torch.manual_seed(0)
+    import torchvision
+
+    torch.save(torchvision.models.mobilenet_v3_small().state_dict(), files["mobilenet_pth"])
+    files["broken_images"] = _images(root / "broken_images")
+    (files["broken_images"] / "bee" / "broken.jpg").write_bytes(b"not an image")
+    files["far_index"] = _images(root / "far_index")
+    (files["far_index"] / "class_index.json").write_text(json.dumps({"0": "ant", "5000": "bee"}))
+    files["superscript_index"] = _images(root / "superscript_index")
+    (files["superscript_index"] / "class_index.json").write_text(json.dumps({"0": "ant", "²": "ant"}))
+    files["deep_index"] = _images(root / "deep_index")
+    (files["deep_index"] / "class_index.json").write_text("[" * 100_000)
+    return files
+
+
+# --- running a try -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Outcome:
+    code: int
+    out: str
+    err: str
+
+    def lines(self, case: Case) -> list[str]:
+        """The message lines: pytest's ``ERROR:`` and ``Exit:`` lines, edgeprof's ``edgeprof:`` lines."""
+        if not case.pytest:
+            return [line for line in re.split(r"[\r\n]", self.err) if line.startswith("edgeprof:")]
+        errors = [line.removeprefix("ERROR: ") for line in self.err.splitlines() if line.startswith("ERROR: ")]
+        stops = [re.sub(r"^!+ _pytest\.outcomes\.Exit: (.*?) !+$", r"\1", line)
+                 for line in self.out.splitlines() if "_pytest.outcomes.Exit:" in line]
+        return errors + stops
+
+    def message(self, case: Case) -> str:
+        """The one line for the table: the message line, else the first line holding the fragment."""
+        lines = self.lines(case)
+        if lines:
+            return lines[0]
+        return next((line.strip() for line in (self.out + "\n" + self.err).splitlines() if case.fragment in line), "")
+
+
+def run_cli(case: Case) -> Outcome:
+    out, err = io.StringIO(), io.StringIO()
+    with redirect_stdout(out), redirect_stderr(err):
+        code = main(list(case.argv[1:]))
+    return Outcome(code, out.getvalue(), err.getvalue())
+
+
+def check(case: Case, outcome: Outcome, files: dict[str, Path]) -> None:
+    """What every try must give: its exit code, one line naming the fragment, no traceback, nothing lost or run."""
+    everything = outcome.out + outcome.err
+    assert "Traceback" not in everything and "INTERNALERROR" not in everything, everything[-3000:]
+    assert outcome.code == case.code, everything[-3000:]
+    if case.code:
+        lines = outcome.lines(case)
+        assert len(lines) == 1, lines
+        assert case.fragment in lines[0], lines[0]
+    else:
+        assert case.fragment in everything
+    if case.absent:
+        assert not Path(case.absent).exists()
+    if case.keeps:
+        journal = [json.loads(line) for line in (Path(".benchmarks") / "edgeprof-journal.jsonl").read_text().splitlines()]
+        assert [entry["key"].split("|")[0] for entry in journal] == [case.keeps]
+        saved = json.loads(files["kept_json"].read_text())["benchmarks"]
+        assert [bench["param"] for bench in saved] == [case.keeps]
