@@ -164,6 +164,10 @@ PYTEST_CASES = [
                  "--edgeprof-compare-fail", "latency:10%", fragment="--edgeprof-compare-fail: {deep} is not a pytest-benchmark run"),
     _pytest_case("--benchmark-compare={inf_run} --edgeprof-compare-fail latency:10", "--benchmark-compare={inf_run}",
                  "--edgeprof-compare-fail", "latency:10", fragment="bad --fail item 'latency:10'"),
+    _pytest_case("--benchmark-compare={fp16_run} --edgeprof-compare-fail latency:10% (no cell in common)",
+                 "--benchmark-compare={fp16_run}", "--edgeprof-compare-fail", "latency:10%",
+                 fragment="and this run (fp32-eager) have no cell in common, so nothing is compared; to compare fp16-eager "
+                 "with fp32-eager, run edgeprof compare A B --configs fp16-eager,fp32-eager"),
     _pytest_case("@pytest.mark.budget(memory=None)", suite=MARKED_SUITE.format(budget="memory=None"),
                  fragment="budget marker: bad memory budget None"),
     _pytest_case("@pytest.mark.budget(latency=50)", suite=MARKED_SUITE.format(budget="latency=50"),
@@ -207,6 +211,9 @@ CLI_CASES = [
     _cli_case("edgeprof compare {inf_run} {inf_run}", "not an edgeprof cell (missing or bad 'batch_size')"),
     _cli_case("edgeprof compare {deep} {deep} --configs fp32-eager",
               "--configs 'fp32-eager': expected two PRECISION-RUNTIME, e.g. fp32-eager,int8-onnxruntime"),
+    _cli_case("edgeprof compare {plain_run} {fp16_run} --fail latency:10%",
+              "(fp32-eager) and {fp16_run} (fp16-eager) have no cell in common, so nothing is compared; to compare "
+              "fp32-eager with fp16-eager, run edgeprof compare A B --configs fp32-eager,fp16-eager"),
     _cli_case("edgeprof compare {half_run} {half_run}", "not an edgeprof cell (missing or bad 'batch_size')"),
     _cli_case("edgeprof compare {null_model_run} {null_model_run}", "not an edgeprof cell (missing or bad 'model')"),
     _cli_case("edgeprof compare {folder} {folder}", "a folder, not a file"),
@@ -286,6 +293,7 @@ FILES = {
     "broken": "'{\"benchmarks\": [' (JSON cut short)",
     "inf_run": "a pytest-benchmark-shaped run whose cell has batch_size Infinity",
     "half_run": "the same with batch_size 1.5", "null_model_run": "the same with model null",
+    "plain_run": "a run of one fp32 mobilenet_v3_small cell", "fp16_run": "the same cell in fp16",
     "empty_pth": "an empty file", "json_pth": "a JSON text named .pth",
     "code_pth": "torch.save of an object whose unpickling would call open() (runs code if loaded unsafely)",
     "list_pth": "torch.save of a list of tensors", "linear_pth": "the state dict of nn.Linear(2, 2)",
@@ -340,6 +348,8 @@ def make_files(root: Path) -> dict[str, Path]:
         files[name].write_text(_run_json({**cell, **change}))
     files["plain_run"] = root / "plain_run.json"
     files["plain_run"].write_text(_run_json({**cell, "latency_ms_median": 1.0}))
+    files["fp16_run"] = root / "fp16_run.json"
+    files["fp16_run"].write_text(_run_json({**cell, "precision": "fp16", "latency_ms_median": 1.0}))
     files["typed_journal"] = root / "typed.jsonl"
     files["typed_journal"].write_text(json.dumps(
         {"format": FORMAT, "key": "cpu|random|mobilenet_v3_small-base-b1-16x16", "outcome": "passed",
