@@ -117,7 +117,7 @@ class EdgeprofTimer:
         else:
             deployed = model
         return measure_cell(deployed, cell, self.profile, self._session.energy_meter(), self._benchmark_rounds,
-                            target=self._session.target)
+                            target=self._session.target, warm_up_s=self._session.warm_up_s())
 
     def _benchmark_rounds(self, recorder: CallRecorder) -> Rounds | None:
         """The timed rounds, one call each, until the median is known within ``--latency-ci`` (or the
@@ -138,7 +138,7 @@ class EdgeprofTimer:
             deployer=self._session.models.deployer, identity=identity,
             rule=self._session.stopping_rule() if self._session.benchmark.enabled else None,
             memory_limit_bytes=self._session.isolate_memory_limit(), num_threads=torch.get_num_threads(),
-            no_energy=settings.no_energy, target=self._session.target,
+            no_energy=settings.no_energy, target=self._session.target, warm_up_s=self._session.warm_up_s(),
         )
         try:
             measurement = run_isolated(job)

@@ -78,6 +78,7 @@ class EdgeprofSession:
             deployer = Deployer(Calibration(self.settings.calib_data))  # --calib-data: what int8 is calibrated on
             self._models = ModelCache(self.profile.torch_device, self.settings.eval_data, self.settings.eval_limit,
                                       deployer)
+            self._models.warm_up_s = self.warm_up_s()
         return self._models
 
     def configuration_reasons(self) -> dict[tuple[str, str], str]:
@@ -203,6 +204,15 @@ class EdgeprofSession:
 
         ceiling = self.benchmark.max_time_s or DEFAULT_CEILING_S
         return StoppingRule(self.settings.latency_ci, self.benchmark.min_rounds, max_time_s=ceiling)
+
+    def warm_up_s(self) -> float:
+        """Warm-up's time bound: a --benchmark-max-time shorter than the usual 10 s bounds it too, so a
+        slow forward under a short budget is not warmed for much longer than it is timed; never under
+        1 s, so even a very short budget warms caches past their first calls."""
+        from pytest_edgeprof.measure.timing import WARM_UP_MIN_S, WARM_UP_S
+
+        given = self.benchmark.max_time_s
+        return max(WARM_UP_MIN_S, min(WARM_UP_S, given)) if given else WARM_UP_S
 
     def peak(self, precision: str):  # -> measure.peak.DevicePeak | None
         """The device's achievable peak at ``precision``, probed before the first timed cell of that precision
