@@ -17,6 +17,7 @@ with the test that covers them, and are not repeated here:
 | --device jetson / tpu, --models resnt50, --batch-sizes 0,8 / two, --shapes 224y160, --grid huge, ini edgeprof_batch_sizes | test_plugin.py::test_bad_input_is_one_usage_error, test_bad_ini_value_is_a_usage_error |
 | --budget memory=2.6 / speed=5ms, ini latency=fast, budget marker 'lots' / positional | test_plugin_budgets.py::test_bad_budgets_are_usage_errors |
 | --edgeprof-compare-fail without --benchmark-compare | test_plugin_budgets.py::test_compare_fail_needs_a_run_to_compare_with |
+| --emulate jetson-nano --precision bf16, --emulate host --precision int8 | test_plugin_emulate.py::test_a_precision_the_target_has_no_figures_for_is_a_usage_error_before_anything_runs |
 | --prune 0.9 / half, --prune-method random / taylor without data, --eval-data missing, --eval-limit 0 | test_plugin_variants.py::test_bad_variant_and_accuracy_options_are_usage_errors |
 | --journal FOLDER; a journal line cut off by a kill, with --resume | test_journal.py, test_resume_isolate.py::test_resume_ignores_a_cut_off_line_and_measures_that_cell |
 | budget strings (units, bare numbers, negative, any text) | test_budgets.py (hypothesis) |
@@ -252,6 +253,11 @@ COVERED_ELSEWHERE = [
     _pytest_case("--grid huge", "--grid", "huge", fragment="unknown --grid 'huge'", where="test_plugin.py"),
     _pytest_case("--emulate jetson-xavier-nx", "--emulate", "jetson-xavier-nx",
                  fragment="no published figures gathered for jetson-xavier-nx", where="test_plugin_emulate.py"),
+    _pytest_case("--emulate jetson-nano --precision fp32,bf16", "--emulate", "jetson-nano", "--precision", "fp32,bf16",
+                 fragment="--emulate jetson-nano: no peak FLOP/s for bf16 in its profile (it has fp32, fp16)",
+                 where="test_plugin_emulate.py"),
+    _pytest_case("--emulate host --precision fp32,int8", "--emulate", "host", "--precision", "fp32,int8",
+                 fragment="--emulate host: no peak FLOP/s for int8 in its profile (it has fp32)", where="test_plugin_emulate.py"),
     _pytest_case("--latency-ci 1", "--latency-ci", "1", fragment="bad --latency-ci '1': expected a percentage",
                  where="test_timing.py"),
     _pytest_case("--cooldown until=50F", "--cooldown", "until=50F", fragment="bad --cooldown 'until=50F': expected seconds",

@@ -136,11 +136,17 @@ class EdgeprofSession:
 
     @property
     def target(self):  # -> measure.emulation.Target | None
-        """The target ``--emulate`` names, None without it; ``host`` probes this machine's peaks (cached)."""
+        """The target ``--emulate`` names, None without it; ``host`` probes this machine's peaks (cached) at
+        each ``--precision`` the probe measures. A precision the target has no figures for is a UsageError
+        here, at session start, not when its first cell comes up."""
         if self._target is None and self.settings.emulate is not None:
             from pytest_edgeprof.measure.emulation import resolve_target
 
-            self._target = resolve_target(self.settings.emulate, self.profile)
+            precisions = self.settings.precisions or ("fp32",)
+            target = resolve_target(self.settings.emulate, self.profile, precisions)
+            for precision in precisions:
+                target.require(precision)
+            self._target = target
         return self._target
 
     @property
