@@ -175,6 +175,17 @@ PYTEST_CASES = [
                  fragment="bad latency budget 50: a number needs its unit"),
     _pytest_case("edgeprof(model, batch_size=0, input_shape=(3, 8, 8))", suite=USER_SUITE.format(batch=0, shape=(3, 8, 8)),
                  fragment="batch size 0 is not a positive integer"),
+    _pytest_case("--batch-sizes 1,100000000000000000000", "--batch-sizes", "1,100000000000000000000",
+                 fragment="bad batch size '100000000000000000000': expected a positive integer like 1 or 32, up to 536870912"),
+    _pytest_case("--shapes 100000000000000000000", "--shapes", "100000000000000000000",
+                 fragment="bad input shape '100000000000000000000': expected a size like 224 or HxW like 224x160 "
+                 "(positive integers up to 32768)"),
+    _pytest_case("edgeprof(model, batch_size=10**20, input_shape=(3, 8, 8))",
+                 suite=USER_SUITE.format(batch=10**20, shape=(3, 8, 8)),
+                 fragment="batch size 100000000000000000000 is not a positive integer up to 536870912"),
+    _pytest_case("edgeprof(model, batch_size=1, input_shape=(3, 10**20, 8))",
+                 suite=USER_SUITE.format(batch=1, shape=(3, 10**20, 8)),
+                 fragment="input shape (3, 100000000000000000000, 8) is not (C, H, W) with three positive integers"),
     _pytest_case("edgeprof(model, batch_size=1, input_shape=(8, 8))", suite=USER_SUITE.format(batch=1, shape=(8, 8)),
                  fragment="input shape (8, 8) is not (C, H, W) with three positive integers"),
     # Found only mid-run: the run stops, what was measured before stays.
@@ -201,6 +212,8 @@ CAPACITY = "edgeprof capacity mobilenet_v3_small --shape 16 --memory 1GB --devic
 CLI_CASES = [
     _cli_case("edgeprof flops vit_b_32 --shape 32x16", "vit_b_32 takes square inputs only"),
     _cli_case("edgeprof flops resnet18 --batch ²", "argument --batch: bad batch size '²'"),
+    _cli_case("edgeprof flops resnet18 --batch 100000000000000000000",
+              "argument --batch: bad batch size '100000000000000000000': expected a positive integer like 1 or 32, up to 536870912"),
     _cli_case(f"{PRUNE} --data-limit 0", "argument --data-limit: bad count '0'"),
     _cli_case(f"{PRUNE} --cache-dir {{text}}", "--cache-dir {text}: not a folder"),
     _cli_case(f"{PRUNE} --cache-dir {{text}}/cache", "{text} is a file, so nothing can be written below it"),
@@ -235,7 +248,7 @@ CLI_CASES = [
     _cli_case(f"{LAYERS} --weights {{list_pth}}", "holds a list, not a state dict"),
     _cli_case(f"{LAYERS} --weights {{linear_pth}}", "not a state dict of mobilenet_v3_small: 244 of its keys missing"),
     _cli_case(f"{LAYERS} --weights {{checkpoint_pth}}", "foreign keys (e.g. 'state_dict')"),
-    _cli_case(f"{LAYERS} --batch 1000000000000", "ran out of memory on cpu", code=1),
+    _cli_case(f"{LAYERS} --batch 100000000", "ran out of memory on cpu", code=1),
     _cli_case("edgeprof layers shufflenet_v2_x0_5 --shape 32 --runs 1 --variant p50",
               "cannot prune shufflenet_v2_x0_5: torch-pruning cannot trace the model",
               code=1, env=(("XDG_CACHE_HOME", "{folder}"),)),
@@ -497,7 +510,7 @@ _LIST_LIKE = st.from_regex(r"[ 0-9xX.,²٣a-z_-]{0,12}", fullmatch=True)
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.text(max_size=24) | _SPEC_LIKE | _LIST_LIKE)
+@given(st.text(max_size=24) | _SPEC_LIKE | _LIST_LIKE | st.integers(0, 10**30).map(str))
 def test_any_text_parses_or_is_one_usage_error_line(text: str) -> None:
     for name, parse in PARSERS.items():
         try:
