@@ -130,6 +130,9 @@ def _cli_case(command: str, fragment: str, code: int = 2, **kw: Any) -> Case:
 PYTEST_CASES = [
     _pytest_case("--isolate-memory-limit 0B", "--isolate-memory-limit", "0B",
                  fragment="--isolate-memory-limit/edgeprof_isolate_memory_limit: bad size '0B'"),
+    _pytest_case("--isolate --isolate-memory-limit 100000000TB", "--isolate", "--isolate-memory-limit", "100000000TB",
+                 fragment="--isolate-memory-limit/edgeprof_isolate_memory_limit: bad size '100000000TB': expected a "
+                 "positive number and its unit up to 4 EiB"),
     _pytest_case("ini edgeprof_isolate_memory_limit = 2.6", ini="edgeprof_isolate_memory_limit = 2.6",
                  fragment="edgeprof_isolate_memory_limit: bad size '2.6'"),
     _pytest_case("ini edgeprof_resume = maybe", ini="edgeprof_resume = maybe",
