@@ -52,11 +52,17 @@ def _bad_quantity(text: str, units: Mapping[str, float], what: str, example: str
     return UsageError(f"bad {what} {text!r}: {expected}")
 
 
+MAX_BYTES = 2**62  # 4 EiB, beyond any memory: a size the OS's limits (a C long) can still take
+
+
 def parse_bytes(text: str) -> int:
-    """``"2.6GB"`` -> 2_600_000_000, ``"2.6GiB"`` -> 2.6 × 2³⁰, rounded to whole bytes. Bare numbers are rejected."""
+    """``"2.6GB"`` -> 2_600_000_000, ``"2.6GiB"`` -> 2.6 × 2³⁰, rounded to whole bytes, up to 4 EiB.
+    Bare numbers are rejected."""
     value, _ = _parse_quantity(text, _BYTE_UNITS, "size", "2.6GB or 512MiB")
     if value < 1:
         raise _bad_quantity(text, _BYTE_UNITS, "size", "2.6GB or 512MiB")
+    if round(value) > MAX_BYTES:
+        raise UsageError(f"bad size {text!r}: expected a positive number and its unit up to 4 EiB, e.g. 2.6GB or 512MiB")
     return round(value)
 
 

@@ -45,6 +45,11 @@ STORAGE = SharedOption(
 
 _SHAPE = re.compile(r"([0-9]+)(?:[xX]([0-9]+))?")
 _POSITIVE_INT = re.compile(r"[0-9]+")
+# Bounds far above any real batch or image, chosen so that a float32 input of the largest batch of the
+# largest shape still has a size torch can count in int64 bytes (2**29 * 3 * 2**15 * 2**15 * 4 < 2**63):
+# a larger value is a usage error here, not an overflow inside torch mid-run.
+MAX_BATCH_SIZE = 2**29
+MAX_SIDE = 2**15
 
 
 def parse_shape(text: str) -> tuple[int, int, int]:
@@ -52,21 +57,23 @@ def parse_shape(text: str) -> tuple[int, int, int]:
     match = _SHAPE.fullmatch(str(text).strip())
     height = int(match[1]) if match else 0
     width = int(match[2] or match[1]) if match else 0
-    if height < 1 or width < 1:
-        raise UsageError(f"bad input shape {text!r}: expected a size like 224 or HxW like 224x160 (positive integers)")
+    if not (1 <= height <= MAX_SIDE and 1 <= width <= MAX_SIDE):
+        raise UsageError(f"bad input shape {text!r}: expected a size like 224 or HxW like 224x160 "
+                         f"(positive integers up to {MAX_SIDE})")
     return (3, height, width)
 
 
 def parse_batch_size(text: str) -> int:
     """Parse a batch size: a positive integer such as ``"8"``."""
-    return parse_positive_int(text, f"bad batch size {text!r}: expected a positive integer like 1 or 32")
+    return parse_positive_int(text, f"bad batch size {text!r}: expected a positive integer like 1 or 32, up to {MAX_BATCH_SIZE}",
+                              MAX_BATCH_SIZE)
 
 
-def parse_positive_int(text: object, error: str) -> int:
-    """``text`` as a positive integer (ASCII digits, blanks around ignored: ``str.isdigit`` alone takes '²');
-    ``UsageError(error)`` where it is not one."""
+def parse_positive_int(text: object, error: str, maximum: int = 2**63 - 1) -> int:
+    """``text`` as a positive integer up to ``maximum`` (ASCII digits, blanks around ignored: ``str.isdigit``
+    alone takes '²'); ``UsageError(error)`` where it is not one."""
     cleaned = str(text).strip()
-    if not _POSITIVE_INT.fullmatch(cleaned) or int(cleaned) < 1:
+    if not _POSITIVE_INT.fullmatch(cleaned) or not 1 <= int(cleaned) <= maximum:
         raise UsageError(error)
     return int(cleaned)
 

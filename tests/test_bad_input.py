@@ -86,7 +86,7 @@ _LIST_LIKE = st.from_regex(r"[ 0-9xX.,²٣a-z_-]{0,12}", fullmatch=True)
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.text(max_size=24) | _SPEC_LIKE | _LIST_LIKE)
+@given(st.text(max_size=24) | _SPEC_LIKE | _LIST_LIKE | st.integers(0, 10**30).map(str))
 def test_any_text_parses_or_is_one_usage_error_line(text: str) -> None:
     for name, parse in PARSERS.items():
         try:

@@ -88,6 +88,16 @@ def test_bytes_text_parses_to_number_times_unit(number, unit: str) -> None:
         assert parse_bytes(f"{number}{unit}") == pytest.approx(float(exact), abs=0.5, rel=1e-12)
 
 
+@given(st.integers(min_value=1, max_value=10**30), st.sampled_from(["B", "TB", "TiB"]))
+def test_a_size_beyond_any_memory_is_one_line_not_an_overflow_later(number: int, unit: str) -> None:
+    try:
+        parsed = parse_bytes(f"{number}{unit}")
+    except UsageError as error:
+        assert "up to 4 EiB" in str(error) and "\n" not in str(error)
+    else:
+        assert parsed <= 2**62  # an address-space limit of the isolated child, and budgets, stay within a C long
+
+
 @given(st.integers(min_value=1, max_value=10**16), st.sampled_from([None, "2.6GB", "2.6GiB"]))
 def test_format_bytes_round_trips_to_three_significant_digits(n: int, like: str | None) -> None:
     text = format_bytes(n, like=like)

@@ -94,11 +94,34 @@ def test_terminal_gets_ansi_colours(scratch_storage):
 
 
 def test_cells_in_one_run_only_are_listed(grid_run, scratch_storage, capsys):
-    code = main(["compare", str(grid_run), "1", "--storage", str(scratch_storage), "--fail", "latency:10%"])
+    code = main(["compare", str(grid_run), "1", "--storage", str(scratch_storage)])
     out = capsys.readouterr().out
-    assert code == 0  # nothing to compare is nothing regressed
+    assert code == 0  # no gate asked for: the table says what each run holds
     assert "only in A (5): tiny-base-b1-48x48" in out
     assert f"only in B (1): {SCRATCH_ID}" in out
+
+
+def _as_precision(run: Path, precision: str, target: Path) -> Path:
+    """STAND-IN: the saved run as if measured in another precision (a real fp16 grid takes minutes)."""
+    data = json.loads(run.read_text())
+    for bench in data["benchmarks"]:
+        bench["extra_info"]["precision"] = precision
+    target.write_text(json.dumps(data))
+    return target
+
+
+def test_a_gate_over_no_common_cell_is_a_usage_error_naming_configs(grid_run, tmp_path, capsys):
+    fp16 = _as_precision(grid_run, "fp16", tmp_path / "fp16.json")
+    code = main(["compare", str(grid_run), str(fp16), "--fail", "latency:10%"])
+    out, err = capsys.readouterr()
+    assert code == 2 and out == ""
+    [line] = err.splitlines()
+    assert line.startswith("edgeprof: error: ") and "have no cell in common" in line
+    assert "(fp32-eager)" in line and "(fp16-eager)" in line
+    assert "--configs fp32-eager,fp16-eager" in line
+    # what the line proposes gates them cell by cell
+    assert main(["compare", str(grid_run), str(fp16), "--fail", "latency:10%", "--configs", "fp32-eager,fp16-eager"]) == 0
+    assert "tiny-base-b1-48x48" in capsys.readouterr().out
 
 
 def test_runs_from_different_devices_compare_with_devices_in_header(scratch_storage, tmp_path, capsys):

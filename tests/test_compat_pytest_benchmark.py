@@ -74,3 +74,23 @@ def test_autosave_writes_under_the_machine_id_in_the_storage_folder(pytester):
                        "--benchmark-storage", "file://./saved").assert_outcomes(passed=1)
     assert storage_folder("file://./saved") == pytester.path.joinpath("saved").relative_to(pytester.path)
     assert [p.name for p in (pytester.path / "saved").iterdir()] == [machine_id()]
+
+
+TINY_CELL = """
+from torch import nn
+
+def test_tiny(edgeprof):
+    edgeprof(nn.Conv2d(3, 4, 3), batch_size=1, input_shape=(3, 8, 8), name="tiny")
+"""
+
+
+@pytest.mark.parametrize("given", [[], ["--benchmark-max-time", "0.05"]], ids=["default ceiling", "given"])
+def test_the_saved_max_time_is_the_ceiling_the_rounds_ran_under(pytester, given):
+    from pytest_edgeprof.plugin.session import DEFAULT_CEILING_S
+
+    pytester.makepyfile(TINY_CELL)
+    result = pytester.runpytest("-p", "no:cacheprovider", "--device", "cpu", "--no-energy", "--latency-ci", "50%",
+                                "--benchmark-json=out.json", *given)
+    result.assert_outcomes(passed=1)
+    [saved] = json.loads((pytester.path / "out.json").read_text())["benchmarks"]
+    assert saved["options"]["max_time"] == (float(given[1]) if given else DEFAULT_CEILING_S)

@@ -92,11 +92,18 @@ def test_bad_input_is_one_usage_error(pytester, args, message):
     assert "Traceback" not in result.stderr.str() + result.stdout.str()
 
 
-def test_bad_ini_value_is_a_usage_error(pytester):
-    pytester.makeini("[pytest]\nedgeprof_batch_sizes = 1,-2\n")
+@pytest.mark.parametrize("value, message", [
+    ("1,-2", "*edgeprof_batch_sizes*bad batch size '-2'*"),
+    ("1,100000000000000000000", "*edgeprof_batch_sizes*bad batch size '100000000000000000000': expected a positive "
+                                "integer like 1 or 32, up to 536870912*"),
+])
+def test_bad_ini_value_is_a_usage_error(pytester, value, message):
+    pytester.makepyfile(SUITE)
+    pytester.makeini(f"[pytest]\nedgeprof_batch_sizes = {value}\nedgeprof_models = mobilenet_v3_small\nedgeprof_shapes = 16\n")
     result = pytester.runpytest()
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*edgeprof_batch_sizes*bad batch size '-2'*"])
+    result.stderr.fnmatch_lines([message])
+    assert "Traceback" not in result.stderr.str() + result.stdout.str()
 
 
 def test_user_module_is_timed_and_saved_with_design_keys(pytester, tmp_path):

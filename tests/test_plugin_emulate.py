@@ -137,3 +137,40 @@ def test_the_cell_key_and_the_isolated_childs_memory_follow_the_emulated_target(
     assert nano.isolate_memory_limit() == 2_600_000_000 - 1_000_000_000  # usable memory less the CUDA context
     chosen = EdgeprofSession(Settings(device="cpu", isolate=True, emulate="jetson-nano", isolate_memory_limit=10**9))
     assert chosen.isolate_memory_limit() == 10**9
+
+
+def test_host_is_emulated_at_each_precision_the_peak_probe_measures(tmp_path, monkeypatch):
+    from pytest_edgeprof.measure.emulation import predict_cell
+    from pytest_edgeprof.measurement import Cell
+    from pytest_edgeprof.plugin.options import Settings
+    from pytest_edgeprof.plugin.session import EdgeprofSession
+    from torch import nn
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))  # a real probe, in a cache of its own
+    session = EdgeprofSession(Settings(device="cpu", emulate="host", precisions=("fp32", "fp16")))
+    target = session.target
+    assert set(target.peak_flops) == {"fp32", "fp16"} and all(v > 0 for v in target.peak_flops.values())
+    cell = Cell("net", "base", 1, (3, 8, 8), precision="fp16")
+    prediction = predict_cell(nn.Conv2d(3, 4, 3), cell, None, target, "fp16")
+    assert prediction.precision == "fp16" and prediction.latency_ms > 0
+
+
+# Any test suite: the combination is refused before collection, so nothing is quantized or measured.
+MEASURED_MARK = """
+from pathlib import Path
+
+def test_never(edgeprof):
+    Path("measured").write_text("ran")
+"""
+
+
+@pytest.mark.parametrize("target, precision, has", [("jetson-nano", "bf16", "fp32, fp16"),
+                                                   ("host", "int8", "fp32")])
+def test_a_precision_the_target_has_no_figures_for_is_a_usage_error_before_anything_runs(pytester, target, precision,
+                                                                                         has):
+    pytester.makepyfile(MEASURED_MARK)
+    result = pytester.runpytest(*FAST, "--emulate", target, "--precision", f"fp32,{precision}")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    [line] = [line for line in result.stderr.lines if line.startswith("ERROR:")]
+    assert f"--emulate {target}: no peak FLOP/s for {precision}" in line and f"(it has {has})" in line
+    assert not (pytester.path / "measured").exists()

@@ -186,3 +186,38 @@ def test_a_spike_widens_the_repeat_interval_but_never_below_zero():
     rounds = [0.02] * 27 + [2.0, 2.0, 2.0]  # the last block ran while something else held the cores
     low, high = repeat_interval(rounds)
     assert low == 0.0 and high > 1.0
+
+
+# A forward whose times never settle (0.2 s and 0.6 s in turn): warm-up alone would run to its 10 s bound.
+UNSETTLED_FORWARD = """
+import time
+from torch import nn
+
+class Uneven(nn.Module):
+    calls = 0
+
+    def forward(self, x):
+        Uneven.calls += 1
+        time.sleep(0.2 if Uneven.calls % 2 else 0.6)
+        return x.mean()
+
+def test_uneven(edgeprof):
+    edgeprof(Uneven(), batch_size=1, input_shape=(3, 4, 4), name="uneven")
+"""
+
+
+def test_warm_up_is_bounded_by_the_benchmark_max_time_and_says_so(pytester, tmp_path):
+    pytester.makepyfile(UNSETTLED_FORWARD)
+    out = tmp_path / "run.json"
+    began = time.perf_counter()
+    result = pytester.runpytest("--device", "cpu", "--no-energy", "--benchmark-max-time", "0.3",
+                                "--benchmark-min-rounds", "1", "-p", "no:cacheprovider", f"--benchmark-json={out}")
+    took = time.perf_counter() - began
+    result.assert_outcomes(passed=1)
+    import json
+
+    info = json.loads(out.read_text())["benchmarks"][0]["extra_info"]
+    assert info["warmup_settled"] is False and 1 <= info["warmup_calls"] <= 3  # 1 s at least: a few calls, not 10 s
+    result.stdout.fnmatch_lines(["*uneven-base-b1-4x4: warm-up stopped at its 1 s bound (--benchmark-max-time, from 1 to 10 s) after "
+                                 "* call(s), before its timings settled*"])
+    assert took < 9, took

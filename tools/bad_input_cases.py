@@ -18,6 +18,7 @@ repeated here:
 | --device jetson / tpu, --models resnt50, --batch-sizes 0,8 / two, --shapes 224y160, --grid huge, ini edgeprof_batch_sizes | test_plugin.py::test_bad_input_is_one_usage_error, test_bad_ini_value_is_a_usage_error |
 | --budget memory=2.6 / speed=5ms, ini latency=fast, budget marker 'lots' / positional | test_plugin_budgets.py::test_bad_budgets_are_usage_errors |
 | --edgeprof-compare-fail without --benchmark-compare | test_plugin_budgets.py::test_compare_fail_needs_a_run_to_compare_with |
+| --emulate jetson-nano --precision bf16, --emulate host --precision int8 | test_plugin_emulate.py::test_a_precision_the_target_has_no_figures_for_is_a_usage_error_before_anything_runs |
 | --prune 0.9 / half, --prune-method random / taylor without data, --eval-data missing, --eval-limit 0 | test_plugin_variants.py::test_bad_variant_and_accuracy_options_are_usage_errors |
 | --journal FOLDER; a journal line cut off by a kill, with --resume | test_journal.py, test_resume_isolate.py::test_resume_ignores_a_cut_off_line_and_measures_that_cell |
 | budget strings (units, bare numbers, negative, any text) | test_budgets.py (hypothesis) |
@@ -114,6 +115,9 @@ def _cli_case(command: str, fragment: str, code: int = 2, **kw: Any) -> Case:
 PYTEST_CASES = [
     _pytest_case("--isolate-memory-limit 0B", "--isolate-memory-limit", "0B",
                  fragment="--isolate-memory-limit/edgeprof_isolate_memory_limit: bad size '0B'"),
+    _pytest_case("--isolate --isolate-memory-limit 100000000TB", "--isolate", "--isolate-memory-limit", "100000000TB",
+                 fragment="--isolate-memory-limit/edgeprof_isolate_memory_limit: bad size '100000000TB': expected a "
+                 "positive number and its unit up to 4 EiB"),
     _pytest_case("ini edgeprof_isolate_memory_limit = 2.6", ini="edgeprof_isolate_memory_limit = 2.6",
                  fragment="edgeprof_isolate_memory_limit: bad size '2.6'"),
     _pytest_case("ini edgeprof_resume = maybe", ini="edgeprof_resume = maybe",
@@ -149,12 +153,27 @@ PYTEST_CASES = [
                  "--edgeprof-compare-fail", "latency:10%", fragment="--edgeprof-compare-fail: {deep} is not a pytest-benchmark run"),
     _pytest_case("--benchmark-compare={inf_run} --edgeprof-compare-fail latency:10", "--benchmark-compare={inf_run}",
                  "--edgeprof-compare-fail", "latency:10", fragment="bad --fail item 'latency:10'"),
+    _pytest_case("--benchmark-compare={fp16_run} --edgeprof-compare-fail latency:10% (no cell in common)",
+                 "--benchmark-compare={fp16_run}", "--edgeprof-compare-fail", "latency:10%",
+                 fragment="and this run (fp32-eager) have no cell in common, so nothing is compared; to compare fp16-eager "
+                 "with fp32-eager, run edgeprof compare A B --configs fp16-eager,fp32-eager"),
     _pytest_case("@pytest.mark.budget(memory=None)", suite=MARKED_SUITE.format(budget="memory=None"),
                  fragment="budget marker: bad memory budget None"),
     _pytest_case("@pytest.mark.budget(latency=50)", suite=MARKED_SUITE.format(budget="latency=50"),
                  fragment="bad latency budget 50: a number needs its unit"),
     _pytest_case("edgeprof(model, batch_size=0, input_shape=(3, 8, 8))", suite=USER_SUITE.format(batch=0, shape=(3, 8, 8)),
                  fragment="batch size 0 is not a positive integer"),
+    _pytest_case("--batch-sizes 1,100000000000000000000", "--batch-sizes", "1,100000000000000000000",
+                 fragment="bad batch size '100000000000000000000': expected a positive integer like 1 or 32, up to 536870912"),
+    _pytest_case("--shapes 100000000000000000000", "--shapes", "100000000000000000000",
+                 fragment="bad input shape '100000000000000000000': expected a size like 224 or HxW like 224x160 "
+                 "(positive integers up to 32768)"),
+    _pytest_case("edgeprof(model, batch_size=10**20, input_shape=(3, 8, 8))",
+                 suite=USER_SUITE.format(batch=10**20, shape=(3, 8, 8)),
+                 fragment="batch size 100000000000000000000 is not a positive integer up to 536870912"),
+    _pytest_case("edgeprof(model, batch_size=1, input_shape=(3, 10**20, 8))",
+                 suite=USER_SUITE.format(batch=1, shape=(3, 10**20, 8)),
+                 fragment="input shape (3, 100000000000000000000, 8) is not (C, H, W) with three positive integers"),
     _pytest_case("edgeprof(model, batch_size=1, input_shape=(8, 8))", suite=USER_SUITE.format(batch=1, shape=(8, 8)),
                  fragment="input shape (8, 8) is not (C, H, W) with three positive integers"),
     # Found only mid-run: the run stops, what was measured before stays.
@@ -181,6 +200,8 @@ CAPACITY = "edgeprof capacity mobilenet_v3_small --shape 16 --memory 1GB --devic
 CLI_CASES = [
     _cli_case("edgeprof flops vit_b_32 --shape 32x16", "vit_b_32 takes square inputs only"),
     _cli_case("edgeprof flops resnet18 --batch ²", "argument --batch: bad batch size '²'"),
+    _cli_case("edgeprof flops resnet18 --batch 100000000000000000000",
+              "argument --batch: bad batch size '100000000000000000000': expected a positive integer like 1 or 32, up to 536870912"),
     _cli_case(f"{PRUNE} --data-limit 0", "argument --data-limit: bad count '0'"),
     _cli_case(f"{PRUNE} --cache-dir {{text}}", "--cache-dir {text}: not a folder"),
     _cli_case(f"{PRUNE} --cache-dir {{text}}/cache", "{text} is a file, so nothing can be written below it"),
@@ -192,6 +213,9 @@ CLI_CASES = [
     _cli_case("edgeprof compare {inf_run} {inf_run}", "not an edgeprof cell (missing or bad 'batch_size')"),
     _cli_case("edgeprof compare {deep} {deep} --configs fp32-eager",
               "--configs 'fp32-eager': expected two PRECISION-RUNTIME, e.g. fp32-eager,int8-onnxruntime"),
+    _cli_case("edgeprof compare {plain_run} {fp16_run} --fail latency:10%",
+              "(fp32-eager) and {fp16_run} (fp16-eager) have no cell in common, so nothing is compared; to compare "
+              "fp32-eager with fp16-eager, run edgeprof compare A B --configs fp32-eager,fp16-eager"),
     _cli_case("edgeprof compare {half_run} {half_run}", "not an edgeprof cell (missing or bad 'batch_size')"),
     _cli_case("edgeprof compare {null_model_run} {null_model_run}", "not an edgeprof cell (missing or bad 'model')"),
     _cli_case("edgeprof compare {folder} {folder}", "a folder, not a file"),
@@ -212,7 +236,7 @@ CLI_CASES = [
     _cli_case(f"{LAYERS} --weights {{list_pth}}", "holds a list, not a state dict"),
     _cli_case(f"{LAYERS} --weights {{linear_pth}}", "not a state dict of mobilenet_v3_small: 244 of its keys missing"),
     _cli_case(f"{LAYERS} --weights {{checkpoint_pth}}", "foreign keys (e.g. 'state_dict')"),
-    _cli_case(f"{LAYERS} --batch 1000000000000", "ran out of memory on cpu", code=1),
+    _cli_case(f"{LAYERS} --batch 100000000", "ran out of memory on cpu", code=1),
     _cli_case("edgeprof layers shufflenet_v2_x0_5 --shape 32 --runs 1 --variant p50",
               "cannot prune shufflenet_v2_x0_5: torch-pruning cannot trace the model",
               code=1, env=(("XDG_CACHE_HOME", "{folder}"),)),
@@ -230,6 +254,11 @@ COVERED_ELSEWHERE = [
     _pytest_case("--grid huge", "--grid", "huge", fragment="unknown --grid 'huge'", where="test_plugin.py"),
     _pytest_case("--emulate jetson-xavier-nx", "--emulate", "jetson-xavier-nx",
                  fragment="no published figures gathered for jetson-xavier-nx", where="test_plugin_emulate.py"),
+    _pytest_case("--emulate jetson-nano --precision fp32,bf16", "--emulate", "jetson-nano", "--precision", "fp32,bf16",
+                 fragment="--emulate jetson-nano: no peak FLOP/s for bf16 in its profile (it has fp32, fp16)",
+                 where="test_plugin_emulate.py"),
+    _pytest_case("--emulate host --precision fp32,int8", "--emulate", "host", "--precision", "fp32,int8",
+                 fragment="--emulate host: no peak FLOP/s for int8 in its profile (it has fp32)", where="test_plugin_emulate.py"),
     _pytest_case("--latency-ci 1", "--latency-ci", "1", fragment="bad --latency-ci '1': expected a percentage",
                  where="test_timing.py"),
     _pytest_case("--cooldown until=50F", "--cooldown", "until=50F", fragment="bad --cooldown 'until=50F': expected seconds",
@@ -271,6 +300,7 @@ FILES = {
     "broken": "'{\"benchmarks\": [' (JSON cut short)",
     "inf_run": "a pytest-benchmark-shaped run whose cell has batch_size Infinity",
     "half_run": "the same with batch_size 1.5", "null_model_run": "the same with model null",
+    "plain_run": "a run of one fp32 mobilenet_v3_small cell", "fp16_run": "the same cell in fp16",
     "empty_pth": "an empty file", "json_pth": "a JSON text named .pth",
     "code_pth": "torch.save of an object whose unpickling would call open() (runs code if loaded unsafely)",
     "list_pth": "torch.save of a list of tensors", "linear_pth": "the state dict of nn.Linear(2, 2)",
@@ -325,6 +355,8 @@ def make_files(root: Path) -> dict[str, Path]:
         files[name].write_text(run_json({**cell, **change}))
     files["plain_run"] = root / "plain_run.json"
     files["plain_run"].write_text(run_json({**cell, "latency_ms_median": 1.0}))
+    files["fp16_run"] = root / "fp16_run.json"
+    files["fp16_run"].write_text(run_json({**cell, "precision": "fp16", "latency_ms_median": 1.0}))
     files["typed_journal"] = root / "typed.jsonl"
     files["typed_journal"].write_text(json.dumps(
         {"format": FORMAT, "key": "cpu|random|mobilenet_v3_small-base-b1-16x16", "outcome": "passed",

@@ -2,8 +2,9 @@
 
 - its options, read by their ``dest`` names (``--benchmark-max-time`` and the others);
 - rounds measured elsewhere (an isolated child, the journal of a killed run) handed to the fixture as
-  if it had timed them: ``BenchmarkFixture._make_stats`` and ``_mode`` are private; a fixture whose
-  function raised (``has_error``) is left out of the saved JSON;
+  if it had timed them: ``BenchmarkFixture._make_stats`` and ``_mode`` are private, and the saved
+  ``options`` are its stats' ``options`` dict; a fixture whose function raised (``has_error``) is left
+  out of the saved JSON;
 - the storage folder of its ``file://`` storage URI, and the machine id its autosave folders are named by.
 
 Checked on pytest-benchmark 5.3.1 (pyproject.toml accepts 4.0 and later).
@@ -84,11 +85,15 @@ def mark_used(benchmark: Any) -> None:
     benchmark._mode = "edgeprof"
 
 
-def record_rounds(benchmark: Any, latencies_s: Sequence[float], iterations: int) -> None:
-    """Give the fixture rounds measured elsewhere (per call, in seconds), as if it had timed them."""
+def record_rounds(benchmark: Any, latencies_s: Sequence[float], iterations: int, max_time_s: float | None = None) -> None:
+    """Give the fixture rounds measured elsewhere (per call, in seconds), as if it had timed them; with
+    ``max_time_s``, the ceiling they ran under is what the saved ``options.max_time`` says (pytest-benchmark
+    would save its own option, 1 s where not given, which edgeprof's rounds did not use)."""
     if not latencies_s:
         return
     stats = benchmark._make_stats(iterations)
+    if max_time_s is not None:
+        stats.options["max_time"] = max_time_s
     for latency in latencies_s:
         stats.update(latency * iterations)
     mark_used(benchmark)

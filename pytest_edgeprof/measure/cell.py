@@ -7,6 +7,7 @@ hands those rounds to pytest-benchmark, and under ``--benchmark-disable`` it mak
 
 from __future__ import annotations
 
+import warnings
 from typing import TYPE_CHECKING, Any, Callable
 
 import torch
@@ -19,7 +20,7 @@ from pytest_edgeprof.measure.deployed import RESIDENT, Deployed, as_deployed
 from pytest_edgeprof.measure.energy import EnergyMeter, EnergyWindow, energy_per_image
 from pytest_edgeprof.measure.flops import count_cost
 from pytest_edgeprof.measure.memory import measure_peak_memory, measure_resident_peak, model_bytes
-from pytest_edgeprof.measure.timing import CallRecorder, Rounds, StoppingRule, warm_up
+from pytest_edgeprof.measure.timing import WARM_UP_S, CallRecorder, Rounds, StoppingRule, WarmUpWarning, warm_up
 from pytest_edgeprof.measurement import Cell, Cost, Latency, Measurement, Memory, WarmUp
 from pytest_edgeprof.models.zoo import ModelInput, input_bytes, model_input, network_input_shape, takes_image_list, task_of
 from pytest_edgeprof.outcome import Outcome, is_out_of_memory
@@ -44,16 +45,18 @@ def measure_cell(
     run_rounds: RoundsRunner,
     example: ModelInput | None = None,
     target: Target | None = None,
+    warm_up_s: float = WARM_UP_S,
 ) -> Measurement:
     """Everything a cell's saved keys ask for (docs/saved-keys.md), and with a ``target``
     (``--emulate``) its predicted figures there. A module runs as it is (float32 eager); a ``Deployed``
     model as its precision and runtime made it. The input is the model's own kind (``zoo.model_input``):
-    a detection model gets a list of ``batch_size`` images. Running out of memory is recorded, not raised."""
+    a detection model gets a list of ``batch_size`` images. Warm-up takes at most ``warm_up_s`` (one
+    call at least). Running out of memory is recorded, not raised."""
     measurement = Measurement(cell, profile.name)
     deployed = as_deployed(model, profile.torch_device)
     measurement.deployment = deployed.deployment
     try:
-        _measure(deployed, example, measurement, profile, meter, run_rounds)
+        _measure(deployed, example, measurement, profile, meter, run_rounds, warm_up_s)
     except Exception as exc:
         if not is_out_of_memory(exc):
             raise
@@ -75,12 +78,13 @@ def _measure(
     profile: DeviceProfile,
     meter: EnergyMeter,
     run_rounds: RoundsRunner,
+    warm_up_s: float = WARM_UP_S,
 ) -> None:
     cell, device = measurement.cell, profile.torch_device
     example = model.prepare(model_input(model.module, cell.batch_size, cell.input_shape) if example is None else example)
     recorder = CallRecorder(lambda: model.run(example), "cpu" if model.synchronous else device)
     with torch.inference_mode():
-        warmup = warm_up(recorder, device)
+        warmup = warm_up(recorder, device, max_seconds=warm_up_s)
         recorder.clear()
         before = _device_state(profile)
         with EnergyWindow(meter) as window:
@@ -91,6 +95,10 @@ def _measure(
     if rounds is not None:
         measurement.latency = Latency.of(rounds.latencies_s, recorder.method, stable=rounds.stable)
     measurement.warmup = WarmUp(warmup.calls, warmup.settled)
+    if warmup.bounded:
+        warnings.warn(WarmUpWarning(
+            f"{cell.id}: warm-up stopped at its {warm_up_s:g} s bound (--benchmark-max-time, from 1 to 10 s) after "
+            f"{warmup.calls} call(s), before its timings settled; the first timed rounds may still be cold"))
     assert window.reading is not None
     measurement.energy = energy_per_image(window.reading, recorder.calls * cell.batch_size)
 

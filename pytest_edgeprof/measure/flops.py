@@ -38,7 +38,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from pytest_edgeprof.errors import UsageError, first_line
 from pytest_edgeprof.models.zoo import architecture, build_model, is_timm, reference_input_shape, resolve_model_name
 from pytest_edgeprof.models.zoo import takes_image_list, task_of
-from pytest_edgeprof.shared_options import shape_text
+from pytest_edgeprof.shared_options import MAX_BATCH_SIZE, MAX_SIDE, shape_text
 
 META, REAL_FORWARD = "meta", "real-forward"
 DATA_DEPENDENT_MODULES = ("roi_heads",)  # children whose work scales with the proposals a real input gives
@@ -367,19 +367,24 @@ def _flatten(output: Any) -> Iterator[Any]:
 # --- argument checks -------------------------------------------------------------------------------
 
 
+_MAX_IMAGE = 3 * MAX_SIDE**2  # elements of one input: with MAX_BATCH_SIZE of them torch still counts in int64
+
+
 def check_input_shape(input_shape: Any) -> tuple[int, int, int]:
-    """``input_shape`` as (C, H, W) of positive ints, or ``UsageError`` naming it."""
+    """``input_shape`` as (C, H, W) of positive ints within the bounds, or ``UsageError`` naming it."""
     try:
         shape = tuple(input_shape)
     except TypeError:
         shape = ()
-    if len(shape) != 3 or not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in shape):
-        raise UsageError(f"input shape {input_shape!r} is not (C, H, W) with three positive integers")
+    if (len(shape) != 3 or not all(isinstance(d, int) and not isinstance(d, bool) and 0 < d <= MAX_SIDE for d in shape)
+            or shape[0] * shape[1] * shape[2] > _MAX_IMAGE):
+        raise UsageError(f"input shape {input_shape!r} is not (C, H, W) with three positive integers "
+                         f"(each up to {MAX_SIDE}, {_MAX_IMAGE} elements in all)")
     return shape  # type: ignore[return-value]
 
 
 def check_batch_size(batch_size: Any) -> int:
-    """``batch_size`` if it is a positive int, else ``UsageError`` naming it."""
-    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
-        raise UsageError(f"batch size {batch_size!r} is not a positive integer")
+    """``batch_size`` if it is a positive int within the bound, else ``UsageError`` naming it."""
+    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or not 0 < batch_size <= MAX_BATCH_SIZE:
+        raise UsageError(f"batch size {batch_size!r} is not a positive integer up to {MAX_BATCH_SIZE}")
     return batch_size

@@ -23,7 +23,7 @@ from pytest_edgeprof.device import DeviceProfile
 from pytest_edgeprof.errors import DeployUnsupported, UsageError, first_line
 from pytest_edgeprof.measure.energy import open_meter
 from pytest_edgeprof.measure.cell import measure_cell, one_untimed_call, probe_memory
-from pytest_edgeprof.measure.timing import StoppingRule
+from pytest_edgeprof.measure.timing import WARM_UP_S, StoppingRule
 from pytest_edgeprof.measure.deployed import Deployed
 from pytest_edgeprof.measurement import Cell, Measurement
 from pytest_edgeprof.outcome import OOM_KILL_ERROR, Outcome
@@ -62,6 +62,7 @@ class IsolatedJob:
     no_energy: bool = False
     probe_only: bool = False  # peak memory of one call, nothing timed (edgeprof capacity)
     target: Target | None = None  # --emulate: the target whose figures are predicted beside the measured ones
+    warm_up_s: float = WARM_UP_S  # warm-up's time bound
 
 
 def run_isolated(job: IsolatedJob) -> Measurement:
@@ -111,7 +112,8 @@ def _child_main(job: IsolatedJob, sender: Connection) -> None:
             meter = open_meter(job.profile, job.no_energy)
             try:
                 run_rounds = job.rule.run if job.rule is not None else one_untimed_call
-                measurement = measure_cell(model, job.cell, job.profile, meter, run_rounds, target=job.target)
+                measurement = measure_cell(model, job.cell, job.profile, meter, run_rounds, target=job.target,
+                                           warm_up_s=job.warm_up_s)
             finally:
                 meter.close()
         if built is not None:

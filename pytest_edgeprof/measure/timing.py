@@ -72,12 +72,21 @@ class CallRecorder:
         self._host_times.clear()
 
 
+WARM_UP_S = 10.0  # warm-up's time bound where the user gave no shorter --benchmark-max-time
+WARM_UP_MIN_S = 1.0  # and the least a --benchmark-max-time makes it
+
+
+class WarmUpWarning(UserWarning):
+    """Warm-up reached its time bound before the timings settled."""
+
+
 @dataclass(frozen=True)
 class WarmUpResult:
     calls: int
     seconds: float
     settled: bool  # False when the time limit ended warm-up before the timings settled
     median_s: float  # median of the last window of calls
+    bounded: bool = False  # the time limit ended it (not the call limit, nor settling)
 
 
 def warm_up(
@@ -86,10 +95,11 @@ def warm_up(
     *,
     window: int = 3,
     tolerance: float = 0.05,
-    max_seconds: float = 10.0,
+    max_seconds: float = WARM_UP_S,
     max_calls: int = 500,
 ) -> WarmUpResult:
-    """Call ``fn`` until its timings settle: two consecutive windows' medians within ``tolerance``.
+    """Call ``fn`` until its timings settle: two consecutive windows' medians within ``tolerance``;
+    at most ``max_seconds`` (one call at least) or ``max_calls``, then ``settled`` is False.
 
     Runs outside any timed region. Caches, the allocator, cuDNN's algorithm choice and lazy
     initialisation all make the first calls slow; how many calls that takes depends on the model and
@@ -111,7 +121,7 @@ def warm_up(
             if abs(latest - previous) <= tolerance * previous:
                 return WarmUpResult(len(times), elapsed, True, latest)
         if elapsed >= max_seconds or len(times) >= max_calls:
-            return WarmUpResult(len(times), elapsed, False, statistics.median(times[-window:]))
+            return WarmUpResult(len(times), elapsed, False, statistics.median(times[-window:]), elapsed >= max_seconds)
 
 
 @dataclass(frozen=True)

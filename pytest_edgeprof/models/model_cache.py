@@ -16,7 +16,7 @@ from torch import nn
 from pytest_edgeprof.axes import RUNTIMES
 from pytest_edgeprof.errors import DeployUnsupported
 from pytest_edgeprof.measure.deployed import Deployed, eager
-from pytest_edgeprof.measure.timing import warm_up
+from pytest_edgeprof.measure.timing import WARM_UP_S, warm_up
 from pytest_edgeprof.measurement import Accuracy, Cell, Pruning
 from pytest_edgeprof.models.deploy.deployer import Deployer
 from pytest_edgeprof.models.prune import PruneUnsupported
@@ -35,6 +35,7 @@ class ModelCache:
         self.eval_data = eval_data  # an ImageFolder: accuracy per variant, shape and deployment
         self.eval_limit = eval_limit
         self.deployer = deployer or Deployer()
+        self.warm_up_s = WARM_UP_S  # warm-up's time bound (the plugin sets the run's)
         self._current: tuple[ModelRef, nn.Module] | None = None
         self._deployed: tuple[DeployedKey, Deployed] | None = None
         self._pruning: dict[ModelRef, Pruning | None] = {}
@@ -50,7 +51,7 @@ class ModelCache:
             built = self._build_once(ref, self.device)
             sample = model_input(built.model, 1, reference_input_shape(ref.name), self.device)
             with torch.inference_mode():
-                warm_up(lambda: built.model(sample), self.device)
+                warm_up(lambda: built.model(sample), self.device, max_seconds=self.warm_up_s)
             self._current = (ref, built.model)
         return self._current[1]
 

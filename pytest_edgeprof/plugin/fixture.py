@@ -82,7 +82,7 @@ class EdgeprofTimer:
         key = self._session.cell_key(self._benchmark.fullname, cell, identity, evaluated=ref is not None)
         entry = self._session.log.replayable(key)
         if entry is not None:  # measured before under this key: its rounds, judged by this run's budgets
-            pytest_benchmark.record_rounds(self._benchmark, entry.latencies_s, entry.iterations)
+            pytest_benchmark.record_rounds(self._benchmark, entry.latencies_s, entry.iterations, self._ceiling())
             return self._judge(entry.measurement, key, entry.latencies_s, entry.iterations, replayed=entry.to_json())
         peak = self._session.peak(cell.precision)  # probed before the first cell's warm-up, never during its rounds
         cooldown = self._session.cool_down()
@@ -117,7 +117,7 @@ class EdgeprofTimer:
         else:
             deployed = model
         return measure_cell(deployed, cell, self.profile, self._session.energy_meter(), self._benchmark_rounds,
-                            target=self._session.target)
+                            target=self._session.target, warm_up_s=self._session.warm_up_s())
 
     def _benchmark_rounds(self, recorder: CallRecorder) -> Rounds | None:
         """The timed rounds, one call each, until the median is known within ``--latency-ci`` (or the
@@ -125,9 +125,14 @@ class EdgeprofTimer:
         if not self._session.benchmark.enabled:
             self._benchmark(recorder)  # one untimed call, as pytest-benchmark makes when disabled
             return None
-        rounds = self._session.stopping_rule().run(recorder)
-        pytest_benchmark.record_rounds(self._benchmark, rounds.latencies_s, 1)
+        rule = self._session.stopping_rule()
+        rounds = rule.run(recorder)
+        pytest_benchmark.record_rounds(self._benchmark, rounds.latencies_s, 1, rule.max_time_s)
         return rounds
+
+    def _ceiling(self) -> float:
+        """The rounds' ceiling this run uses (--benchmark-max-time, else DEFAULT_CEILING_S), as saved."""
+        return self._session.stopping_rule().max_time_s
 
     def _isolated(self, model: nn.Module | ModelRef, cell: Cell, identity: dict[str, str]) -> Measurement:
         settings = self._session.settings
@@ -138,7 +143,7 @@ class EdgeprofTimer:
             deployer=self._session.models.deployer, identity=identity,
             rule=self._session.stopping_rule() if self._session.benchmark.enabled else None,
             memory_limit_bytes=self._session.isolate_memory_limit(), num_threads=torch.get_num_threads(),
-            no_energy=settings.no_energy, target=self._session.target,
+            no_energy=settings.no_energy, target=self._session.target, warm_up_s=self._session.warm_up_s(),
         )
         try:
             measurement = run_isolated(job)
@@ -148,7 +153,7 @@ class EdgeprofTimer:
         if measurement.outcome is Outcome.SKIPPED:  # the child could not deploy the model: as in this process
             raise DeployUnsupported(measurement.error)
         if measurement.latency is not None:
-            pytest_benchmark.record_rounds(self._benchmark, measurement.latency.samples_s, 1)
+            pytest_benchmark.record_rounds(self._benchmark, measurement.latency.samples_s, 1, self._ceiling())
         elif job.rule is None:  # --benchmark-disable: the child made the one untimed call
             pytest_benchmark.mark_used(self._benchmark)
         return measurement

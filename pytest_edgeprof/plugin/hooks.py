@@ -12,6 +12,7 @@ edgeprof test is collected; the models and the meters on first use of a fixture.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -269,7 +270,12 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     from pytest_edgeprof.runs.compare import parse_fail_spec, regressions
 
     thresholds = parse_fail_spec(session.config.getoption("edgeprof_compare_fail"))
-    found = regressions(state.compare_baseline, state.log.as_saved_run(), thresholds)
+    try:
+        found = regressions(state.compare_baseline, state.log.as_saved_run(), thresholds)
+    except UsageError as exc:  # no cell in common: the gate gated nothing, which is no pass
+        sys.stderr.write(f"ERROR: --edgeprof-compare-fail: {exc}\n")
+        session.exitstatus = pytest.ExitCode.USAGE_ERROR
+        return
     state.log.regressions = [regression.line() for regression in found]
     if found:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED

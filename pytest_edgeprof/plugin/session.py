@@ -79,6 +79,7 @@ class EdgeprofSession:
             deployer = Deployer(Calibration(self.settings.calib_data))  # --calib-data: what int8 is calibrated on
             self._models = ModelCache(self.profile.torch_device, self.settings.eval_data, self.settings.eval_limit,
                                       deployer)
+            self._models.warm_up_s = self.warm_up_s()
         return self._models
 
     def deployment_reasons(self) -> dict[tuple[str, str], str]:
@@ -136,11 +137,17 @@ class EdgeprofSession:
 
     @property
     def target(self):  # -> measure.emulation.Target | None
-        """The target ``--emulate`` names, None without it; ``host`` probes this machine's peaks (cached)."""
+        """The target ``--emulate`` names, None without it; ``host`` probes this machine's peaks (cached) at
+        each ``--precision`` the probe measures. A precision the target has no figures for is a UsageError
+        here, at session start, not when its first cell comes up."""
         if self._target is None and self.settings.emulate is not None:
             from pytest_edgeprof.measure.emulation import resolve_target
 
-            self._target = resolve_target(self.settings.emulate, self.profile)
+            precisions = self.settings.precisions or ("fp32",)
+            target = resolve_target(self.settings.emulate, self.profile, precisions)
+            for precision in precisions:
+                target.require(precision)
+            self._target = target
         return self._target
 
     @property
@@ -200,6 +207,15 @@ class EdgeprofSession:
 
         ceiling = self.benchmark.max_time_s or DEFAULT_CEILING_S
         return StoppingRule(self.settings.latency_ci, self.benchmark.min_rounds, max_time_s=ceiling)
+
+    def warm_up_s(self) -> float:
+        """Warm-up's time bound: a --benchmark-max-time shorter than the usual 10 s bounds it too, so a
+        slow forward under a short budget is not warmed for much longer than it is timed; never under
+        1 s, so even a very short budget warms caches past their first calls."""
+        from pytest_edgeprof.measure.timing import WARM_UP_MIN_S, WARM_UP_S
+
+        given = self.benchmark.max_time_s
+        return max(WARM_UP_MIN_S, min(WARM_UP_S, given)) if given else WARM_UP_S
 
     def peak(self, precision: str):  # -> measure.peak.DevicePeak | None
         """The device's achievable peak at ``precision``, probed before the first timed cell of that precision

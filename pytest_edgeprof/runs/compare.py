@@ -116,6 +116,25 @@ def compare_runs(run_a: SavedRun, run_b: SavedRun) -> Comparison:
     )
 
 
+def require_common_cells(run_a: SavedRun, run_b: SavedRun) -> None:
+    """A comparison with no cell in common compares nothing, so a gate over it would pass unseen: one
+    UsageError line naming both runs, the configurations each holds and ``--configs``."""
+    if any(cell_id in run_b.cells for cell_id in run_a.cells):
+        return
+    held_a, held_b = _configurations(run_a), _configurations(run_b)
+    if held_a and held_b and held_a != held_b:
+        how = f"to compare {held_a[0]} with {held_b[0]}, run edgeprof compare A B --configs {held_a[0]},{held_b[0]}"
+    else:
+        how = "cells match by model, variant, batch, shape, precision and runtime (edgeprof compare's --configs A,B " \
+              "matches one PRECISION-RUNTIME of A with another of B)"
+    raise UsageError(f"{run_a.path} ({', '.join(held_a) or 'no cells'}) and {run_b.path} ({', '.join(held_b) or 'no cells'}) "
+                     f"have no cell in common, so nothing is compared; {how}")
+
+
+def _configurations(run: SavedRun) -> list[str]:
+    return sorted({f"{s.cell.precision}-{s.cell.runtime}" for s in run.cells.values()})
+
+
 # --- the gate --------------------------------------------------------------------------------------
 
 _FAIL_FORM = "METRIC:LIMIT[,METRIC:LIMIT...], e.g. latency:10%,memory:5%,energy:10%,top1:-0.5"
@@ -202,8 +221,11 @@ def regressions(run_a: SavedRun, run_b: SavedRun, thresholds: list[Threshold]) -
     """Every cell of both runs, every threshold: what got worse past its limit (A is the baseline).
 
     A cell that ran in A and went out of memory in B is a regression of its own (it has no numbers
-    left to compare). Cells in only one run are not: the grid may have changed.
+    left to compare). Cells in only one run are not: the grid may have changed. But with thresholds and
+    no cell in common, nothing would be gated: a UsageError (``require_common_cells``).
     """
+    if thresholds:
+        require_common_cells(run_a, run_b)
     found = []
     for cell in compare_runs(run_a, run_b).cells:
         if thresholds and cell.b.outcome is Outcome.OUT_OF_MEMORY and cell.a.outcome is not Outcome.OUT_OF_MEMORY:
