@@ -1,5 +1,5 @@
-"""The layers of docs/architecture.md hold: no module imports a layer above its own, and no module
-but the registry and the record writes a metric's saved key."""
+"""The layers of docs/architecture.md hold: no module imports a layer above its own, the session core
+imports no feature plugin, and no module but the registry and the record writes a metric's saved key."""
 
 from __future__ import annotations
 
@@ -61,6 +61,35 @@ def test_no_module_imports_a_layer_above_its_own(path: Path) -> None:
         permitted = own | allowed
         assert any(imported == p or imported.startswith(p + ".") for p in permitted), (
             f"{module} ({name}) imports {imported}; docs/architecture.md allows {sorted(permitted)}")
+
+
+FEATURES = "plugin.features"
+ENTRY_POINT = "plugin.hooks"  # registers the feature plugins: the one plugin module that may import them
+
+
+def _is_in(module: str, package: str) -> bool:
+    return module == package or module.startswith(package + ".")
+
+
+PLUGIN_MODULES = [path for path in MODULES if _is_in(_module_name(path), "plugin")]
+
+
+@pytest.mark.parametrize("path", PLUGIN_MODULES, ids=_module_name)
+def test_feature_plugins_depend_on_the_session_core_never_the_reverse(path: Path) -> None:
+    """The core (``plugin/`` but ``features/`` and ``hooks.py``) imports no feature and not the entry point; a
+    feature imports the core, not the entry point nor another feature; only ``features/__init__.py``, which
+    registers them, imports each feature."""
+    module, imported = _module_name(path), _imported(path)
+    if module == ENTRY_POINT:
+        return
+    if module == FEATURES:  # the registrar
+        forbidden = [name for name in imported if _is_in(name, ENTRY_POINT)]
+    elif _is_in(module, FEATURES):
+        forbidden = [name for name in imported if _is_in(name, ENTRY_POINT)
+                     or (_is_in(name, FEATURES) and not _is_in(module, name) and not _is_in(name, module))]
+    else:
+        forbidden = [name for name in imported if _is_in(name, FEATURES) or _is_in(name, ENTRY_POINT)]
+    assert forbidden == [], f"{module} imports {forbidden}; docs/architecture.md: features depend on the core, never the reverse"
 
 
 def _written_keys(path: Path) -> list[tuple[int, str]]:

@@ -140,13 +140,12 @@ def test_a_journal_that_cannot_be_written_stops_the_run_with_one_line_and_keeps_
 @pytest.mark.parametrize(
     "args, env, message",
     [
-        (["--benchmark-timer", "time.process_time"], {}, "--benchmark-timer time.process_time: edgeprof times CPU rounds as latencies, which needs a wall clock"),
         (["--prune", "0.3"], {"XDG_CACHE_HOME": "{file}"}, "the default variant cache {file}/pytest-edgeprof/variants: {file} is a file"),
         (["--resume"], {}, "the default journal .benchmarks/edgeprof-journal.jsonl: .benchmarks is a file"),
     ],
-    ids=["cpu-time timer", "XDG_CACHE_HOME a file", ".benchmarks a file"],
+    ids=["XDG_CACHE_HOME a file", ".benchmarks a file"],
 )
-def test_what_cannot_be_measured_or_kept_is_refused_before_anything_runs(pytester, monkeypatch, args, env, message):
+def test_what_cannot_be_kept_is_refused_before_anything_runs(pytester, monkeypatch, args, env, message):
     pytester.makepyfile(TWO_CELLS)
     a_file = pytester.path / ("not_a_folder" if "XDG_CACHE_HOME" in env else ".benchmarks")
     if env or "--resume" in args:
@@ -157,14 +156,6 @@ def test_what_cannot_be_measured_or_kept_is_refused_before_anything_runs(pyteste
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([f"ERROR: {message.format(file=a_file)}*"])
     assert not (pytester.path / ".benchmarks" / "edgeprof-journal.jsonl").exists()
-
-
-def test_xdist_workers_are_refused_with_one_line(pytester):
-    pytest.importorskip("xdist")
-    pytester.makepyfile(TWO_CELLS)
-    result = pytester.runpytest_subprocess(*FAST, "-n", "2")
-    assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["ERROR: -n 2: pytest-xdist runs tests in several processes*run edgeprof without -n"])
 
 
 def test_the_journal_follows_the_storage_and_the_cli_reads_an_absolute_file_uri(pytester, capsys):

@@ -122,20 +122,31 @@ def test_isolated_on_a_cpu_a_cell_runs_out_of_the_targets_memory_for_real(pytest
     assert json.loads(line)["extra_info"]["outcome"] == "out-of-memory"
 
 
-def test_the_cell_key_and_the_isolated_childs_memory_follow_the_emulated_target():
-    from pytest_edgeprof.measurement import Cell
+def _session(**settings):  # an engaged session as the plugin makes it, its emulation plugin attached where asked
+    from pytest_edgeprof.plugin.features.emulation import EmulationPlugin
     from pytest_edgeprof.plugin.options import Settings
     from pytest_edgeprof.plugin.session import EdgeprofSession
 
+    session = EdgeprofSession(Settings(device="cpu", isolate=True, **settings))
+    if session.settings.emulate is not None:
+        emulation = EmulationPlugin(session.settings.emulate, session)
+        session.features.add(emulation)
+        session.features.emulation = emulation
+    return session
+
+
+def test_the_cell_key_and_the_isolated_childs_memory_follow_the_emulated_target():
+    from pytest_edgeprof.measurement import Cell
+
     cell = Cell("net", "base", 1, (3, 8, 8))
-    plain = EdgeprofSession(Settings(device="cpu", isolate=True))
-    nano = EdgeprofSession(Settings(device="cpu", isolate=True, emulate="jetson-nano"))
+    plain = _session()
+    nano = _session(emulate="jetson-nano")
     plain_key, nano_key = (s.cell_key("t", cell, {"model": "net"}, evaluated=False) for s in (plain, nano))
     assert "emulate" not in plain_key.conditions and nano_key.conditions["emulate"] == "jetson-nano"
     assert plain_key.text != nano_key.text  # --resume never replays a cell measured without the prediction
     assert plain.isolate_memory_limit() is None
     assert nano.isolate_memory_limit() == 2_600_000_000 - 1_000_000_000  # usable memory less the CUDA context
-    chosen = EdgeprofSession(Settings(device="cpu", isolate=True, emulate="jetson-nano", isolate_memory_limit=10**9))
+    chosen = _session(emulate="jetson-nano", isolate_memory_limit=10**9)
     assert chosen.isolate_memory_limit() == 10**9
 
 

@@ -19,7 +19,7 @@ from pytest_edgeprof.measure.device_state import likely_causes
 from pytest_edgeprof.measure.flops import check_batch_size, check_input_shape
 from pytest_edgeprof.measure.isolation import IsolatedJob, run_isolated
 from pytest_edgeprof.measure.timing import CallRecorder, Rounds
-from pytest_edgeprof.measurement import Cell, CellKey, Efficiency, Measurement
+from pytest_edgeprof.measurement import Cell, CellKey, Measurement
 from pytest_edgeprof.models.identity import module_identity
 from pytest_edgeprof.models.variants import ModelRef
 from pytest_edgeprof.outcome import Outcome, allocation_text
@@ -57,6 +57,7 @@ class EdgeprofTimer:
     def __init__(self, benchmark, session: EdgeprofSession, budgets: Mapping[str, Budget]) -> None:
         self._benchmark = benchmark  # pytest-benchmark's fixture
         self._session = session
+        self._features = session.features  # the feature plugins this run registered: emulation, peak, cooldown
         self.profile = session.profile
         self.budgets = dict(budgets)
         self.measurement: Measurement | None = None
@@ -84,8 +85,7 @@ class EdgeprofTimer:
         if entry is not None:  # measured before under this key: its rounds, judged by this run's budgets
             pytest_benchmark.record_rounds(self._benchmark, entry.latencies_s, entry.iterations, self._ceiling())
             return self._judge(entry.measurement, key, entry.latencies_s, entry.iterations, replayed=entry.to_json())
-        peak = self._session.peak(cell.precision)  # probed before the first cell's warm-up, never during its rounds
-        cooldown = self._session.cool_down()
+        self._features.before_cell(cell)  # the peak probed before its warm-up, never during its rounds; the cooldown
         try:
             measurement = self._measure(model, cell, identity)
         except UsageError:
@@ -99,9 +99,7 @@ class EdgeprofTimer:
         if ref is not None:  # a grid model: what the variant is, and its accuracy at this shape and deployment
             measurement.pruning = self._session.models.pruning(ref) or measurement.pruning
             measurement.accuracy = self._session.models.accuracy(ref, cell)
-        if cooldown is not None:
-            measurement.device_state = {**(measurement.device_state or {}), "cooldown": cooldown}
-        measurement.efficiency = Efficiency.of(measurement.cost, measurement.latency, peak.flops_per_s if peak else None)
+        self._features.after_cell(measurement)  # its efficiency against the peak, the cooldown's record
         rounds = pytest_benchmark.timed_rounds(self._benchmark)
         latencies_s, iterations = rounds if rounds else ([], 1)
         return self._judge(measurement, key, latencies_s, iterations)
@@ -117,7 +115,7 @@ class EdgeprofTimer:
         else:
             deployed = model
         return measure_cell(deployed, cell, self.profile, self._session.energy_meter(), self._benchmark_rounds,
-                            target=self._session.target, warm_up_s=self._session.warm_up_s())
+                            target=self._features.target, warm_up_s=self._session.warm_up_s())
 
     def _benchmark_rounds(self, recorder: CallRecorder) -> Rounds | None:
         """The timed rounds, one call each, until the median is known within ``--latency-ci`` (or the
@@ -143,7 +141,7 @@ class EdgeprofTimer:
             deployer=self._session.models.deployer, identity=identity,
             rule=self._session.stopping_rule() if self._session.benchmark.enabled else None,
             memory_limit_bytes=self._session.isolate_memory_limit(), num_threads=torch.get_num_threads(),
-            no_energy=settings.no_energy, target=self._session.target, warm_up_s=self._session.warm_up_s(),
+            no_energy=settings.no_energy, target=self._features.target, warm_up_s=self._session.warm_up_s(),
         )
         try:
             measurement = run_isolated(job)
@@ -165,7 +163,7 @@ class EdgeprofTimer:
         if measurement.outcome is Outcome.OVER_BUDGET:  # a replayed verdict: judged again below
             measurement.outcome = Outcome.PASSED
         measurement.budgets = {metric: budget.text for metric, budget in self.budgets.items()}
-        measurement.verdicts = tuple(evaluate(self.budgets, measurement, emulated=self._session.target is not None))
+        measurement.verdicts = tuple(evaluate(self.budgets, measurement, emulated=self._features.emulation is not None))
         where = self._session.where
         broken = [v.line(measurement.cell.id, where) for v in measurement.verdicts if not v.passed]
         if measurement.outcome is Outcome.OUT_OF_MEMORY:  # nothing else was measured: the one line says it all

@@ -1,18 +1,21 @@
 """pytest hooks only: the plugin's hooks and fixtures, wiring the other modules to pytest.
 
 Options and ini keys live in ``options.py``, markers in ``markers.py``, the run's state in
-``session.py`` and ``runlog.py``, the timer fixture's object in ``fixture.py``; measuring lives in
-``measure/``, reading runs back in ``runs/``.
+``session.py`` and ``runlog.py``, the timer fixture's object in ``fixture.py``, what only some runs
+need in the feature plugins of ``features/`` (registered here); measuring lives in ``measure/``,
+reading runs back in ``runs/``.
 
 pytest loads this module in every run of the environment, tests of edgeprof or not, and ``pytest
---help`` runs ``pytest_configure``. So loading and configuring import no torch: the device and the
-grid are resolved just before collection when the user set one of their options, else when an
-edgeprof test is collected; the models and the meters on first use of a fixture.
+--help`` runs ``pytest_configure``. edgeprof is engaged (``engage()``: its session made, its feature
+plugins registered) only by an edgeprof option or ini key, or by an edgeprof test collected; a run
+of neither behaves as if the plugin were not installed. Nothing here imports torch on loading or
+configuring: the device and the grid are resolved just before collection when the user set one of
+their options, else when an edgeprof test is collected; the models and the meters on first use of a
+fixture.
 """
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -22,14 +25,23 @@ import pytest
 from pytest_edgeprof.compat import pytest_benchmark
 from pytest_edgeprof.errors import UsageError
 from pytest_edgeprof.plugin.markers import marker_budgets, marker_help
-from pytest_edgeprof.plugin.options import add_options, check_run_conditions, load_settings, read_option
+from pytest_edgeprof.plugin.options import (
+    add_options,
+    load_settings,
+    options_given,
+    read_option,
+    run_conditions_refusal,
+)
 
 if TYPE_CHECKING:
+    from pytest_edgeprof.measurement import Cell
+    from pytest_edgeprof.models.grid import Grid
     from pytest_edgeprof.plugin.session import EdgeprofSession
 
-SESSION = pytest.StashKey["EdgeprofSession"]()
-GRID_ASKED = pytest.StashKey[bool]()  # --device, --grid or --models (or their ini keys) was set
-DEVICE_SHOWN = pytest.StashKey[bool]()
+SESSION = pytest.StashKey["EdgeprofSession"]()  # only where edgeprof is engaged: read through engaged() and engage()
+
+EDGEPROF_FIXTURES = frozenset({"edgeprof", "edgeprof_model", "edgeprof_cell"})
+DEVICE_FIXTURES = EDGEPROF_FIXTURES | {"edgeprof_device"}
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -37,37 +49,54 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    from pytest_edgeprof.plugin.session import EdgeprofSession
-
+    """An edgeprof option or ini key engages edgeprof now, so a bad value is a usage error (exit 4) before
+    collection; otherwise only an edgeprof test collected does, and a run of plain tests is left alone."""
     config.addinivalue_line("markers", marker_help("budget"))
-    benchmark = pytest_benchmark.options(config)
-    check_run_conditions(config, benchmark.timer)
-    session = config.stash[SESSION] = EdgeprofSession(load_settings(config), benchmark)
-    session.compare_baseline = load_compare_baseline(config)
-    settings = session.settings
-    config.stash[GRID_ASKED] = read_option(config, "device") is not None or settings.grid != "default" or settings.models is not None
+    if options_given(config):
+        engage(config)
+
+
+def engaged(config: pytest.Config) -> EdgeprofSession | None:
+    """The run's session, None where edgeprof is not engaged (no edgeprof option, no edgeprof test)."""
+    return config.stash.get(SESSION, None)
+
+
+def engage(config: pytest.Config) -> EdgeprofSession:
+    """The run's session, made on first use with the feature plugins its options ask for."""
+    session = engaged(config)
+    if session is None:
+        from pytest_edgeprof.plugin.features import register_features
+        from pytest_edgeprof.plugin.session import EdgeprofSession
+
+        benchmark = pytest_benchmark.options(config)
+        settings = load_settings(config)
+        session = EdgeprofSession(settings, benchmark, refusal=run_conditions_refusal(config, benchmark.timer))
+        session.grid_asked = read_option(config, "device") is not None or settings.grid != "default" or settings.models is not None
+        register_features(config, session)
+        config.stash[SESSION] = session
+    return session
+
+
+def _is_edgeprof_test(item: pytest.Item, fixtures: frozenset[str] = DEVICE_FIXTURES) -> bool:
+    return not fixtures.isdisjoint(getattr(item, "fixturenames", ()))
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
     """A device the host lacks, an unknown grid or model the user asked for: a usage error (exit 4)
     before collection. A run that set none of them resolves nothing until an edgeprof test needs it."""
-    state = session.config.stash[SESSION]
-    if session.config.stash[GRID_ASKED]:
+    state = engaged(session.config)
+    if state is not None and state.grid_asked:
         _grid(state)
-    if state.settings.emulate is not None:  # the host's peaks are probed now, before anything is timed
-        try:
-            state.target  # noqa: B018 - resolves the target once
-        except UsageError as exc:
-            raise pytest.UsageError(str(exc)) from None
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    session = config.stash.get(SESSION, None)
+    session = engaged(config)
     if session is not None:
         session.close()
 
 
-def _grid(session: EdgeprofSession):  # -> grid.Grid, resolving the device
+def _grid(session: EdgeprofSession) -> Grid:
+    """The grid, resolving the device; a bad one is a usage error."""
     try:
         return session.grid()
     except UsageError as exc:
@@ -75,14 +104,18 @@ def _grid(session: EdgeprofSession):  # -> grid.Grid, resolving the device
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    for item in items:
+    ours = [item for item in items if _is_edgeprof_test(item)]
+    if not ours:
+        return
+    session = engage(config)
+    for item in ours:
         marker_budgets(item)  # a bad budget marker stops the run before anything is measured
-    cells = [cell for cell in map(_cell_of, items) if cell is not None]
+    cells = [cell for cell in map(_cell_of, ours) if cell is not None]
     if cells:
-        check_grid(config.stash[SESSION].settings.weights, cells)
+        check_grid(session.settings.weights, cells)
 
 
-def _cell_of(item: pytest.Item):  # -> measurement.Cell | None
+def _cell_of(item: pytest.Item) -> Cell | None:
     callspec = getattr(item, "callspec", None)
     return callspec.params.get("edgeprof_cell") if callspec else None
 
@@ -107,23 +140,24 @@ def check_grid(weights: str | None, cells: list) -> None:
 
 def pytest_report_header(config: pytest.Config) -> list[str] | None:
     """The device, where it is resolved by now (the user set it); else it is shown after collection."""
-    return _device_line(config) if config.stash[SESSION].device_resolved else None
+    session = engaged(config)
+    return _device_line(session) if session is not None and session.device_resolved else None
 
 
 def pytest_report_collectionfinish(config: pytest.Config, items: list[pytest.Item]) -> list[str] | None:
     """The device line, once an edgeprof test is collected, where the header could not show it
     (resolving ``auto`` imports torch, which a run of plain tests must not pay for)."""
-    if config.stash.get(DEVICE_SHOWN, False) or config.get_verbosity() < 0:
+    session = engaged(config)
+    if session is None or session.device_shown or config.get_verbosity() < 0:
         return None
-    if not any(not DEVICE_FIXTURES.isdisjoint(getattr(item, "fixturenames", ())) for item in items):
+    if not any(_is_edgeprof_test(item) for item in items):
         return None
-    return _device_line(config)
+    return _device_line(session)
 
 
-def _deployment_lines(config: pytest.Config) -> list[str]:
+def _deployment_lines(session: EdgeprofSession) -> list[str]:
     """Said once, up front: the grid's precisions and runtimes the device cannot run usefully (their cells
     are skipped), and int8 calibrated on generated images."""
-    session = config.stash[SESSION]
     lines = [f"edgeprof: {precision} {runtime} skipped on {session.profile.name}: {why}"
              for (precision, runtime), why in session.deployment_reasons().items()]
     if "int8" in session.grid().precisions and session.settings.calib_data is None:
@@ -132,53 +166,57 @@ def _deployment_lines(config: pytest.Config) -> list[str]:
     return lines
 
 
-def _device_line(config: pytest.Config) -> list[str]:
-    session = config.stash[SESSION]
+def _device_line(session: EdgeprofSession) -> list[str]:
     try:
         profile = session.profile
         lines = [f"edgeprof: device {profile.name} ({profile.description})"]
-        if config.stash[GRID_ASKED] or session.grid_built:
-            lines += _deployment_lines(config)
+        if session.grid_asked or session.grid_built:
+            lines += _deployment_lines(session)
     except UsageError as exc:
         raise pytest.UsageError(str(exc)) from None
-    config.stash[DEVICE_SHOWN] = True
-    if session.settings.emulate is not None:
-        lines[0] += f"; emulating {session.settings.emulate}: its figures are predicted (target_ keys), not measured"
+    session.device_shown = True
+    if session.features.emulation is not None:
+        lines[0] += session.features.emulation.device_note()
     return lines
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "edgeprof_cell" not in metafunc.fixturenames:
         return
-    session = metafunc.config.stash[SESSION]
+    session = engage(metafunc.config)
     cells = _grid(session).cells(session.variants())
     metafunc.parametrize("edgeprof_cell", cells, ids=[cell.id for cell in cells])
 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_setup(item: pytest.Item):
-    cell = _cell_of(item)
-    if cell is not None:
-        session = item.config.stash[SESSION]
-        reason = session.deployment_reason(cell) or session.log.capacity_skip_reason(item.nodeid.split("[")[0], cell)
-        if reason:
-            from pytest_edgeprof.measurement import Measurement
-            from pytest_edgeprof.outcome import Outcome
-
-            session.log.record_skipped(item.nodeid, Measurement(cell, session.profile.name, Outcome.SKIPPED, reason))
-            pytest.skip(reason)
+    if _is_edgeprof_test(item, EDGEPROF_FIXTURES):
+        _skip_or_refuse(item, engage(item.config))
     with _stop_on_usage_error(item):
         return (yield)
+
+
+def _skip_or_refuse(item: pytest.Item, session: EdgeprofSession) -> None:
+    """An edgeprof test this run cannot measure (its timer, xdist) errors with the one line; a cell whose
+    configuration the device cannot run, or whose batch cannot fit, is skipped with the reason saved."""
+    if session.refusal is not None:
+        pytest.fail(session.refusal, pytrace=False)
+    cell = _cell_of(item)
+    if cell is None:
+        return
+    reason = session.deployment_reason(cell) or session.log.capacity_skip_reason(item.nodeid.split("[")[0], cell)
+    if reason:
+        from pytest_edgeprof.measurement import Measurement
+        from pytest_edgeprof.outcome import Outcome
+
+        session.log.record_skipped(item.nodeid, Measurement(cell, session.profile.name, Outcome.SKIPPED, reason))
+        pytest.skip(reason)
 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item):
     with _stop_on_usage_error(item):
         return (yield)
-
-
-EDGEPROF_FIXTURES = frozenset({"edgeprof", "edgeprof_model", "edgeprof_cell"})
-DEVICE_FIXTURES = EDGEPROF_FIXTURES | {"edgeprof_device"}
 
 
 @contextmanager
@@ -190,28 +228,24 @@ def _stop_on_usage_error(item: pytest.Item) -> Iterator[None]:
     try:
         yield
     except UsageError as exc:
-        if EDGEPROF_FIXTURES.isdisjoint(getattr(item, "fixturenames", ())):
+        session = engaged(item.config)
+        if session is None or not _is_edgeprof_test(item, EDGEPROF_FIXTURES):
             raise
-        journal = item.config.stash[SESSION].settings.journal
+        journal = session.settings.journal
         pytest.exit(f"{exc} (stopped at {item.nodeid}; the cells measured before it are in {journal})",
                     returncode=pytest.ExitCode.USAGE_ERROR)
 
 
-def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
-    session = config.stash[SESSION]
-    if not session.has_log:
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, exitstatus: int, config: pytest.Config) -> None:
+    session = engaged(config)
+    if session is None or not session.has_log:
         return
-    log = session.log
-    if log.regressions:
-        terminalreporter.write_sep("=", "edgeprof: regressions past --edgeprof-compare-fail", red=True, bold=True)
-        for line in log.regressions:
-            terminalreporter.write_line(line)
-    _write_broken_budgets(terminalreporter, log.broken_budgets)
-    if log.results:
+    _write_broken_budgets(terminalreporter, session.log.broken_budgets)
+    if session.log.results:
         _write_answer(terminalreporter, session, quiet=config.get_verbosity() < 0)
 
 
-def _write_answer(terminalreporter, session: EdgeprofSession, quiet: bool) -> None:
+def _write_answer(terminalreporter: pytest.TerminalReporter, session: EdgeprofSession, quiet: bool) -> None:
     """The run's cells as one table, the recommended cell and what did not fit."""
     import shutil
 
@@ -224,7 +258,7 @@ def _write_answer(terminalreporter, session: EdgeprofSession, quiet: bool) -> No
         terminalreporter.write_line(line)
 
 
-def _write_broken_budgets(terminalreporter, broken: list[tuple[str, list[str]]]) -> None:
+def _write_broken_budgets(terminalreporter: pytest.TerminalReporter, broken: list[tuple[str, list[str]]]) -> None:
     if not broken:
         return
     terminalreporter.write_sep("=", "edgeprof: broken budgets", red=True, bold=True)
@@ -237,64 +271,27 @@ def _write_broken_budgets(terminalreporter, broken: list[tuple[str, list[str]]])
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_benchmark_update_json(config: pytest.Config, benchmarks: list, output_json: dict[str, Any]) -> None:
-    session = config.stash[SESSION]
-    untimed = session.log.untimed_cells() if session.has_log else []
+    session = engaged(config)
+    untimed = session.log.untimed_cells() if session is not None and session.has_log else []
     if untimed:
         output_json["edgeprof"] = {"untimed_cells": untimed}
 
 
-def load_compare_baseline(config: pytest.Config) -> Any:  # -> runs.saved.SavedRun | None
-    """``--edgeprof-compare-fail``'s baseline: the run ``--benchmark-compare`` names, read before this run is saved."""
-    spec = config.getoption("edgeprof_compare_fail")
-    if not spec:
-        return None
-    from pytest_edgeprof.runs.compare import parse_fail_spec
-    from pytest_edgeprof.runs.saved import load_run
-
-    options = pytest_benchmark.options(config)
-    if not options.compare:
-        raise pytest.UsageError("--edgeprof-compare-fail needs --benchmark-compare[=RUN], the run to compare with")
-    try:
-        parse_fail_spec(spec)
-        return load_run(options.compare if isinstance(options.compare, str) else "latest", options.storage_uri)
-    except UsageError as exc:
-        raise pytest.UsageError(f"--edgeprof-compare-fail: {exc}") from None
-
-
-@pytest.hookimpl(trylast=True)
-def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """``--edgeprof-compare-fail``: fail the run when a cell regressed against the baseline."""
-    state = session.config.stash[SESSION]
-    if state.compare_baseline is None:
-        return
-    from pytest_edgeprof.runs.compare import parse_fail_spec, regressions
-
-    thresholds = parse_fail_spec(session.config.getoption("edgeprof_compare_fail"))
-    try:
-        found = regressions(state.compare_baseline, state.log.as_saved_run(), thresholds)
-    except UsageError as exc:  # no cell in common: the gate gated nothing, which is no pass
-        sys.stderr.write(f"ERROR: --edgeprof-compare-fail: {exc}\n")
-        session.exitstatus = pytest.ExitCode.USAGE_ERROR
-        return
-    state.log.regressions = [regression.line() for regression in found]
-    if found:
-        session.exitstatus = pytest.ExitCode.TESTS_FAILED
-
-
 @pytest.hookimpl(optionalhook=True)
 def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict[str, Any]) -> None:
+    session = engaged(config)
+    if session is None:
+        return
     from pytest_edgeprof.device import machine_info as device_machine_info
 
-    session = config.stash[SESSION]
-    machine_info["edgeprof"] = {**device_machine_info(session.profile), **session.peak_info()}
+    machine_info["edgeprof"] = device_machine_info(session.profile)  # the peak probe adds what it probed
 
 
 @pytest.fixture(scope="session")
 def edgeprof_device(pytestconfig: pytest.Config):
     """The resolved device profile (``--device``): name, torch device, memory capacity, power envelope."""
-    session = pytestconfig.stash[SESSION]
     try:
-        return session.profile
+        return engage(pytestconfig).profile
     except UsageError as exc:
         raise pytest.UsageError(str(exc)) from None
 
@@ -306,7 +303,7 @@ def edgeprof_model(request: pytest.FixtureRequest, edgeprof_cell):
     ``--resume`` replays, it is a ``ModelRef`` (name, weights, variant) that is built where it runs."""
     from pytest_edgeprof.models.prune import PruneUnsupported
 
-    session = request.config.stash[SESSION]
+    session = engage(request.config)
     ref = session.model_ref(edgeprof_cell)
     if session.log.replayable(session.cell_key(request.node.nodeid, edgeprof_cell, ref.identity(), evaluated=True)):
         return ref
@@ -328,6 +325,6 @@ def edgeprof(request: pytest.FixtureRequest, benchmark, edgeprof_device):
     from pytest_edgeprof.budgets import merge_budgets
     from pytest_edgeprof.plugin.fixture import EdgeprofTimer
 
-    session = request.config.stash[SESSION]
+    session = engage(request.config)
     budgets = merge_budgets(session.device_budgets(), *session.settings.budget_layers, marker_budgets(request.node))
     return EdgeprofTimer(benchmark, session, budgets)

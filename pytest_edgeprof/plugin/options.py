@@ -292,15 +292,24 @@ def _default_path(check: Callable[[], Path], option: str) -> Path:
 WALL_CLOCKS = ("time.perf_counter",)  # CPU rounds are latencies only on a wall clock
 
 
-def check_run_conditions(config: pytest.Config, timer: str) -> None:
-    """What edgeprof cannot measure under: a timer that is not a wall clock, several xdist workers."""
+def run_conditions_refusal(config: pytest.Config, timer: str) -> str | None:
+    """What edgeprof cannot measure under, in one line: a timer that is not a wall clock, several xdist
+    workers (seen in each worker, whose own options say nothing of -n); None where it can measure."""
     if timer not in WALL_CLOCKS:
-        raise pytest.UsageError(f"--benchmark-timer {timer}: edgeprof times CPU rounds as latencies, which needs a "
-                                f"wall clock; accepted: {', '.join(WALL_CLOCKS)} (the default)")
-    workers = config.getoption("numprocesses", None)
+        return (f"--benchmark-timer {timer}: edgeprof times CPU rounds as latencies, which needs a "
+                f"wall clock; accepted: {', '.join(WALL_CLOCKS)} (the default)")
+    worker_input = getattr(config, "workerinput", None)
+    workers = worker_input.get("workercount") if worker_input else config.getoption("numprocesses", None)
     if workers or config.getoption("dist", "no") != "no":
-        raise pytest.UsageError(f"-n {workers}: pytest-xdist runs tests in several processes, where pytest-benchmark "
-                                "turns itself off and cells would share the device; run edgeprof without -n")
+        return (f"-n {workers}: pytest-xdist runs tests in several processes, where pytest-benchmark "
+                "turns itself off and cells would share the device; run edgeprof without -n")
+    return None
+
+
+def options_given(config: pytest.Config) -> bool:
+    """Whether the run asks for edgeprof by an option or an ini key: it is then engaged before collection."""
+    return bool(config.getoption("edgeprof_compare_fail")) or any(
+        read_option(config, name) is not None for name in OPTIONS)
 
 
 def _parse(option: Option, text: str) -> Any:

@@ -1,24 +1,33 @@
-"""One pytest run's state: its settings, the resolved device, its models, its energy source and its log.
+"""One pytest run's state, as every edgeprof run needs it: its settings, the resolved device, its models,
+its energy source and its log.
 
-The device, the grid, the models, the energy meter and the log are made on first use: the plugin
-makes a session in every pytest run, and a run without edgeprof tests must not pay for importing
-torch, nor much for importing the rest.
+The device, the grid, the models, the energy meter and the log are made on first use, and the session
+itself only where edgeprof is engaged (an edgeprof option is set or an edgeprof test is collected), so a
+run of plain tests pays for none of it. What only some runs need (``--emulate``, ``--cooldown``, the peak
+probe, ``--edgeprof-compare-fail``) lives in the feature plugins of ``features/``, reached through
+``features`` (``extension.py``); this module imports none of them.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from pytest_edgeprof.axes import PRECISIONS, RUNTIMES
 from pytest_edgeprof.compat.pytest_benchmark import BenchmarkOptions
 from pytest_edgeprof.errors import UsageError
+from pytest_edgeprof.plugin.extension import Features
 from pytest_edgeprof.plugin.options import OPTIONS, Settings
 
 if TYPE_CHECKING:
     from pytest_edgeprof.budgets import Budget
     from pytest_edgeprof.device import DeviceProfile
+    from pytest_edgeprof.measure.energy.base import EnergyMeter
+    from pytest_edgeprof.measure.timing import StoppingRule
     from pytest_edgeprof.measurement import Cell, CellKey
+    from pytest_edgeprof.models.grid import Grid
+    from pytest_edgeprof.models.model_cache import ModelCache
+    from pytest_edgeprof.models.variants import ModelRef
     from pytest_edgeprof.plugin.runlog import RunLog
 
 
@@ -31,17 +40,16 @@ DEFAULT_CEILING_S = 5.0
 class EdgeprofSession:
     settings: Settings
     benchmark: BenchmarkOptions = field(default_factory=BenchmarkOptions)
-    compare_baseline: Any = None  # the saved run --edgeprof-compare-fail compares with (runs.saved.SavedRun)
+    features: Features = field(default_factory=Features)  # the feature plugins registered for this run
+    refusal: str | None = None  # why no cell can be measured in this run (timer, xdist): each edgeprof test errors with it
+    grid_asked: bool = False  # --device, --grid or --models (or their ini keys) was set: resolved before collection
+    device_shown: bool = False  # the device line was printed (in the header or after collection)
     _profile: DeviceProfile | None = None
-    _grid: Any = None  # models.grid.Grid, built on first use (it resolves the device and checks --models)
-    _models: Any = None  # models.model_cache.ModelCache, made on first use (it imports torch)
-    _energy_meter: Any = None  # measure.energy.EnergyMeter, opened on first use
+    _grid: Grid | None = None  # built on first use (it resolves the device and checks --models)
+    _models: ModelCache | None = None  # made on first use (it imports torch)
+    _energy_meter: EnergyMeter | None = None  # opened on first use
     _unsupported: dict[tuple[str, str], str] | None = None  # (precision, runtime) -> why the device cannot
-    _target: Any = None  # measure.emulation.Target under --emulate, resolved (host: probed) on first use
     _log: RunLog | None = None
-    _peaks: dict[str, Any] = field(default_factory=dict)  # precision -> measure.peak.DevicePeak, probed on first use
-    _cells_measured: int = 0
-    _no_temperature_warned: bool = False
 
     @property
     def log(self) -> RunLog:
@@ -69,7 +77,7 @@ class EdgeprofSession:
         return self._profile is not None
 
     @property
-    def models(self):  # -> models.model_cache.ModelCache
+    def models(self) -> ModelCache:
         if self._models is None:
             from pytest_edgeprof.models.model_cache import ModelCache
 
@@ -99,12 +107,12 @@ class EdgeprofSession:
     def grid_built(self) -> bool:
         return self._grid is not None
 
-    def grid(self):  # -> models.grid.Grid
+    def grid(self) -> Grid:
         if self._grid is None:
             self._grid = self._build_grid()
         return self._grid
 
-    def _build_grid(self):  # -> models.grid.Grid
+    def _build_grid(self) -> Grid:
         from pytest_edgeprof.models.grid import default_grid
 
         models = self._resolved_models()  # before the device, as when --models was checked with the options
@@ -136,45 +144,29 @@ class EdgeprofSession:
         return ("base", *(variant_name(target) for target in self.settings.prune_targets))
 
     @property
-    def target(self):  # -> measure.emulation.Target | None
-        """The target ``--emulate`` names, None without it; ``host`` probes this machine's peaks (cached) at
-        each ``--precision`` the probe measures. A precision the target has no figures for is a UsageError
-        here, at session start, not when its first cell comes up."""
-        if self._target is None and self.settings.emulate is not None:
-            from pytest_edgeprof.measure.emulation import resolve_target
-
-            precisions = self.settings.precisions or ("fp32",)
-            target = resolve_target(self.settings.emulate, self.profile, precisions)
-            for precision in precisions:
-                target.require(precision)
-            self._target = target
-        return self._target
-
-    @property
     def where(self) -> str:
         """Where a cell's figures are for, in failure lines: ``cpu``, or ``jetson-nano (emulated on cpu)``."""
-        if self.settings.emulate is None:
-            return self.profile.name
-        return f"{self.settings.emulate} (emulated on {self.profile.name})"
+        emulation = self.features.emulation
+        return emulation.where(self.profile) if emulation is not None else self.profile.name
 
     def device_budgets(self) -> dict[str, Budget]:
-        """The device's own limit: its memory capacity is the default memory budget; under ``--emulate``,
-        the memory a program can use on the target."""
+        """The device's own limit: its memory capacity is the default memory budget (under ``--emulate``,
+        the memory a program can use on the target)."""
         from pytest_edgeprof.budgets import Budget
         from pytest_edgeprof.metrics import format_bytes
 
-        capacity = self.target.usable_memory_bytes if self.target is not None else self.profile.memory_bytes
+        emulation = self.features.emulation
+        capacity = emulation.memory_capacity_bytes() if emulation is not None else self.profile.memory_bytes
         return {"memory": Budget("memory", float(capacity), format_bytes(capacity, like="GiB").replace(" ", ""))}
 
     def isolate_memory_limit(self) -> int | None:
-        """What an isolated child may map: ``--isolate-memory-limit``, else under ``--emulate`` on a CPU the
-        target's usable memory less its runtime overhead (the host holds no CUDA context), so a cell that would
-        run out of memory on the target runs out here."""
-        if self.settings.isolate_memory_limit is not None or self.target is None or self.profile.torch_device != "cpu":
+        """What an isolated child may map: ``--isolate-memory-limit``, else what ``--emulate`` sets, else no limit."""
+        emulation = self.features.emulation
+        if self.settings.isolate_memory_limit is not None or emulation is None:
             return self.settings.isolate_memory_limit
-        return self.target.usable_memory_bytes - self.target.runtime_overhead_bytes
+        return emulation.isolate_memory_limit(self.profile)
 
-    def model_ref(self, cell: Cell):  # -> models.variants.ModelRef
+    def model_ref(self, cell: Cell) -> ModelRef:
         from pytest_edgeprof.models.variants import ModelRef
 
         settings = self.settings
@@ -188,9 +180,8 @@ class EdgeprofSession:
         from pytest_edgeprof.measurement import CellKey
 
         conditions = {"threads": str(torch.get_num_threads()), "timer": self.benchmark.timer,
-                      "timed": str(self.benchmark.enabled), **self._deployment_conditions(cell)}
-        if self.settings.emulate is not None:  # only then, so the keys of runs without it stay as they were
-            conditions["emulate"] = self.settings.emulate
+                      "timed": str(self.benchmark.enabled), **self._deployment_conditions(cell),
+                      **self.features.key_conditions()}
         evaluation = self.models.evaluation_identity() if evaluated else ""
         return CellKey(test, cell, self.profile.name, model_identity, evaluation, conditions)
 
@@ -201,7 +192,7 @@ class EdgeprofSession:
             conditions["calibration"] = self.models.deployer.calibration.identity()
         return conditions
 
-    def stopping_rule(self):  # -> measure.timing.StoppingRule
+    def stopping_rule(self) -> StoppingRule:
         """When a cell's timed rounds end: --latency-ci, --benchmark-min-rounds, --benchmark-max-time."""
         from pytest_edgeprof.measure.timing import StoppingRule
 
@@ -217,44 +208,7 @@ class EdgeprofSession:
         given = self.benchmark.max_time_s
         return max(WARM_UP_MIN_S, min(WARM_UP_S, given)) if given else WARM_UP_S
 
-    def peak(self, precision: str):  # -> measure.peak.DevicePeak | None
-        """The device's achievable peak at ``precision``, probed before the first timed cell of that precision
-        (then read from the per-machine cache); None under --benchmark-disable, where no cell has a latency to set
-        against it, and for int8, which the GEMM probe does not measure."""
-        from pytest_edgeprof.measure.peak import probe_peak
-
-        key = PRECISIONS[precision].peak_key
-        if not self.benchmark.enabled or key is None:
-            return None
-        if precision not in self._peaks:
-            self._peaks[precision] = probe_peak(self.profile.torch_device, key)
-        return self._peaks[precision]
-
-    def peak_info(self) -> dict[str, Any]:
-        """The peaks this run probed, for the saved run's machine info: {"peak": {precision: {...}}}; {} if none."""
-        from dataclasses import asdict
-
-        return {"peak": {precision: asdict(peak) for precision, peak in self._peaks.items()}} if self._peaks else {}
-
-    def cool_down(self) -> dict[str, Any] | None:
-        """``--cooldown`` before a cell is measured (not before the first): what the wait was, for its device_state;
-        None where there was none. A temperature wait where none is readable is skipped, with one warning a run."""
-        self._cells_measured += 1
-        if self.settings.cooldown is None or self._cells_measured == 1:
-            return None
-        from pytest_edgeprof.measure.cooldown import CooldownWarning, cool_down
-
-        record = cool_down(self.settings.cooldown)
-        if "hottest_c" in record and record["hottest_c"] is None and not self._no_temperature_warned:
-            import warnings
-
-            self._no_temperature_warned = True
-            warnings.warn(CooldownWarning(
-                f"--cooldown until={record['until_c']:g}C: no thermal zone is readable here (/sys/class/thermal), "
-                "so cells do not wait; give seconds instead, e.g. --cooldown 30"))
-        return record
-
-    def energy_meter(self):  # -> measure.energy.EnergyMeter
+    def energy_meter(self) -> EnergyMeter:
         """The best energy source for the device, opened once per session."""
         if self._energy_meter is None:
             from pytest_edgeprof.measure.energy import open_meter

@@ -1,0 +1,46 @@
+"""Feature plugins: what only some runs need, each a class with its own state, registered with pytest
+(``config.pluginmanager.register``) only when its option is set, as pytest registers its cache
+provider's ``LFPlugin`` only for ``--lf``.
+
+A feature depends on the session core (``session.py``, ``extension.py``), never the reverse: the core
+reaches a registered feature through ``EdgeprofSession.features`` alone. Only the entry point
+(``hooks.py``) imports this package, to register them.
+
+- ``emulation.py``  ``--emulate``: each cell's figures predicted on a target device
+- ``cooldown.py``   ``--cooldown``: a pause or a temperature wait before each cell but the first
+- ``peak.py``       the device's peak per precision and each cell's efficiency (whenever cells are timed)
+- ``compare.py``    ``--edgeprof-compare-fail``: the in-run regression gate
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from pytest_edgeprof.plugin.session import EdgeprofSession
+
+
+def register_features(config: pytest.Config, session: EdgeprofSession) -> None:
+    """Register each feature this run asked for with pytest, and the cell features with the session,
+    in the order they act before a cell: the peak probe, then the cooldown."""
+    settings, manager = session.settings, config.pluginmanager
+    if session.benchmark.enabled:
+        from pytest_edgeprof.plugin.features.peak import PeakPlugin
+
+        manager.register(peak := PeakPlugin(session), "edgeprof-peak")
+        session.features.add(peak)
+    if settings.cooldown is not None:
+        from pytest_edgeprof.plugin.features.cooldown import CooldownPlugin
+
+        manager.register(cooldown := CooldownPlugin(settings.cooldown), "edgeprof-cooldown")
+        session.features.add(cooldown)
+    if settings.emulate is not None:
+        from pytest_edgeprof.plugin.features.emulation import EmulationPlugin
+
+        manager.register(emulation := EmulationPlugin(settings.emulate, session), "edgeprof-emulation")
+        session.features.add(emulation)
+        session.features.emulation = emulation
+    spec = config.getoption("edgeprof_compare_fail")
+    if spec:
+        from pytest_edgeprof.plugin.features.compare import CompareGatePlugin
+
+        manager.register(CompareGatePlugin.from_config(config, spec, session), "edgeprof-compare-gate")
