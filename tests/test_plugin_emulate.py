@@ -153,13 +153,10 @@ def test_the_cell_key_and_the_isolated_childs_memory_follow_the_emulated_target(
 def test_host_is_emulated_at_each_precision_the_peak_probe_measures(tmp_path, monkeypatch):
     from pytest_edgeprof.measure.emulation import predict_cell
     from pytest_edgeprof.measurement import Cell
-    from pytest_edgeprof.plugin.options import Settings
-    from pytest_edgeprof.plugin.session import EdgeprofSession
     from torch import nn
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))  # a real probe, in a cache of its own
-    session = EdgeprofSession(Settings(device="cpu", emulate="host", precisions=("fp32", "fp16")))
-    target = session.target
+    target = _session(emulate="host", precisions=("fp32", "fp16")).features.emulation.target
     assert set(target.peak_flops) == {"fp32", "fp16"} and all(v > 0 for v in target.peak_flops.values())
     cell = Cell("net", "base", 1, (3, 8, 8), precision="fp16")
     prediction = predict_cell(nn.Conv2d(3, 4, 3), cell, None, target, "fp16")

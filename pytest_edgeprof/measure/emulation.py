@@ -79,10 +79,11 @@ def resolve_target(name: str, host: DeviceProfile, precisions: tuple[str, ...] =
 def host_target(host: DeviceProfile, precisions: tuple[str, ...] = ("fp32",), cache_dir: Path | None = None) -> Target:
     """This machine as a target: peak FLOP/s and bandwidth from the probe (fp32 always, and each of
     ``precisions`` the GEMM probe measures: not int8), its memory, its fitted efficiencies."""
-    from pytest_edgeprof.measure.peak import PRECISIONS, probe_peak
+    from pytest_edgeprof.axes import PRECISIONS
+    from pytest_edgeprof.measure.peak import probe_peak
 
-    probed = dict.fromkeys(("fp32", *(p for p in precisions if p in PRECISIONS)))
-    peaks = {precision: probe_peak(host.torch_device, precision, cache_dir) for precision in probed}
+    probed = dict.fromkeys(("fp32", *(p for p in precisions if p in PRECISIONS and PRECISIONS[p].peak_key)))
+    peaks = {precision: probe_peak(host.torch_device, PRECISIONS[precision].peak_key, cache_dir) for precision in probed}
     efficiency = HOST_CPU_EFFICIENCY if host.torch_device == "cpu" else RooflineEfficiency(
         {kind: 1.0 for kind in KINDS}, 0.0, "bound")
     first = next(iter(peaks.values()))

@@ -12,6 +12,7 @@ from typing import Callable
 
 import torch
 
+from pytest_edgeprof.errors import EdgeprofWarning
 from pytest_edgeprof.measurement import median_interval
 
 
@@ -76,7 +77,7 @@ WARM_UP_S = 10.0  # warm-up's time bound where the user gave no shorter --benchm
 WARM_UP_MIN_S = 1.0  # and the least a --benchmark-max-time makes it
 
 
-class WarmUpWarning(UserWarning):
+class WarmUpWarning(EdgeprofWarning):
     """Warm-up reached its time bound before the timings settled."""
 
 
