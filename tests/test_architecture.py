@@ -32,7 +32,7 @@ def _layer_of(module: str) -> tuple[str, set[str], set[str]] | None:
     for name, prefixes, allowed in LAYERS:
         if any(module == p or module.startswith(p + ".") for p in prefixes):
             return name, prefixes, allowed
-    return None  # plugin/ and cli.py: the front ends may import anything
+    return None  # plugin/ and cli/: the front ends may import anything
 
 
 def _imported(path: Path) -> set[str]:
