@@ -28,7 +28,7 @@ from pytest_edgeprof.measurement_parts import (LATENCY_SCOPES, Accuracy, Cost, D
 from pytest_edgeprof.metrics import METRICS, Metric, budget_metric, number
 from pytest_edgeprof.metrics import metric as find_metric
 from pytest_edgeprof.outcome import Outcome
-from pytest_edgeprof.saved_keys import keys_of, read_part, saved_fields, write_part
+from pytest_edgeprof.saved_keys import keys_of, read_part, saved_fields, value_of, write_part
 
 __all__ = [  # the parts and the statistics are imported from here too
     "Accuracy", "Cell", "CellKey", "Cost", "Deployment", "Efficiency", "Energy", "EXACT_RANKS_UP_TO", "LATENCY_SCOPES",
@@ -163,15 +163,8 @@ class Measurement:
         """A metric's value in its base unit (``value("memory")`` or ``value(MEMORY)``, bytes), read from the
         part that saves it; None where the cell has no such measurement."""
         key = (metric if isinstance(metric, Metric) else find_metric(metric)).key
-        name, part_type = _part_saving(key)
-        part = getattr(self, name)
-        if part is None:
-            return None
-        found = [f.name for f in saved_fields(part_type) if f.metadata["key"] == key]
-        if found:
-            return number(getattr(part, found[0]))
-        derived = next(d for d in part_type.DERIVED if d.key == key)
-        return number(derived.compute(part, self.cell.batch_size))
+        part = getattr(self, _part_saving(key))
+        return None if part is None else number(value_of(part, key, self.cell.batch_size))
 
     def to_extra_info(self) -> dict[str, Any]:
         """The saved keys for pytest-benchmark's ``extra_info`` (README "What is saved")."""
@@ -217,20 +210,20 @@ def _as_saved(value: Any) -> Any:
 def _parts() -> dict[str, type]:
     """The record's parts by field name, in its order: the fields whose type has saved fields."""
     hints = typing.get_type_hints(Measurement)
-    found = {}
+    found: dict[str, type] = {}
     for f in fields(Measurement):
-        part_type = next((t for t in typing.get_args(hints[f.name]) if is_dataclass(t) and saved_fields(t)), None)
-        if part_type is not None:
-            found[f.name] = part_type
+        for candidate in typing.get_args(hints[f.name]):  # Latency | None -> Latency, None
+            if isinstance(candidate, type) and is_dataclass(candidate) and saved_fields(candidate):
+                found[f.name] = candidate
     return found
 
 
 @cache
-def _part_saving(key: str) -> tuple[str, type]:
-    """The record's field holding the part that saves ``key``, and the part's type."""
+def _part_saving(key: str) -> str:
+    """The record's field holding the part that saves ``key``."""
     for name, part_type in _parts().items():
         if key in keys_of(part_type):
-            return name, part_type
+            return name
     raise KeyError(key)  # every metric's key is some part's (tests/test_measurement_parts.py)
 
 

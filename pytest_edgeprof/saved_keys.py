@@ -11,8 +11,8 @@ computed from a part (throughput from the median latency and the batch size) is 
 listed in the part's ``DERIVED``: written after the field it follows, never read back.
 
 Reading is lenient, since runs of every version are read: a value of another type than the field's
-reads as missing, and a missing value reads as None where the field may be None, else as the type's
-empty value (0, 0.0, "", False, (), {}). A part is read where a field that ``marks`` it is there: its
+reads as missing (but a flag that cannot be None reads as its truth), and a missing value reads as None
+where the field may be None, else as the type's empty value (0, 0.0, "", False, (), {}). A part is read where a field that ``marks`` it is there: its
 key is in ``extra_info`` ("key"), or its value reads as a non-empty one ("value"). A part whose
 fields' defaults depend on each other settles them in a ``settle_saved(values)`` classmethod.
 """
@@ -24,7 +24,6 @@ import types
 import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from functools import cache
 from typing import Any, Literal
 
 from pytest_edgeprof.metrics import number
@@ -67,8 +66,8 @@ def write_part(part: Any, batch_size: int) -> dict[str, Any]:
         if not _left_out(value, f.metadata["omit"]):
             info[f.metadata["key"]] = _as_saved(value)
         for derived in getattr(part, "DERIVED", ()):
-            if derived.after == f.name and not _left_out(value := derived.compute(part, batch_size), derived.omit):
-                info[derived.key] = value
+            if derived.after == f.name and not _left_out(computed := derived.compute(part, batch_size), derived.omit):
+                info[derived.key] = computed
     return info
 
 
@@ -86,20 +85,39 @@ def read_part(cls: type, info: Mapping[str, Any]) -> Any:
     return cls(**values)
 
 
+def value_of(part: Any, key: str, batch_size: int) -> Any:
+    """The value ``part`` saves under ``key``, without writing the rest; KeyError where it saves no such key."""
+    for f in saved_fields(type(part)):
+        if f.metadata["key"] == key:
+            return getattr(part, f.name)
+    for derived in getattr(part, "DERIVED", ()):
+        if derived.key == key:
+            return derived.compute(part, batch_size)
+    raise KeyError(key)
+
+
 def keys_of(cls: type) -> tuple[str, ...]:
     """Every key a part of type ``cls`` writes: its fields' and its derived keys."""
     return (*(f.metadata["key"] for f in saved_fields(cls)), *(d.key for d in getattr(cls, "DERIVED", ())))
 
 
-@cache
+_SAVED_FIELDS: dict[type, tuple[dataclasses.Field, ...]] = {}
+
+
 def saved_fields(cls: type) -> tuple[dataclasses.Field, ...]:
     """The fields of ``cls`` that are saved (those whose metadata names a key), in their order."""
-    return tuple(f for f in dataclasses.fields(cls) if "key" in f.metadata)
+    if cls not in _SAVED_FIELDS:
+        _SAVED_FIELDS[cls] = tuple(f for f in dataclasses.fields(cls) if "key" in f.metadata)
+    return _SAVED_FIELDS[cls]
 
 
-@cache
+_HINTS: dict[type, dict[str, Any]] = {}
+
+
 def _hints(cls: type) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
+    if cls not in _HINTS:
+        _HINTS[cls] = typing.get_type_hints(cls)
+    return _HINTS[cls]
 
 
 def _marks(f: dataclasses.Field, info: Mapping[str, Any], value: Any) -> bool:
@@ -130,8 +148,8 @@ def _empty(hint: Any) -> Any:
 def _reader(hint: Any) -> Callable[[Any], Any]:
     base = _parts(hint)[0]
     origin = typing.get_origin(base) or base
-    if origin is bool:
-        return lambda v: v if isinstance(v, bool) else None
+    if origin is bool:  # a flag that may be None is True, False or not known; one that may not is read as ever
+        return (lambda v: v if isinstance(v, bool) else None) if _optional(hint) else bool
     if origin is int:
         return _int
     if origin is float:
@@ -148,9 +166,15 @@ def _int(value: Any) -> int | None:
     return int(found) if found is not None else None
 
 
+def _dimension(value: Any) -> int | None:
+    found = _int(value)
+    return found if found is not None and found > 0 else None
+
+
 def _tuple_reader(args: tuple[Any, ...]) -> Callable[[Any], Any]:
-    """``tuple[int, ...]`` (a shape): a list of whole numbers; ``tuple[float, float]`` (an interval): two numbers."""
-    item, length = (_int, None) if args[-1] is Ellipsis else (number, len(args))
+    """``tuple[int, ...]`` (a shape): a list of positive whole numbers; ``tuple[float, float]`` (an interval):
+    two numbers."""
+    item, length = (_dimension, None) if args[-1] is Ellipsis else (number, len(args))
 
     def read(saved: Any) -> tuple[Any, ...] | None:
         if not isinstance(saved, list) or (length is not None and len(saved) != length):
