@@ -85,3 +85,11 @@ def test_only_the_registry_and_the_record_write_a_metrics_saved_key() -> None:
                  for line, key in _written_keys(path)
                  if key in keys and (str(path.relative_to(PACKAGE)), key) not in not_saved]
     assert offenders == []
+
+
+MOST_LINES = 450  # a module longer than this holds more than one concern: split it
+
+
+def test_no_module_is_longer_than_most_lines() -> None:
+    lengths = {str(path.relative_to(PACKAGE)): len(path.read_text().splitlines()) for path in MODULES}
+    assert {name: lines for name, lines in lengths.items() if lines > MOST_LINES} == {}
