@@ -34,7 +34,7 @@ def _configure_prune(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-cache", action="store_true", help="neither read nor write the cache")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     add_verbose(parser, "building the model and pruning it, or loading it from the cache",
-                 "the name, --weights and --data checked")
+                "the name, --weights and --data checked")
 
 
 def _variant_out(text: str) -> Path:

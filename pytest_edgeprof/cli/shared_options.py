@@ -1,5 +1,6 @@
-"""The option declarations the subcommands share: an option the pytest plugin has too, typed arguments
-whose errors read as one line, -v, --storage, --variant and --weights, and counts."""
+"""The option declarations the subcommands share, each declared once: an option the pytest plugin has
+too (its name, metavar and help from ``pytest_edgeprof.shared_options``), typed arguments whose errors
+read as one line, -v, a saved run and --storage, --variant and --weights, and counts."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from pytest_edgeprof.shared_options import STORAGE, VARIANT, WEIGHTS, SharedOpti
 
 
 def add_shared(parser: argparse.ArgumentParser, option: SharedOption, *, default: Any, shown: str | None = None,
-                **kwargs: Any) -> None:
+               **kwargs: Any) -> None:
     """An option the pytest plugin has too, with the same name, metavar and help (``shown``: the default in words)."""
     help_text = option.help(shown or str(default)).replace("%", "%%")  # argparse formats help with %
     parser.add_argument(option.flag, metavar=option.metavar, default=default, help=help_text, **kwargs)
@@ -32,13 +33,13 @@ def typed(parse: Callable[[str], Any]) -> Callable[[str], Any]:
 
 
 def add_verbose(parser: argparse.ArgumentParser, work: str, build: str = "the input checked, the model built or loaded",
-                 in_json: bool = True) -> None:
+                in_json: bool = True) -> None:
     also = "; --json holds it too, as timings_s" if in_json else ""
     parser.add_argument("-v", "--verbose", action="store_true",
                         help=f"say on stderr where the wall time went: import, build ({build}), work ({work}){also}")
 
 
-# --- answers from saved runs: compare, limits, report, layers ------------------------------------
+# --- the commands that read a saved run: compare, limits, emulate-check, report ---------------------
 
 RUN_HELP = "a saved run: a JSON file, a run number (0001), a name or fragment of one, or latest"
 
