@@ -12,7 +12,8 @@ import pytest_edgeprof
 from pytest_edgeprof.metrics import METRICS
 
 PACKAGE = Path(pytest_edgeprof.__file__).parent
-VOCABULARY = {"errors", "axes", "metrics", "outcome", "budgets", "measurement", "paths", "device", "shared_options", "compat"}
+VOCABULARY = {"errors", "axes", "metrics", "outcome", "budgets", "measurement", "measurement_parts", "saved_keys",
+              "latency_stats", "paths", "device", "shared_options", "compat"}
 CATALOGUE = {"models.zoo", "models.identity"}
 LAYERS = [  # (layer, its modules' prefixes, what it may import besides itself)
     ("vocabulary", VOCABULARY, set()),
@@ -32,7 +33,7 @@ def _layer_of(module: str) -> tuple[str, set[str], set[str]] | None:
     for name, prefixes, allowed in LAYERS:
         if any(module == p or module.startswith(p + ".") for p in prefixes):
             return name, prefixes, allowed
-    return None  # plugin/ and cli.py: the front ends may import anything
+    return None  # plugin/ and cli/: the front ends may import anything
 
 
 def _imported(path: Path) -> set[str]:
@@ -107,7 +108,7 @@ def _written_keys(path: Path) -> list[tuple[int, str]]:
 def test_only_the_registry_and_the_record_write_a_metrics_saved_key() -> None:
     """A metric's key written anywhere else would be a second place that decides what is saved."""
     keys = {m.key for m in METRICS.values()}
-    allowed = {"metrics.py", "measurement.py"}
+    allowed = {"metrics.py", "measurement.py", "measurement_parts.py"}
     not_saved = {("runs/layers.py", "flops")}  # a --sort choice of edgeprof layers, not a saved key
     offenders = [f"{path.relative_to(PACKAGE)}:{line} writes {key!r}" for path in MODULES if path.name not in allowed
                  for line, key in _written_keys(path)
@@ -136,3 +137,11 @@ def test_every_warning_edgeprof_gives_is_an_edgeprof_warning() -> None:
 
     offenders += [f"class {name}({', '.join(of)})" for name, of in bases.items() if not rooted(name)]
     assert bases["EdgeprofWarning"] == ["UserWarning"] and offenders == []
+
+
+MOST_LINES = 450  # a module longer than this holds more than one concern: split it
+
+
+def test_no_module_is_longer_than_most_lines() -> None:
+    lengths = {str(path.relative_to(PACKAGE)): len(path.read_text().splitlines()) for path in MODULES}
+    assert {name: lines for name, lines in lengths.items() if lines > MOST_LINES} == {}

@@ -1,8 +1,9 @@
 """Structured pruning of a model to a FLOPs target (torch-pruning, DepGraph), and the variant cache.
 
-- ``targets.py``: variant ids (``p50``), the accepted targets and methods, parsing ``--prune``.
-- ``plan.py``: :func:`prune_to_flops`: rank channel groups, search a per-group plan against a FLOPs
-  estimate, prune once and verify the exact FLOPs (:class:`PruneResult`, :class:`PruneUnsupported`).
+- ``targets.py``: variant ids (``p50``), the accepted targets and methods, parsing ``--prune``, and
+  :class:`PruneUnsupported` (a model that cannot be pruned to a target).
+- ``plan.py``: :func:`prune_to_flops`: rank channel groups (``groups.py``), search a per-group plan
+  against a FLOPs estimate (``search.py``), prune once and verify the exact FLOPs (:class:`PruneResult`).
 - ``cache.py``: :func:`pruned_model`: a torchvision model by name, pruned once and then loaded from a
   file that replays its pruning history (:func:`save_variant`, :func:`load_variant`).
 
@@ -17,6 +18,7 @@ from typing import Any
 
 from pytest_edgeprof.models.prune.targets import (
     METHODS,
+    PruneUnsupported,
     check_method,
     parse_cache_dir,
     parse_prune_target,
@@ -26,7 +28,7 @@ from pytest_edgeprof.models.prune.targets import (
 )
 from pytest_edgeprof.paths import default_cache_dir  # the variant cache's default folder
 
-_PLAN = ("DEFAULT_TOLERANCE", "PruneResult", "PruneUnsupported", "prune_to_flops")
+_PLAN = ("DEFAULT_TOLERANCE", "PruneResult", "prune_to_flops")
 _CACHE = ("PruneCacheWarning", "load_variant", "pruned_model", "save_variant")
 _LAZY = {**dict.fromkeys(_PLAN, "plan"), **dict.fromkeys(_CACHE, "cache")}
 

@@ -17,6 +17,10 @@ METHODS = ("magnitude", "taylor")
 MIN_TARGET, MAX_TARGET = 0.05, 0.8
 
 
+class PruneUnsupported(Exception):
+    """This model cannot be pruned to this target; the message says why (the plugin skips the cell)."""
+
+
 def variant_name(target: float) -> str:
     """The variant id of a target: 0.5 -> "p50", 0.25 -> "p25", 0.05 -> "p5", 0.125 -> "p12.5"."""
     return f"p{round(target * 100, 4):g}"
