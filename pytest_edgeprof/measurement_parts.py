@@ -44,7 +44,7 @@ class Latency:
     stable: bool | None = field(default=None, metadata=saved("latency_stable", omit="none"))
 
     DERIVED: ClassVar[tuple[Derived, ...]] = (
-        Derived(THROUGHPUT.key, "iqr_ms", lambda latency, batch: latency.throughput_ips(batch)),
+        Derived(THROUGHPUT.key, "iqr_ms", lambda latency, batch: latency.throughput_ips(batch), omit="none"),
     )
 
     @classmethod
@@ -63,8 +63,9 @@ class Latency:
         """A run saved without p90 or p99 reads them as the median."""
         return {**values, **{name: values["median_ms"] for name in ("p90_ms", "p99_ms") if values[name] is None}}
 
-    def throughput_ips(self, batch_size: int) -> float:
-        return batch_size / (self.median_ms / 1e3)
+    def throughput_ips(self, batch_size: int) -> float | None:
+        """Images per second at the median latency; None where a (hand-edited) median of 0 gives no rate."""
+        return batch_size / (self.median_ms / 1e3) if self.median_ms > 0 else None
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from typing import Callable
 import pytest
 from bad_input_cases import CLI_CASES, COVERED_ELSEWHERE, FAST, GRID, PYTEST_CASES, Case, Outcome, check, make_files, \
     run_cli, run_json
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from pytest_edgeprof.runs import compare
@@ -128,6 +128,7 @@ _RUN_KEYS = ["model", "variant", "batch_size", "input_shape", "outcome", "latenc
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.tuples(st.sampled_from(_RUN_KEYS), _JSON), min_size=1, max_size=3),
        st.sampled_from(["benchmarks", "edgeprof", "machine_info", "datetime", None]), _JSON)
+@example([("latency_ms_median", 0)], "edgeprof", None)  # a median of 0 gives no throughput, not a ZeroDivisionError
 def test_any_saved_run_is_answered_or_named_as_bad(tmp_path_factory, edits, top_key, top_value) -> None:
     info = {"model": "m", "variant": "base", "batch_size": 2, "input_shape": [3, 8, 8], "outcome": "passed",
             "latency_ms_median": 2.0, "throughput_ips": 1000.0, "peak_mem_bytes": 1e6, "flops": 1e6,
