@@ -12,7 +12,8 @@ import pytest_edgeprof
 from pytest_edgeprof.metrics import METRICS
 
 PACKAGE = Path(pytest_edgeprof.__file__).parent
-VOCABULARY = {"errors", "metrics", "outcome", "budgets", "measurement", "paths", "device", "shared_options", "compat"}
+VOCABULARY = {"errors", "metrics", "outcome", "budgets", "measurement", "paths", "device", "shared_options", "compat",
+              "cache_integrity"}
 CATALOGUE = {"models.zoo", "models.identity"}
 LAYERS = [  # (layer, its modules' prefixes, what it may import besides itself)
     ("vocabulary", VOCABULARY, set()),

@@ -7,13 +7,15 @@ from pathlib import Path
 
 from torch import nn
 
-from pytest_edgeprof.errors import DeployUnsupported, first_line
+from pytest_edgeprof.errors import DeployUnsupported, UsageError, first_line
 from pytest_edgeprof.measure.deployed import Deployed, eager
 from pytest_edgeprof.measurement import Cell
+from pytest_edgeprof.models.deploy.cache import check_cache
 from pytest_edgeprof.models.deploy.calibration import Calibration
 from pytest_edgeprof.models.zoo import example_input
 from pytest_edgeprof.paths import default_cache_dir
 
+ONNX_RUNTIMES = ("onnxruntime", "tensorrt")
 EXPORT_BATCH = 2  # a batch of 1 would let export specialise the dynamic batch dimension to 1
 
 
@@ -21,6 +23,12 @@ def default_deploy_cache() -> Path:
     """Exported and quantized models (ONNX files, PT2E programs): beside the pruned variants, under
     pytest-edgeprof/deployed."""
     return default_cache_dir().parent / "deployed"
+
+
+def uses_cache(cell: Cell) -> bool:
+    """Whether deploying ``cell`` reads or writes the deployed-model cache: int8 (a quantized program) and the
+    ONNX runtimes (an exported file) do, casts and the float32 module do not."""
+    return cell.runtime in ONNX_RUNTIMES or cell.precision == "int8"
 
 
 @dataclass(frozen=True)
@@ -35,7 +43,9 @@ class Deployer:
         ``DeployUnsupported`` where the exporter, quantizer or runtime cannot handle it."""
         from pytest_edgeprof.models.deploy import torch_runtimes
 
-        if cell.runtime in ("onnxruntime", "tensorrt"):
+        if uses_cache(cell):
+            self.check_cache()
+        if cell.runtime in ONNX_RUNTIMES:
             from pytest_edgeprof.models.deploy.onnx_runtime import onnx_deployed
 
             return onnx_deployed(module, example_input(EXPORT_BATCH, cell.input_shape), cell.precision, cell.runtime,
@@ -52,11 +62,17 @@ class Deployer:
             return torch_runtimes.compiled(deployed, example_input(cell.batch_size, cell.input_shape))
         return deployed
 
+    def check_cache(self) -> None:
+        """The deployed-model cache can be written (and its key read): else one UsageError line, before anything runs."""
+        check_cache(self.cache_dir or default_deploy_cache())
+
     def _quantized(self, module: nn.Module, cell: Cell, identity: dict[str, str]) -> tuple[nn.Module, str]:
         from pytest_edgeprof.models.deploy.torch_runtimes import quantized_pt2e
 
         try:
             return quantized_pt2e(module, example_input(EXPORT_BATCH, cell.input_shape), self.calibration,
                                   model_name=cell.model, identity=identity, cache_dir=self.cache_dir or default_deploy_cache())
+        except UsageError:  # the cache cannot be written, the calibration images cannot be read
+            raise
         except Exception as exc:
             raise DeployUnsupported(f"PT2E cannot quantize it: {first_line(exc, with_type=True, limit=200)}") from None
