@@ -26,7 +26,7 @@ from typing import Any, NoReturn
 
 from pytest_edgeprof.errors import UsageError, first_line
 from pytest_edgeprof.metrics import OBJECTIVES
-from pytest_edgeprof.paths import output_file, output_folder
+from pytest_edgeprof.paths import default_cache_dir, output_file, output_folder
 from pytest_edgeprof.shared_options import (DEVICE, SHAPE, STORAGE, VARIANT, WEIGHTS, SharedOption, parse_batch_size,
                                             parse_shape)
 
@@ -228,6 +228,16 @@ def _cache_dir(text: str) -> Path:
     return output_folder(text, "--cache-dir", "the pruned-variant cache")
 
 
+def _check_variant_cache(cache_dir: Path | None) -> None:
+    """The variant cache can be written, and its files signed: one line now, not a traceback after pruning."""
+    from pytest_edgeprof.cache_integrity import check_cache_folder
+
+    if cache_dir is None:
+        check_cache_folder(default_cache_dir(), "the default variant cache", "--cache-dir DIR")
+    else:
+        check_cache_folder(cache_dir, "--cache-dir")
+
+
 @subcommand("prune", "Prune a model to remove a fraction of its FLOPs (structured, torch-pruning)", _configure_prune)
 def run_prune(args: argparse.Namespace) -> int:
     clock = Clock()
@@ -239,6 +249,8 @@ def run_prune(args: argparse.Namespace) -> int:
         name = resolve_model_name(args.model)
         check_weights(name, args.weights)  # before the progress bar starts
         example_data, data_key = _taylor_data(args, name)
+        if not args.no_cache:
+            _check_variant_cache(args.cache_dir)
     try:
         with clock.phase("work"):
             result = pruned_model(name, args.target, weights=args.weights, method=args.method, cache_dir=args.cache_dir,

@@ -107,10 +107,14 @@ def check_grid(weights: str | None, cells: list) -> None:
 
 def check_caches(session: EdgeprofSession, cells: list) -> None:
     """The caches the grid's cells will write, checked before anything is measured: a deployed-model cache
-    that cannot be written is one line now, not a cell skipped as unsupported after the others ran."""
+    that cannot be written is one line now, not a cell skipped as unsupported after the others ran; the
+    key that signs cache files is at hand (the variant cache's folder was checked with the options)."""
+    from pytest_edgeprof.cache_integrity import cache_key
     from pytest_edgeprof.models.deploy.deployer import uses_cache
 
     try:
+        if session.settings.prune_targets:
+            cache_key()
         if any(uses_cache(cell) and not session.configuration_reason(cell) for cell in cells):
             session.models.deployer.check_cache()
     except UsageError as exc:
