@@ -89,12 +89,7 @@ def _read_key(path: Path) -> bytes:
     with open(path, "rb") as file:
         info = os.fstat(file.fileno())
         text = file.read(KEY_HEX_CHARS + 1).decode("ascii", "replace").strip()
-    if info.st_uid != os.getuid():
-        raise UsageError(f"the cache key {path} belongs to another user (uid {info.st_uid}); set XDG_CONFIG_HOME to "
-                         "a folder of this user's")
-    if info.st_mode & 0o077:
-        raise UsageError(f"the cache key {path} can be read by others (mode {info.st_mode & 0o777:o}); remove it "
-                         "(edgeprof makes a new one, and rebuilds its caches) or chmod 600 it")
+    _check_private(path, info)
     try:
         key = bytes.fromhex(text)
     except ValueError:
@@ -102,6 +97,18 @@ def _read_key(path: Path) -> bytes:
     if len(key) * 2 != KEY_HEX_CHARS:
         raise UsageError(f"the cache key {path} is not a key edgeprof made; remove it (edgeprof makes a new one)")
     return key
+
+
+def _check_private(path: Path, info: os.stat_result) -> None:
+    """The key is this user's, and no one else's to read (POSIX owners and modes; Windows has neither)."""
+    if not hasattr(os, "getuid"):
+        return
+    if info.st_uid != os.getuid():
+        raise UsageError(f"the cache key {path} belongs to another user (uid {info.st_uid}); set XDG_CONFIG_HOME to "
+                         "a folder of this user's")
+    if info.st_mode & 0o077:
+        raise UsageError(f"the cache key {path} can be read by others (mode {info.st_mode & 0o777:o}); remove it "
+                         "(edgeprof makes a new one, and rebuilds its caches) or chmod 600 it")
 
 
 def check_cache_folder(folder: Path, what: str, hint: str = "") -> Path:
