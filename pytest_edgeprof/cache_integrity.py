@@ -135,7 +135,8 @@ def _digest(key: bytes, name: str, chunks: list[bytes]) -> str:
     return mac.hexdigest()
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
+def write_whole(path: Path, data: bytes) -> None:
+    """``data`` as ``path``, atomically: a reader sees the whole file or none (no digest: not a cache file)."""
     handle, scratch = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
     try:
         with os.fdopen(handle, "wb") as file:
@@ -148,14 +149,14 @@ def _write_atomic(path: Path, data: bytes) -> None:
 def _write_record(path: Path, data: bytes) -> None:
     record = {"hmac_sha256": _digest(cache_key(), path.name, [data]), "bytes": len(data)}
     path.parent.mkdir(parents=True, exist_ok=True)
-    _write_atomic(_record_path(path), json.dumps(record).encode())
+    write_whole(_record_path(path), json.dumps(record).encode())
 
 
 def write_verified(path: Path, data: bytes) -> None:
     """``data`` as the cache file ``path``, whole or not at all, its keyed digest recorded first.
     An OSError (a full disk, a folder that cannot be written) is the caller's to word."""
     _write_record(path, data)
-    _write_atomic(path, data)
+    write_whole(path, data)
 
 
 def commit(made: Path, path: Path) -> bytes:

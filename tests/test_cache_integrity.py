@@ -71,7 +71,7 @@ def craft_pt2(archive: Path, marker: Path) -> None:
     with zipfile.ZipFile(archive) as source:
         entries = [(info, source.read(info.filename)) for info in source.infolist()]
     config_name = next(info.filename for info, _ in entries if info.filename.endswith("model_weights_config.json"))
-    config = json.loads(dict((i.filename, d) for i, d in entries)[config_name])
+    config = json.loads({info.filename: data for info, data in entries}[config_name])
     weight = next(iter(config["config"].values()))
     weight["use_pickle"] = True
     victim = config_name.rsplit("/", 1)[0] + "/" + weight["path_name"]
@@ -119,8 +119,8 @@ def test_a_cached_model_cut_short_is_named_rebuilt_and_measured(pytester, own_ca
     cached.write_bytes(cached.read_bytes()[: whole // 2])  # a copy cut off, a disk that filled
     result = pytester.runpytest(*FAST)
     result.assert_outcomes(passed=1)
-    result.stdout.fnmatch_lines([f"*CacheWarning: deployed-model cache file {cached} is unreadable "
-                                 f"(it holds {whole // 2} bytes, {whole} were written*); discarded, rebuilding it*"])
+    result.stdout.fnmatch_lines([(f"*CacheWarning: deployed-model cache file {cached} is unreadable "
+                                  f"(it holds {whole // 2} bytes, {whole} were written*); discarded, rebuilding it*")])
     assert cached.stat().st_size == whole
 
 
@@ -139,8 +139,8 @@ def test_a_deployed_cache_that_cannot_be_written_is_one_line_before_any_cell(pyt
     pytester.makepyfile(SUITE)
     result = pytester.runpytest(*FAST, *GRID, "--runtime", "eager,onnxruntime")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines([f"ERROR: the deployed-model cache {a_file}/pytest-edgeprof/deployed: {a_file} is a file, "
-                                 "so nothing can be written below it; give another path (XDG_CACHE_HOME sets it)"])
+    result.stderr.fnmatch_lines([(f"ERROR: the deployed-model cache {a_file}/pytest-edgeprof/deployed: {a_file} is a "
+                                  "file, so nothing can be written below it; give another path (XDG_CACHE_HOME sets it)")])
     assert "PASSED" not in result.stdout.str() and "SKIPPED" not in result.stdout.str()
     assert not (pytester.path / ".benchmarks" / "edgeprof-journal.jsonl").exists()
     plain = pytester.makepyfile(test_plain=TINY.format(precision="fp32", runtime="eager", width=8))

@@ -16,8 +16,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
-import tempfile
 import time
 from collections.abc import Iterable
 from dataclasses import replace
@@ -28,7 +26,7 @@ from typing import IO, Any
 import torch
 from torch import nn
 
-from pytest_edgeprof.cache_integrity import CacheWarning, discard, read_verified, write_verified
+from pytest_edgeprof.cache_integrity import CacheWarning, discard, read_verified, write_verified, write_whole
 from pytest_edgeprof.errors import UsageError, first_line
 from pytest_edgeprof.models.identity import model_identity
 from pytest_edgeprof.models.prune import attention
@@ -126,13 +124,7 @@ def save_variant(result: PruneResult, path: Path) -> Path:
     data = _variant_bytes(result)
     path = Path(path).expanduser()
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, scratch = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as file:
-            file.write(data)
-        os.replace(scratch, path)  # readers see the whole file or none
-    finally:
-        Path(scratch).unlink(missing_ok=True)
+    write_whole(path, data)
     return path
 
 
