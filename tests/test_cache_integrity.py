@@ -7,6 +7,7 @@ written, a disk that fills while a model is exported. Real pytest runs of a smal
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import pickle
@@ -19,6 +20,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+import torch
 
 from pytest_edgeprof import cache_integrity
 from pytest_edgeprof.cache_integrity import CacheWarning, read_verified, write_verified
@@ -88,9 +90,10 @@ def test_a_crafted_pt2_in_the_cache_runs_no_code_and_the_cell_is_measured_after_
     made = archive.read_bytes()
     marker = tmp_path / "marker"
     craft_pt2(archive, marker)
+    crafted = archive.read_bytes()  # and its record, as whoever can write the cache can write it: a plain digest
+    record = {"hmac_sha256": hashlib.sha256(crafted).hexdigest(), "bytes": len(crafted)}
+    archive.with_name(archive.name + ".hmac").write_text(json.dumps(record))
     # the craft is real: torch.export.load of this file runs the planted code
-    import torch
-
     with pytest.raises(Exception), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.export.load(str(archive))
@@ -100,7 +103,8 @@ def test_a_crafted_pt2_in_the_cache_runs_no_code_and_the_cell_is_measured_after_
     result = pytester.runpytest(*FAST, "--benchmark-json=run.json")
     result.assert_outcomes(passed=1)
     assert not marker.exists()
-    result.stdout.fnmatch_lines([f"*CacheWarning: deployed-model cache file {archive} is unreadable (*); discarded, rebuilding it*"])
+    result.stdout.fnmatch_lines([f"*CacheWarning: deployed-model cache file {archive} is unreadable (its bytes are not "
+                                 "what edgeprof wrote*); discarded, rebuilding it*"])
     info = json.loads((pytester.path / "run.json").read_text())["benchmarks"][0]
     assert info["stats"]["rounds"] >= 3 and info["extra_info"]["precision"] == "int8"
     assert archive.read_bytes() != pickle.dumps(Planted(marker)) and zipfile.is_zipfile(archive)
