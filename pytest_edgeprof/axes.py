@@ -85,6 +85,7 @@ class Runtime:
     key_versions: tuple[str, ...] = ()  # the modules whose version joins the cell key: another version, another cell
     id_token: str = ""  # how it shows in a cell id ("": its name); the default runtime does not show
     per_shape: bool = False  # its deployed model is made for one batch and shape (a compiled graph): made per cell
+    cached: bool = False  # its deployed model is an exported file, kept in the deployed-model cache
 
     @property
     def token(self) -> str:
@@ -136,13 +137,13 @@ RUNTIMES: dict[str, Runtime] = _by_name(
     Runtime("onnxruntime", f"{_DEPLOYER}:deploy_onnx", {"cpu": _NO_BF16, "cuda": _NO_BF16},
             {"bf16": "ONNX Runtime takes numpy inputs, and numpy has no bfloat16"},
             extra=ONNX, providers={"cuda": ("CUDAExecutionProvider", "onnxruntime-gpu")},
-            key_versions=("onnxruntime",)),
+            key_versions=("onnxruntime",), cached=True),
     Runtime("tensorrt", f"{_DEPLOYER}:deploy_onnx", {"cuda": _NO_BF16},
             {"cpu": "TensorRT runs on NVIDIA GPUs; {device} is not one",
              "bf16": "TensorRT through ONNX Runtime takes numpy inputs, and numpy has no bfloat16"},
             note="ONNX Runtime's TensorRT provider, on an NVIDIA GPU with an onnxruntime-gpu built with TensorRT",
             extra=ONNX, providers={"cuda": ("TensorrtExecutionProvider", "onnxruntime-gpu built with TensorRT")},
-            key_versions=("onnxruntime",)),
+            key_versions=("onnxruntime",), cached=True),
 )
 DEFAULT_PRECISION, DEFAULT_RUNTIME = next(iter(PRECISIONS)), next(iter(RUNTIMES))
 

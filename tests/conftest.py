@@ -42,5 +42,6 @@ def one_cache_folder(tmp_path_factory):
     fresh HOME, and without this every timed run would probe the device's peak again."""
     patch = pytest.MonkeyPatch()
     patch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache")))
+    patch.setenv("XDG_CONFIG_HOME", str(tmp_path_factory.mktemp("config")))  # the key that signs the cache's files
     yield
     patch.undo()

@@ -13,7 +13,8 @@ from pytest_edgeprof.metrics import METRICS
 
 PACKAGE = Path(pytest_edgeprof.__file__).parent
 VOCABULARY = {"errors", "axes", "metrics", "outcome", "budgets", "measurement", "measurement_parts", "saved_keys",
-              "latency_stats", "paths", "device", "shared_options", "compat"}
+              "latency_stats", "paths", "device", "shared_options", "compat",
+              "cache_integrity"}
 CATALOGUE = {"models.zoo", "models.identity"}
 LAYERS = [  # (layer, its modules' prefixes, what it may import besides itself)
     ("vocabulary", VOCABULARY, set()),

@@ -7,6 +7,7 @@ import json
 import pytest
 import torch
 
+from pytest_edgeprof.cache_integrity import CacheWarning, write_verified
 from pytest_edgeprof.errors import UsageError
 from pytest_edgeprof.measure import peak
 from pytest_edgeprof.measure.device_state import load_beyond
@@ -47,7 +48,8 @@ def test_another_thread_count_or_a_damaged_cache_is_measured_again(cpu_peak, tmp
     monkeypatch.setattr(peak, "_measure", lambda device, precision, dtype: measured.append(precision) or found)
     probe_peak("cpu", "fp32", cache_dir=tmp_path)
     next(tmp_path.glob("*.json")).write_text("{not json")
-    probe_peak("cpu", "fp32", cache_dir=tmp_path)
+    with pytest.warns(CacheWarning, match="peak cache entry"):
+        probe_peak("cpu", "fp32", cache_dir=tmp_path)
     threads = torch.get_num_threads()
     torch.set_num_threads(threads + 1)
     try:
@@ -55,6 +57,41 @@ def test_another_thread_count_or_a_damaged_cache_is_measured_again(cpu_peak, tmp
     finally:
         torch.set_num_threads(threads)
     assert measured == ["fp32"] * 3 and len(list(tmp_path.glob("*.json"))) == 2
+
+
+@pytest.mark.parametrize("bad", [0, "fast", -1e12])
+def test_a_peak_entry_edited_by_hand_is_named_discarded_and_probed_again(cpu_peak, tmp_path, monkeypatch, quiet, bad):
+    """A flops_per_s of 0 or a string would be a ZeroDivisionError or a TypeError in every cell's efficiency."""
+    found, _ = cpu_peak
+    measured = []
+    monkeypatch.setattr(peak, "_measure", lambda device, precision, dtype: measured.append(precision) or found)
+    probe_peak("cpu", "fp32", cache_dir=tmp_path)
+    (saved,) = tmp_path.glob("*.json")
+    entry = json.loads(saved.read_text())
+    entry["peak"]["flops_per_s"] = bad
+    saved.write_text(json.dumps(entry))
+    with pytest.warns(CacheWarning, match=f"peak cache entry {saved} is unreadable"):
+        assert probe_peak("cpu", "fp32", cache_dir=tmp_path) == found
+    assert measured == ["fp32", "fp32"]
+    assert json.loads(saved.read_text())["peak"]["flops_per_s"] == found.flops_per_s  # the new probe, cached
+
+
+@pytest.mark.parametrize("field, bad", [("flops_per_s", 0), ("bytes_per_s", "fast"), ("flops_per_s", None),
+                                        ("method", 3)])
+def test_a_peak_entry_that_verifies_but_holds_no_peak_is_discarded_and_probed_again(cpu_peak, tmp_path, monkeypatch,
+                                                                                    quiet, field, bad):
+    """Written by this user's edgeprof (its digest holds), by a version that cached a broken probe."""
+    found, _ = cpu_peak
+    measured = []
+    monkeypatch.setattr(peak, "_measure", lambda device, precision, dtype: measured.append(precision) or found)
+    probe_peak("cpu", "fp32", cache_dir=tmp_path)
+    (saved,) = tmp_path.glob("*.json")
+    entry = json.loads(saved.read_text())
+    entry["peak"][field] = bad
+    write_verified(saved, json.dumps(entry).encode())
+    with pytest.warns(CacheWarning, match=f"peak cache entry {saved} is unreadable .{field} {bad!r} is not a"):
+        assert probe_peak("cpu", "fp32", cache_dir=tmp_path) == found
+    assert measured == ["fp32", "fp32"]
 
 
 def test_a_probe_on_a_busy_machine_is_used_but_not_cached(cpu_peak, tmp_path, monkeypatch):

@@ -280,11 +280,11 @@ def _outputs(model):
 
 def test_variant_is_written_once_and_reloaded_identically(tmp_path):
     first = prune.pruned_model("resnet18", 0.5, cache_dir=tmp_path)
-    entries = list(tmp_path.iterdir())
+    entries = list(tmp_path.glob("*.pt"))
     assert not first.from_cache and len(entries) == 1
     assert entries[0].name.startswith("resnet18-p50-magnitude-")
     again = prune.pruned_model("resnet18", 0.5, cache_dir=tmp_path)
-    assert again.from_cache and list(tmp_path.iterdir()) == entries
+    assert again.from_cache and list(tmp_path.glob("*.pt")) == entries
     assert (again.achieved, again.params_after, again.flops_after) == (first.achieved, first.params_after, first.flops_after)
     assert not again.model.training
     assert all(t.device.type == "cpu" for t in again.model.state_dict().values())
@@ -295,13 +295,13 @@ def test_variant_is_written_once_and_reloaded_identically(tmp_path):
 def test_cache_key_separates_targets_and_methods(tmp_path):
     prune.pruned_model("mobilenet_v3_small", 0.25, cache_dir=tmp_path)
     prune.pruned_model("mobilenet_v3_small", 0.5, cache_dir=tmp_path)
-    names = sorted(p.name.rsplit("-", 1)[0] for p in tmp_path.iterdir())
+    names = sorted(p.name.rsplit("-", 1)[0] for p in tmp_path.glob("*.pt"))
     assert names == ["mobilenet_v3_small-p25-magnitude", "mobilenet_v3_small-p50-magnitude"]
 
 
 def test_corrupt_cache_entry_is_named_and_rebuilt(tmp_path):
     first = prune.pruned_model("mobilenet_v3_small", 0.5, cache_dir=tmp_path)
-    entry = next(tmp_path.iterdir())
+    entry = next(tmp_path.glob("*.pt"))
     entry.write_bytes(entry.read_bytes()[: entry.stat().st_size // 2])
     with pytest.warns(prune.PruneCacheWarning, match=f"cache entry {entry} is unreadable .*rebuilding it"):
         rebuilt = prune.pruned_model("mobilenet_v3_small", 0.5, cache_dir=tmp_path)
@@ -323,13 +323,29 @@ class _Planted:
 
 def test_loading_never_unpickles_foreign_objects(tmp_path):
     first = prune.pruned_model("mobilenet_v3_small", 0.5, cache_dir=tmp_path / "cache")
-    entry = next((tmp_path / "cache").iterdir())
+    entry = next((tmp_path / "cache").glob("*.pt"))
     marker = tmp_path / "marker"
     torch.save({"state_dict": _Planted(marker)}, entry)
     with pytest.warns(prune.PruneCacheWarning, match="unreadable"):
         rebuilt = prune.pruned_model("mobilenet_v3_small", 0.5, cache_dir=tmp_path / "cache")
     assert not marker.exists()
     assert rebuilt.params_after == first.params_after
+
+
+def test_a_variant_file_edgeprof_did_not_write_there_is_rebuilt_not_loaded(tmp_path):
+    """A shared or restored cache: a valid variant file, even, is loaded only under the digest this user's
+    edgeprof recorded when it wrote it there (weights_only is not the only guard)."""
+    first = prune.pruned_model("mobilenet_v3_small", 0.5, cache_dir=tmp_path / "cache")
+    (entry,) = (tmp_path / "cache").glob("*.pt")
+    prune.save_variant(first, tmp_path / "elsewhere.pt")
+    entry.write_bytes((tmp_path / "elsewhere.pt").read_bytes())  # as another machine's cache would hold it
+    entry.with_name(entry.name + ".hmac").unlink(missing_ok=True)
+    with pytest.warns(prune.PruneCacheWarning, match=f"cache entry {entry} is unreadable .no digest was recorded"):
+        rebuilt = prune.pruned_model("mobilenet_v3_small", 0.5, cache_dir=tmp_path / "cache")
+    assert not rebuilt.from_cache
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert prune.pruned_model("mobilenet_v3_small", 0.5, cache_dir=tmp_path / "cache").from_cache
 
 
 def test_save_and_load_a_variant_file(tmp_path):
@@ -379,7 +395,7 @@ def test_cli_taylor_ranks_with_an_image_folder(tmp_path, capsys):
     assert main([*args, "--data-limit", "3", "--json", "--cache-dir", str(tmp_path / "cache")]) == 0
     row = json.loads(capsys.readouterr().out)
     assert row["method"] == "taylor" and abs(row["achieved"] - 0.25) <= 0.01
-    assert next((tmp_path / "cache").iterdir()).name.startswith("mobilenet_v3_small-p25-taylor-")
+    assert next((tmp_path / "cache").glob("*.pt")).name.startswith("mobilenet_v3_small-p25-taylor-")
 
 
 @pytest.mark.parametrize(
@@ -394,6 +410,16 @@ def test_cli_usage_errors(args, message, capsys):
     assert main(["prune", "resnet18", *args]) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
+
+
+def test_cli_a_default_cache_below_a_file_is_one_line(tmp_path, monkeypatch, capsys):
+    a_file = tmp_path / "not_a_folder"
+    a_file.write_text("")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(a_file))
+    assert main(["prune", "mobilenet_v3_small", "--target", "0.5"]) == 2
+    err = capsys.readouterr().err
+    assert err == (f"edgeprof: error: the default variant cache {a_file}/pytest-edgeprof/variants: {a_file} is a file, "
+                   "so nothing can be written below it; give another path (--cache-dir DIR)\n")
 
 
 def test_a_variant_whose_attention_is_cut_says_so_in_its_identity():

@@ -33,6 +33,12 @@ repeated here:
 | eval folders and class-index files: missing, a file, no classes, no images, bad JSON, unknown folder | test_accuracy.py::test_bad_folders_and_class_indices_are_one_line_usage_errors |
 | weights files: corrupt, unknown name, missing, not in the torch cache | test_zoo.py |
 | variant cache: corrupt entry (warned, rebuilt), a pickle that would run code (refused) | test_prune.py::test_corrupt_cache_entry_is_named_and_rebuilt, test_loading_never_unpickles_foreign_objects |
+| variant cache: a valid variant file edgeprof did not write there (no digest: warned, rebuilt) | test_prune.py::test_a_variant_file_edgeprof_did_not_write_there_is_rebuilt_not_loaded |
+| deployed-model cache: a crafted .pt2 whose weight is a pickle that would run code (not loaded: warned, rebuilt, measured) | test_cache_integrity.py::test_a_crafted_pt2_in_the_cache_runs_no_code_and_the_cell_is_measured_after_a_rebuild |
+| deployed-model cache: a cached .onnx / .pt2 cut short (warned, rebuilt, measured, never skipped) | test_cache_integrity.py::test_a_cached_model_cut_short_is_named_rebuilt_and_measured |
+| deployed-model cache below a file, or read-only (one line before any cell); a full disk while exporting (one line, exit 4) | test_cache_integrity.py |
+| the cache key readable by others; a cache file signed under another key or another name | test_cache_integrity.py::test_the_key_is_this_users_alone, test_a_file_is_read_back_only_as_written_and_under_its_own_name |
+| peaks cache: an entry edited by hand or holding no peak (flops_per_s 0, a string, None: warned, probed again) | test_peak.py::test_a_peak_entry_edited_by_hand_is_named_discarded_and_probed_again, test_a_peak_entry_that_verifies_but_holds_no_peak_is_discarded_and_probed_again |
 """
 
 from __future__ import annotations
@@ -189,6 +195,8 @@ PYTEST_CASES = [
                  fragment="cannot read weights from {inf_run} (not a weights-only torch file"),
     _pytest_case("--resume --journal {typed_journal}", "--resume", "--journal", "{typed_journal}",
                  fragment="typed.jsonl:1: unreadable journal line ignored", code=0),
+    Case("XDG_CACHE_HOME={text} pytest --runtime onnxruntime", ("--runtime", "onnxruntime"), code=4,
+         fragment="the deployed-model cache {text}/pytest-edgeprof/deployed: {text} is a file", env=(("XDG_CACHE_HOME", "{text}"),)),
 ]
 
 # --- edgeprof: every subcommand ---------------------------------------------------------------------
@@ -240,6 +248,8 @@ CLI_CASES = [
     _cli_case("edgeprof layers shufflenet_v2_x0_5 --shape 32 --runs 1 --variant p50",
               "cannot prune shufflenet_v2_x0_5: torch-pruning cannot trace the model",
               code=1, env=(("XDG_CACHE_HOME", "{folder}"),)),
+    Case(f"XDG_CACHE_HOME={{text}} {PRUNE}", ("edgeprof", *PRUNE.split()[1:]), code=2,
+         fragment="the default variant cache {text}/pytest-edgeprof/variants: {text} is a file", env=(("XDG_CACHE_HOME", "{text}"),)),
     _cli_case("edgeprof capacity mobilenet_v3_small --memory 2.6", "argument --memory: bad size '2.6'"),
     _cli_case("edgeprof capacity vgg16 --shape 16 --memory 1GB --device cpu", "vgg16 cannot take input shape 3x16x16"),
     _cli_case(f"{CAPACITY} --weights {{json_pth}}", "(not a weights-only torch file"),

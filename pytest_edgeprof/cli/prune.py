@@ -12,7 +12,7 @@ from pytest_edgeprof.cli.clock import Clock
 from pytest_edgeprof.cli.registry import subcommand
 from pytest_edgeprof.cli.shared_options import add_shared, add_verbose, positive_int, typed
 from pytest_edgeprof.errors import UsageError
-from pytest_edgeprof.paths import output_file, output_folder
+from pytest_edgeprof.paths import default_cache_dir, output_file, output_folder
 from pytest_edgeprof.shared_options import WEIGHTS, shape_text
 
 
@@ -45,6 +45,16 @@ def _cache_dir(text: str) -> Path:
     return output_folder(text, "--cache-dir", "the pruned-variant cache")
 
 
+def _check_variant_cache(cache_dir: Path | None) -> None:
+    """The variant cache can be written, and its files signed: one line now, not a traceback after pruning."""
+    from pytest_edgeprof.cache_integrity import check_cache_folder
+
+    if cache_dir is None:
+        check_cache_folder(default_cache_dir(), "the default variant cache", "--cache-dir DIR")
+    else:
+        check_cache_folder(cache_dir, "--cache-dir")
+
+
 @subcommand("prune", "Prune a model to remove a fraction of its FLOPs (structured, torch-pruning)", _configure_prune)
 def run_prune(args: argparse.Namespace) -> int:
     clock = Clock()
@@ -56,6 +66,8 @@ def run_prune(args: argparse.Namespace) -> int:
         name = resolve_model_name(args.model)
         check_weights(name, args.weights)  # before the progress bar starts
         example_data, data_key = _taylor_data(args, name)
+        if not args.no_cache:
+            _check_variant_cache(args.cache_dir)
     try:
         with clock.phase("work"):
             result = pruned_model(name, args.target, weights=args.weights, method=args.method, cache_dir=args.cache_dir,

@@ -7,13 +7,17 @@ from 256 until one GEMM takes ``GEMM_TARGET_S`` (so a 2-core CPU and a datacente
 size that fills them, and the probe stays short). The result is cached as JSON per machine, device,
 precision, torch version and thread count, so a session pays for it once per machine; a probe taken
 while other processes kept the cores busy (device_state's rule for a soft latency) is used for its
-run but not cached, and its ``method`` says so.
+run but not cached, and its ``method`` says so. A cached entry is read only where it verifies against
+the digest recorded when it was written (``cache_integrity``) and holds a peak (positive, finite
+rates): one that does not is named in a ``CacheWarning``, deleted and probed again, rather than be a
+ZeroDivisionError or a TypeError in every cell's efficiency.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import platform
 import time
@@ -24,7 +28,8 @@ from typing import Callable
 import torch
 
 from pytest_edgeprof.axes import PRECISIONS, torch_dtype
-from pytest_edgeprof.errors import UsageError
+from pytest_edgeprof.cache_integrity import discard, read_verified, write_verified
+from pytest_edgeprof.errors import UsageError, first_line
 from pytest_edgeprof.measure.device_state import load_beyond
 from pytest_edgeprof.paths import default_cache_dir
 
@@ -32,6 +37,7 @@ GEMM_TARGET_S = 0.02  # one GEMM at least this long: its timing is well above th
 GEMM_MAX_N = {"cpu": 2048, "cuda": 8192}
 COPY_BYTES = {"cpu": 256 * 2**20, "cuda": 1024 * 2**20}
 REPEATS = 5
+WHAT = "peak cache entry"
 
 
 @dataclass(frozen=True)
@@ -61,8 +67,8 @@ def probe_peak(device: str, precision: str = "fp32", cache_dir: Path | None = No
         return replace(peak, method=f"{peak.method}; not cached: {busy}")
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps({"key": key, "peak": asdict(peak)}, indent=1))
-    except OSError:  # a cache that cannot be written costs the next run another probe, nothing else
+        write_verified(path, json.dumps({"key": key, "peak": asdict(peak)}, indent=1).encode())
+    except (OSError, UsageError):  # a cache that cannot be written (or signed) costs the next run another probe
         pass
     return peak
 
@@ -116,12 +122,34 @@ def _cpu_model() -> str:
 
 
 def _read_cached(path: Path, key: dict[str, str]) -> DevicePeak | None:
-    """The cached peak under exactly ``key``; None where there is none or it cannot be read."""
+    """The cached peak under exactly ``key``; None where there is none, or where it fails (then it is
+    named in a warning and deleted)."""
     try:
-        saved = json.loads(path.read_text())
-        return DevicePeak(**saved["peak"]) if saved["key"] == key else None
-    except (OSError, ValueError, KeyError, TypeError):
+        data = read_verified(path, WHAT)
+    except UsageError:  # no cache key at hand: the cache is neither read nor written, the peak is probed
         return None
+    if data is None:
+        return None
+    try:
+        saved = json.loads(data)
+        if saved["key"] != key:
+            raise ValueError("it was probed under another key")
+        return _checked(DevicePeak(**saved["peak"]))
+    except (ValueError, KeyError, TypeError, RecursionError) as exc:
+        discard(path, WHAT, first_line(exc, with_type=not isinstance(exc, ValueError), limit=200))
+        return None
+
+
+def _checked(peak: DevicePeak) -> DevicePeak:
+    """``peak`` where its rates are positive finite numbers and its names are text; else ValueError saying which."""
+    for name in ("flops_per_s", "bytes_per_s"):
+        value = getattr(peak, name)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+            raise ValueError(f"{name} {value!r} is not a positive number")
+    for name in ("device", "precision", "method"):
+        if not isinstance(getattr(peak, name), str):
+            raise ValueError(f"{name} {getattr(peak, name)!r} is not a text")
+    return peak
 
 
 def _measure(device: str, precision: str, dtype: torch.dtype) -> DevicePeak:

@@ -113,6 +113,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     cells = [cell for cell in map(_cell_of, ours) if cell is not None]
     if cells:
         check_grid(session.settings.weights, cells)
+        check_caches(session, cells)
 
 
 def _cell_of(item: pytest.Item) -> Cell | None:
@@ -134,6 +135,22 @@ def check_grid(weights: str | None, cells: list) -> None:
                 check_model_input(model, shape)
             except UsageError as exc:
                 raise UsageError(f"--shapes: {exc}") from None
+    except UsageError as exc:
+        raise pytest.UsageError(str(exc)) from None
+
+
+def check_caches(session: EdgeprofSession, cells: list) -> None:
+    """The caches the grid's cells will write, checked before anything is measured: a deployed-model cache
+    that cannot be written is one line now, not a cell skipped as unsupported after the others ran; the
+    key that signs cache files is at hand (the variant cache's folder was checked with the options)."""
+    from pytest_edgeprof.cache_integrity import cache_key
+    from pytest_edgeprof.models.deploy.deployer import uses_cache
+
+    try:
+        if session.settings.prune_targets:
+            cache_key()
+        if any(uses_cache(cell) and not session.deployment_reason(cell) for cell in cells):
+            session.models.deployer.check_cache()
     except UsageError as exc:
         raise pytest.UsageError(str(exc)) from None
 

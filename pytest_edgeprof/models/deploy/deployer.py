@@ -7,10 +7,11 @@ from pathlib import Path
 
 from torch import nn
 
-from pytest_edgeprof.axes import DEFAULT_PRECISION, RUNTIMES
-from pytest_edgeprof.errors import DeployUnsupported, first_line
+from pytest_edgeprof.axes import DEFAULT_PRECISION, PRECISIONS, RUNTIMES
+from pytest_edgeprof.errors import DeployUnsupported, UsageError, first_line
 from pytest_edgeprof.measure.deployed import Deployed, eager
 from pytest_edgeprof.measurement import Cell
+from pytest_edgeprof.models.deploy.cache import check_cache
 from pytest_edgeprof.models.deploy.calibration import Calibration
 from pytest_edgeprof.models.zoo import example_input
 from pytest_edgeprof.paths import default_cache_dir
@@ -24,6 +25,12 @@ def default_deploy_cache() -> Path:
     return default_cache_dir().parent / "deployed"
 
 
+def uses_cache(cell: Cell) -> bool:
+    """Whether deploying ``cell`` reads or writes the deployed-model cache: a quantized precision (a calibrated
+    program) and a runtime that runs an exported file do, casts and the float32 module do not."""
+    return RUNTIMES[cell.runtime].cached or PRECISIONS[cell.precision].calibrated
+
+
 @dataclass(frozen=True)
 class Deployer:
     """How this run deploys its models (picklable, so an isolated child deploys the same way)."""
@@ -35,11 +42,17 @@ class Deployer:
         """``module`` (float32, any device) as ``cell``'s precision and runtime run it on ``device``, by the
         runtime's deployer (``axes.RUNTIMES``); ``DeployUnsupported`` where the exporter, quantizer or runtime
         cannot handle it."""
+        if uses_cache(cell):
+            self.check_cache()
         return RUNTIMES[cell.runtime].deploy_function()(module, cell, device, identity, self)
 
     @property
     def cache(self) -> Path:
         return self.cache_dir or default_deploy_cache()
+
+    def check_cache(self) -> None:
+        """The deployed-model cache can be written (and its key read): else one UsageError line, before anything runs."""
+        check_cache(self.cache)
 
 
 # Each runtime's deployer, named in its registry entry: (module, cell, device, identity, deployer) -> Deployed.
@@ -81,5 +94,7 @@ def _quantized(module: nn.Module, cell: Cell, identity: dict[str, str], deployer
     try:
         return quantized_pt2e(module, example_input(EXPORT_BATCH, cell.input_shape), deployer.calibration,
                               model_name=cell.model, identity=identity, cache_dir=deployer.cache)
+    except UsageError:  # the cache cannot be written, the calibration images cannot be read
+        raise
     except Exception as exc:
         raise DeployUnsupported(f"PT2E cannot quantize it: {first_line(exc, with_type=True, limit=200)}") from None

@@ -3,8 +3,10 @@ int8, run by an ``InferenceSession``.
 
 Export is ``torch.onnx.export(..., dynamo=True)``, the exporter torch 2.14 recommends, with the batch
 dimension dynamic; int8 is ONNX Runtime's ``quantize_static`` (QDQ format, per-channel int8 weights,
-uint8 activations) on the calibration images. Each file is cached (``cache.py``). ONNX Runtime allocates outside torch, so the session runs without its CPU memory arena and
-a call's peak is the process's resident high-water over it (``peak_mem_method`` says so).
+uint8 activations) on the calibration images. Each file is cached (``cache.py``), and a session is made
+from the cached bytes that verified, never from the path. ONNX Runtime allocates outside torch, so the
+session runs without its CPU memory arena and a call's peak is the process's resident high-water over
+it (``peak_mem_method`` says so).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from pytest_edgeprof.axes import torch_dtype
 from pytest_edgeprof.errors import DeployUnsupported, first_line
 from pytest_edgeprof.measure.deployed import RESIDENT, Deployed
 from pytest_edgeprof.measurement import Deployment
-from pytest_edgeprof.models.deploy.cache import cached_file, weights_digest, write_once
+from pytest_edgeprof.models.deploy.cache import cached_file, read_cached, weights_digest, write_once
 from pytest_edgeprof.models.deploy.calibration import Calibration
 
 INT8_METHOD = "onnxruntime quantize_static, QDQ, per-channel int8 weights, uint8 activations"
@@ -35,25 +37,25 @@ def onnx_deployed(module: nn.Module, example: torch.Tensor, precision: str, runt
     """The module as an ONNX Runtime session on ``device`` (``runtime`` tensorrt: through its TensorRT provider)."""
     import onnxruntime
 
-    path, quantization = onnx_file(module, example, precision, identity=identity, calibration=calibration,
-                                   cache_dir=cache_dir, model_name=model_name)
+    model, quantization = onnx_model(module, example, precision, identity=identity, calibration=calibration,
+                                     cache_dir=cache_dir, model_name=model_name)
     options, settings = _session_options()
     providers = _providers(device, runtime, precision)
     try:
-        session = onnxruntime.InferenceSession(str(path), options, providers=providers)
+        session = onnxruntime.InferenceSession(model, options, providers=providers)
     except Exception as exc:  # a kernel the provider lacks for this precision, a model it cannot load
         raise DeployUnsupported(f"ONNX Runtime cannot load the {precision} model: {_first_line(exc)}") from None
     used = session.get_providers()[0]
     deployment = Deployment(f"onnxruntime {onnxruntime.__version__}", used, settings, quantization=quantization)
     prepare, run = _runner(session, device, torch_dtype(precision))
-    return Deployed(module, run, prepare, deployment, path.stat().st_size, memory=RESIDENT, precision=precision,
+    return Deployed(module, run, prepare, deployment, len(model), memory=RESIDENT, precision=precision,
                     runtime=runtime, synchronous=True)
 
 
-def onnx_file(module: nn.Module, example: torch.Tensor, precision: str, *, identity: dict[str, str],
-              calibration: Calibration, cache_dir: Path, model_name: str) -> tuple[Path, str]:
-    """The ONNX file of the module at ``precision`` for inputs shaped like ``example`` (any batch), from the
-    cache or made now; and, for int8, how it was quantized."""
+def onnx_model(module: nn.Module, example: torch.Tensor, precision: str, *, identity: dict[str, str],
+               calibration: Calibration, cache_dir: Path, model_name: str) -> tuple[bytes, str]:
+    """The ONNX model of the module at ``precision`` for inputs shaped like ``example`` (any batch), from the
+    cache (where it verifies) or made now, as the bytes ONNX Runtime loads; and, for int8, how it was quantized."""
     import onnxruntime
 
     shape = tuple(example.shape[1:])
@@ -69,9 +71,8 @@ def onnx_file(module: nn.Module, example: torch.Tensor, precision: str, *, ident
         _export(module, example, torch_dtype(precision), made)
         return _quantize(made, calibration, model_name, example, scratch) if precision == "int8" else made
 
-    if not path.is_file():
-        write_once(path, make)
-    return path, quantization
+    cached = read_cached(path)
+    return (cached if cached is not None else write_once(path, make)), quantization
 
 
 def _export(module: nn.Module, example: torch.Tensor, dtype: torch.dtype, path: Path) -> None:
@@ -82,6 +83,8 @@ def _export(module: nn.Module, example: torch.Tensor, dtype: torch.dtype, path: 
             program = torch.onnx.export(cast, (example.cpu().to(dtype),), dynamo=True, input_names=[INPUT],
                                         output_names=[OUTPUT], dynamic_shapes=({0: batch},), verbose=False)
             program.save(str(path))
+    except OSError:  # writing the file: the cache's to word
+        raise
     except Exception as exc:
         raise DeployUnsupported(f"torch.onnx.export cannot export it: {_first_line(exc)}") from None
 
@@ -102,6 +105,8 @@ def _quantize(path: Path, calibration: Calibration, model_name: str, example: to
         quant_pre_process(str(path), str(prepared))
         quantize_static(str(prepared), str(quantized), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+    except OSError:  # writing its files: the cache's to word
+        raise
     except Exception as exc:
         raise DeployUnsupported(f"ONNX Runtime cannot quantize it: {_first_line(exc)}") from None
     return quantized

@@ -3,7 +3,8 @@
 int8 is post-training static quantization through PT2E (torchao's ``prepare_pt2e`` / ``convert_pt2e``
 with the X86 Inductor quantizer, the path torch's own ``torch.ao`` PT2E moved to): the graph is
 exported, observed on the calibration images and converted, its weights folded to int8, and saved
-as an exported program in the deployed-model cache (``cache.py``). Eager runs
+as an exported program in the deployed-model cache (``cache.py``, which loads only a file that verifies
+against the digest recorded when it was written: ``torch.export.load`` unpickles). Eager runs
 that graph as it is (each layer dequantizes its int8 weights, so it is small, not fast); compile
 lowers it with Inductor to int8 kernels.
 """
@@ -11,6 +12,7 @@ lowers it with Inductor to int8 kernels.
 from __future__ import annotations
 
 import copy
+import io
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -22,7 +24,9 @@ from torch import nn
 from pytest_edgeprof.axes import torch_dtype
 from pytest_edgeprof.measure.deployed import Deployed, on_device, torch_deployment
 from pytest_edgeprof.measure.memory import model_bytes
-from pytest_edgeprof.models.deploy.cache import cached_file, weights_digest, write_once
+from pytest_edgeprof.cache_integrity import discard
+from pytest_edgeprof.errors import first_line
+from pytest_edgeprof.models.deploy.cache import WHAT, cached_file, read_cached, weights_digest, write_once
 from pytest_edgeprof.models.deploy.calibration import Calibration
 
 PT2E_QUANTIZER = "PT2E static, X86InductorQuantizer default config (per-channel weights, per-tensor activations)"
@@ -47,13 +51,19 @@ def quantized_pt2e(module: nn.Module, example: torch.Tensor, calibration: Calibr
                  "torch": torch.__version__, "torchao": torchao.__version__}
     path = cached_file(cache_dir, f"{model_name}-int8-pt2e", tuple(example.shape[1:]), ".pt2", made_from)
     how = f"{PT2E_QUANTIZER}; calibrated on {calibration.identity()}"
-    if path.is_file():
-        return torch.export.load(str(path)).module(), how
+    cached = read_cached(path)  # torch.export.load unpickles: only a file that verifies is loaded
+    if cached is not None:
+        try:
+            return torch.export.load(io.BytesIO(cached)).module(), how
+        except Exception as exc:  # written by this user's edgeprof, yet unloadable: made again
+            discard(path, WHAT, first_line(exc, with_type=True, limit=200))
     quantized = _quantize_pt2e(module, example, calibration, model_name)
 
     def save(scratch: Path) -> Path:
         program = torch.export.export(quantized, (example,), dynamic_shapes=({0: _batch()},))
-        torch.export.save(program, str(scratch / "int8.pt2"))
+        archive = io.BytesIO()  # written by Python's file calls, whose OSError names a full disk
+        torch.export.save(program, archive)
+        (scratch / "int8.pt2").write_bytes(archive.getvalue())
         return scratch / "int8.pt2"
 
     write_once(path, save)

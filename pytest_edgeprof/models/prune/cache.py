@@ -6,27 +6,28 @@ tensors. Loading (:func:`load_variant`) reads it with ``torch.load(weights_only=
 base architecture on the meta device, replays the history with torch-pruning and assigns the state
 dict, so nothing in the file is unpickled as an arbitrary object. Entries are named
 ``<model>-<variant>-<method>-<key>.pt``; the key hashes model, weights, target, method, example data
-and the torch / torchvision / torch-pruning versions.
+and the torch / torchvision / torch-pruning versions. As every edgeprof cache, an entry is read only
+where it verifies against the keyed digest recorded when it was written (``cache_integrity``): a
+safe loader is one guard, and a file this user's edgeprof did not write there is not loaded at all.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
-import os
-import tempfile
 import time
-import warnings
 from collections.abc import Iterable
 from dataclasses import replace
 from importlib.metadata import version
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import torch
 from torch import nn
 
-from pytest_edgeprof.errors import EdgeprofWarning, UsageError, first_line
+from pytest_edgeprof.cache_integrity import CacheWarning, discard, read_verified, write_verified, write_whole
+from pytest_edgeprof.errors import UsageError, first_line
 from pytest_edgeprof.models.identity import model_identity
 from pytest_edgeprof.models.prune import attention
 from pytest_edgeprof.models.prune.plan import DEFAULT_TOLERANCE, PRUNE_STAGES, PruneResult, _prune, _stages
@@ -35,10 +36,11 @@ from pytest_edgeprof.models.prune.targets import check_method, parse_prune_targe
 from pytest_edgeprof.models.zoo import build_model, model_input, reference_input_shape, resolve_model_name, task_of
 
 VARIANT_FORMAT = 1  # of the files save_variant writes
+WHAT = "cache entry"
 
 
-class PruneCacheWarning(EdgeprofWarning):
-    """A cache entry could not be read and is being rebuilt."""
+class PruneCacheWarning(CacheWarning):
+    """A cache entry could not be read or did not verify, and is being rebuilt."""
 
 
 def pruned_model(
@@ -67,12 +69,12 @@ def pruned_model(
     shape = reference_input_shape(name)
     key = _cache_key(name, weights, target, method, data_key, shape)
     entry = cache_entry_path(name, target, method, key, cache_dir)
-    if use_cache and entry.exists():
+    cached = read_verified(entry, WHAT, PruneCacheWarning) if use_cache else None
+    if cached is not None:
         try:
-            return load_variant(entry, expected_key=key)
-        except Exception as error:  # corrupt, truncated, foreign: say which file, then rebuild it
-            warnings.warn(PruneCacheWarning(f"cache entry {entry} is unreadable ({first_line(error, with_type=True)}); rebuilding it"))
-            entry.unlink(missing_ok=True)
+            return load_variant(io.BytesIO(cached), expected_key=key)
+        except Exception as error:  # written by this user's edgeprof, yet unloadable: say which file, rebuild it
+            discard(entry, WHAT, first_line(error, with_type=True), PruneCacheWarning)
     started = time.perf_counter()
     with _stages(progress, f"pruning {name} to {variant_name(target)}", len(PRUNE_STAGES) + 2) as stage:
         stage("building the model")
@@ -81,7 +83,7 @@ def pruned_model(
         result = replace(result, model_name=name, cache_key=key)
         if use_cache:
             stage("saving to the cache")
-            save_variant(result, entry)
+            _write_entry(result, entry)
     return replace(result, seconds=time.perf_counter() - started)
 
 
@@ -104,16 +106,32 @@ def _cache_key(name: str, weights: str | None, target: float, method: str, data_
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
 
 
+def _write_entry(result: PruneResult, entry: Path) -> None:
+    try:
+        entry.parent.mkdir(parents=True, exist_ok=True)
+        write_verified(entry, _variant_bytes(result))
+    except OSError as exc:
+        raise UsageError(f"cannot write the variant cache {entry.parent}: {exc.strerror or exc}; free space there "
+                         "or give another folder (--prune-cache, --cache-dir)") from None
+
+
 def save_variant(result: PruneResult, path: Path) -> Path:
     """Write a pruned torchvision model as its pruning history plus its state dict, atomically.
 
     The file holds only dicts, lists, strings, numbers and tensors, so :func:`load_variant` reads it
     with ``torch.load(weights_only=True)``.
     """
-    if not result.model_name:
-        raise UsageError("only a pruned torchvision model (from pruned_model or load_variant) can be saved")
+    data = _variant_bytes(result)
     path = Path(path).expanduser()
     path.parent.mkdir(parents=True, exist_ok=True)
+    write_whole(path, data)
+    return path
+
+
+def _variant_bytes(result: PruneResult) -> bytes:
+    """The variant file's bytes: plain values and tensors only."""
+    if not result.model_name:
+        raise UsageError("only a pruned torchvision model (from pruned_model or load_variant) can be saved")
     record = {
         "format": VARIANT_FORMAT,
         "key": result.cache_key,
@@ -129,20 +147,17 @@ def save_variant(result: PruneResult, path: Path) -> Path:
         "history": [[str(name), bool(out), [int(i) for i in idxs]] for name, out, idxs in result.history],
         "state_dict": result.model.state_dict(),
     }
-    handle, scratch = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
-    os.close(handle)
-    try:
-        torch.save(record, scratch)
-        os.replace(scratch, path)  # readers see the whole file or none
-    finally:
-        Path(scratch).unlink(missing_ok=True)
-    return path
+    buffer = io.BytesIO()
+    torch.save(record, buffer)
+    return buffer.getvalue()
 
 
-def load_variant(path: Path, expected_key: str | None = None) -> PruneResult:
-    """Rebuild a variant written by :func:`save_variant`: base architecture, replayed history, weights."""
+def load_variant(path: Path | IO[bytes], expected_key: str | None = None) -> PruneResult:
+    """Rebuild a variant written by :func:`save_variant` (a path, or its bytes as a file object): base
+    architecture, replayed history, weights."""
     started = time.perf_counter()
-    record = torch.load(Path(path).expanduser(), map_location="cpu", weights_only=True)
+    source = path if isinstance(path, io.IOBase) else Path(path).expanduser()
+    record = torch.load(source, map_location="cpu", weights_only=True)
     if not isinstance(record, dict) or record.get("format") != VARIANT_FORMAT:
         raise ValueError(f"not an edgeprof variant file of format {VARIANT_FORMAT}")
     if expected_key is not None and record.get("key") != expected_key:
