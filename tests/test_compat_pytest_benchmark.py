@@ -74,3 +74,42 @@ def test_autosave_writes_under_the_machine_id_in_the_storage_folder(pytester):
                        "--benchmark-storage", "file://./saved").assert_outcomes(passed=1)
     assert storage_folder("file://./saved") == pytester.path.joinpath("saved").relative_to(pytester.path)
     assert [p.name for p in (pytester.path / "saved").iterdir()] == [machine_id()]
+
+
+NOTHING_TIMED = """
+import pytest
+
+
+def test_failed(benchmark):
+    pytest.fail("no rounds")
+"""
+SAVE_WITHOUT_TIMINGS = """
+import pytest
+from pytest_edgeprof.compat import pytest_benchmark as compat
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtestloop(session):
+    try:
+        return (yield)
+    finally:
+        compat.save_without_timings(session.config)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_benchmark_update_json(config, benchmarks, output_json):
+    output_json["said"] = "saved"
+"""
+
+
+@pytest.mark.parametrize("stand_in", [False, True], ids=["as it is", "with the stand-in"])
+def test_a_run_that_timed_nothing_is_saved_only_with_the_stand_in(pytester, stand_in):
+    pytester.makepyfile(NOTHING_TIMED)
+    if stand_in:
+        pytester.makeconftest(SAVE_WITHOUT_TIMINGS)
+    result = pytester.runpytest("-p", "no:cacheprovider", "-p", "no:edgeprof", "--benchmark-json=out.json")
+    result.assert_outcomes(failed=1)
+    saved = pytester.path / "out.json"
+    assert saved.exists() is stand_in
+    if stand_in:
+        assert json.loads(saved.read_text())["benchmarks"] == [] and json.loads(saved.read_text())["said"] == "saved"

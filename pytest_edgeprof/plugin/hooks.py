@@ -180,6 +180,32 @@ EDGEPROF_FIXTURES = frozenset({"edgeprof", "edgeprof_model", "edgeprof_cell"})
 DEVICE_FIXTURES = EDGEPROF_FIXTURES | {"edgeprof_device"}
 
 
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtestloop(session: pytest.Session):
+    """Around the tests. Before the first, where an edgeprof test will run, the journal is taken: one held by
+    another run, or whose lock cannot be written, stops the run with one line before anything is measured (a
+    run of plain tests makes no journal). After the last, a run whose cells all failed or were skipped is still
+    saved by pytest-benchmark, with its untimed cells."""
+    state = session.config.stash[SESSION]
+    if _runs_edgeprof_tests(session):
+        try:
+            state.log.open_journal()
+        except UsageError as exc:
+            raise pytest.UsageError(str(exc)) from None
+    try:
+        return (yield)
+    finally:
+        if state.has_log and state.log.untimed_cells():
+            pytest_benchmark.save_without_timings(session.config)
+
+
+def _runs_edgeprof_tests(session: pytest.Session) -> bool:
+    option = session.config.option
+    if option.collectonly or (session.testsfailed and not option.continue_on_collection_errors):
+        return False  # no test will run
+    return any(not EDGEPROF_FIXTURES.isdisjoint(getattr(item, "fixturenames", ())) for item in session.items)
+
+
 @contextmanager
 def _stop_on_usage_error(item: pytest.Item) -> Iterator[None]:
     """Bad input found only mid-run in an edgeprof test (a weights file that is no state dict, an
