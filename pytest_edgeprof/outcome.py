@@ -2,7 +2,8 @@
 
 Running out of memory is a result, not a crash: the allocator raises (``torch.OutOfMemoryError``,
 the CPU allocator's ``RuntimeError``, Python's ``MemoryError``), or, on a small board, the kernel's
-out-of-memory killer ends the process, which ``--isolate`` sees as a child killed by SIGKILL.
+out-of-memory killer ends the process, which ``--isolate`` sees as a child killed by SIGKILL and
+calls out of memory only where the kernel says it was its killer (``measure/oom_killer.py``).
 """
 
 from __future__ import annotations
@@ -43,8 +44,8 @@ class Outcome(str, enum.Enum):
             return cls.FAILED
 
 
-# What an isolated child's death by SIGKILL is recorded as: on Linux the out-of-memory killer sends it.
-OOM_KILL_ERROR = "child killed by SIGKILL (the out-of-memory killer sends it)"
+# How an isolated child's death is recorded where the kernel says its out-of-memory killer sent the SIGKILL.
+OOM_KILLED = "killed by the out-of-memory killer"
 _OOM_MESSAGES = ("out of memory", "DefaultCPUAllocator: can't allocate memory")
 _TRIED_TO_ALLOCATE = re.compile(r"[Tt]ried to allocate ([0-9.]+ ?[KMGT]i?B|[0-9]+ bytes)")
 
@@ -58,11 +59,6 @@ def is_out_of_memory(exc: BaseException) -> bool:
         text = str(exc)
         return any(message in text for message in _OOM_MESSAGES)
     return False
-
-
-def ran_out_of_memory(outcome: Outcome, error: str) -> bool:
-    """The cell ran out of memory: the allocator said so, or the out-of-memory killer ended its child."""
-    return outcome is Outcome.OUT_OF_MEMORY or (outcome is Outcome.FAILED and error.startswith("child killed by SIGKILL"))
 
 
 def allocation_text(error: str) -> str | None:

@@ -94,3 +94,42 @@ def test_the_saved_max_time_is_the_ceiling_the_rounds_ran_under(pytester, given)
     result.assert_outcomes(passed=1)
     [saved] = json.loads((pytester.path / "out.json").read_text())["benchmarks"]
     assert saved["options"]["max_time"] == (float(given[1]) if given else DEFAULT_CEILING_S)
+
+
+NOTHING_TIMED = """
+import pytest
+
+
+def test_failed(benchmark):
+    pytest.fail("no rounds")
+"""
+SAVE_WITHOUT_TIMINGS = """
+import pytest
+from pytest_edgeprof.compat import pytest_benchmark as compat
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtestloop(session):
+    try:
+        return (yield)
+    finally:
+        compat.save_without_timings(session.config)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_benchmark_update_json(config, benchmarks, output_json):
+    output_json["said"] = "saved"
+"""
+
+
+@pytest.mark.parametrize("stand_in", [False, True], ids=["as it is", "with the stand-in"])
+def test_a_run_that_timed_nothing_is_saved_only_with_the_stand_in(pytester, stand_in):
+    pytester.makepyfile(NOTHING_TIMED)
+    if stand_in:
+        pytester.makeconftest(SAVE_WITHOUT_TIMINGS)
+    result = pytester.runpytest("-p", "no:cacheprovider", "-p", "no:edgeprof", "--benchmark-json=out.json")
+    result.assert_outcomes(failed=1)
+    saved = pytester.path / "out.json"
+    assert saved.exists() is stand_in
+    if stand_in:
+        assert json.loads(saved.read_text())["benchmarks"] == [] and json.loads(saved.read_text())["said"] == "saved"

@@ -1,6 +1,10 @@
 """A run killed with SIGKILL, then resumed; cells isolated in child processes."""
 
 import json
+import os
+import signal
+import threading
+import time
 
 
 FAST = ["--device", "cpu", "--no-energy", "--benchmark-max-time", "0.02", "--benchmark-min-rounds", "3"]
@@ -100,16 +104,72 @@ def test_isolated_cells_that_crash_or_run_out_of_memory_are_recorded_and_the_ses
                                 "--isolate", "--isolate-memory-limit", "1GB", "--benchmark-json=run.json", "-rs")
     # crashing: b1 runs, b2's child is killed, b8 is skipped; hungry: b1 (200 MB) fits, b2 (400 MB) fits,
     # b8 (1.6 GB) is past the child's 1 GB limit
-    result.assert_outcomes(passed=3, failed=2, skipped=1)
+    # a SIGKILL without evidence of the out-of-memory killer is a failure naming the signal: b8 still runs
+    result.assert_outcomes(passed=4, failed=2)
     result.stdout.fnmatch_lines([
-        "*child killed by SIGKILL (the out-of-memory killer sends it) (resnet18-base-b2-8x8 on cpu)*",
-        "*peak memory: out of memory at batch 8 (tried to allocate 1.6 GB) > budget * (resnet18-base-b8-8x8 on cpu)*",
+        "*child killed by SIGKILL (resnet18-base-b2-8x8 on cpu)*",
+        "*peak memory: out of memory at batch 8 (tried to allocate 1.6 GB; the child's memory limit is 1 GB) "
+        "(resnet18-base-b8-8x8 on cpu)*",
     ])
     saved = json.loads((pytester.path / "run.json").read_text())["benchmarks"]
     assert [(b["name"].split("[")[0], b["extra_info"]["batch_size"]) for b in saved] == [
-        ("test_crashing", 1), ("test_hungry", 1), ("test_hungry", 2)]
+        ("test_crashing", 1), ("test_crashing", 8), ("test_hungry", 1), ("test_hungry", 2)]
     journal = [json.loads(line) for line in (pytester.path / ".benchmarks" / "edgeprof-journal.jsonl").read_text().splitlines()]
-    assert [entry["outcome"] for entry in journal] == ["passed", "failed", "passed", "passed", "out-of-memory"]
+    assert [entry["outcome"] for entry in journal] == ["passed", "failed", "passed", "passed", "passed", "out-of-memory"]
     # an isolated cell's memory is its own: 200 MB per image, plus the input and a little
-    hungry_b1 = saved[1]["extra_info"]["peak_mem_bytes"]
+    hungry_b1 = saved[2]["extra_info"]["peak_mem_bytes"]
     assert 200_000_000 <= hungry_b1 < 210_000_000
+
+
+SLEEPS_ONCE = """
+import os, time
+from pathlib import Path
+from torch import nn
+
+PID_FILE = Path(__file__).with_name("child.pid")
+
+class SleepsOnce(nn.Module):
+    '''At batch 1, the first time: writes its process id and sleeps, to be killed from outside.'''
+    def forward(self, x):
+        if x.shape[0] == 1 and not PID_FILE.exists():
+            PID_FILE.write_text(str(os.getpid()))
+            time.sleep(120)
+        return x.mean(dim=(1, 2, 3))
+
+def test_sleeps(edgeprof, edgeprof_cell):
+    edgeprof(SleepsOnce(), cell=edgeprof_cell)
+"""
+
+
+def _kill_when_it_writes_its_pid(pid_file) -> threading.Thread:
+    """A thread of this test that sends SIGKILL to the child process once it has written its pid, as a user's kill -9."""
+
+    def kill() -> None:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            text = pid_file.read_text() if pid_file.exists() else ""
+            if text:
+                os.kill(int(text), signal.SIGKILL)
+                return
+            time.sleep(0.05)
+
+    thread = threading.Thread(target=kill, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_a_child_killed_by_a_user_is_a_failure_naming_the_signal_and_is_measured_again(pytester):
+    pytester.makepyfile(SLEEPS_ONCE)
+    grid = [*FAST, "--models", "resnet18", "--batch-sizes", "1,2", "--shapes", "8", "--isolate",
+            "--benchmark-max-time", "0.000001"]
+    killer = _kill_when_it_writes_its_pid(pytester.path / "child.pid")
+    killed = pytester.runpytest(*grid, "-rs")
+    killer.join()
+    killed.assert_outcomes(passed=1, failed=1)  # b2 runs: nothing says the kill was for memory
+    killed.stdout.fnmatch_lines(["*child killed by SIGKILL (resnet18-base-b1-8x8 on cpu)*"])
+    assert "out-of-memory" not in killed.stdout.str() and "exceeds capacity" not in killed.stdout.str()
+    journal = pytester.path / ".benchmarks" / "edgeprof-journal.jsonl"
+    assert [json.loads(line)["outcome"] for line in journal.read_text().splitlines()] == ["failed", "passed"]
+    resumed = pytester.runpytest(*grid, "--resume")
+    resumed.assert_outcomes(passed=2)  # b1 measured again, b2 replayed
+    assert [json.loads(line)["outcome"] for line in journal.read_text().splitlines()] == ["failed", "passed", "passed"]

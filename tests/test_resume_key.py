@@ -50,6 +50,14 @@ def _replayed(first: dict, second: dict) -> bool:
         pytest.param([], [], "", True, id="nothing changed: replayed"),
         pytest.param([], [], ONE_THREAD, False, id="torch threads"),
         pytest.param(["--benchmark-disable"], [], "", False, id="untimed run, then timed"),
+        pytest.param([], ["--latency-ci", "5%"], "", False, id="latency-ci"),
+        pytest.param([], ["--benchmark-min-rounds", "4"], "", False, id="benchmark-min-rounds"),
+        pytest.param([], ["--benchmark-max-time", "0.03"], "", False, id="benchmark-max-time"),
+        pytest.param([], ["--cooldown", "0.01"], "", False, id="cooldown"),
+        pytest.param([], ["--isolate"], "", False, id="in process, then isolated"),
+        pytest.param(["--isolate"], ["--isolate"], "", True, id="isolated both times: replayed"),
+        pytest.param(["--isolate", "--isolate-memory-limit", "1GB"], ["--isolate", "--isolate-memory-limit", "2GB"], "",
+                     False, id="isolate-memory-limit"),
     ],
 )
 def test_resume_measures_again_when_the_run_conditions_changed(pytester, first_args, resume_args, conftest, replayed):
@@ -152,3 +160,125 @@ def test_how_a_variant_was_made_is_part_of_the_key(pytester):
     assert _replayed(first[base], taylor[base])  # the base model is the same whatever prunes the variant
     assert not _replayed(first[pruned], taylor[pruned])
     assert (first[pruned]["extra_info"]["prune_method"], taylor[pruned]["extra_info"]["prune_method"]) == ("magnitude", "taylor")
+
+
+def test_energy_measured_or_not_is_part_of_the_key(pytester):
+    pytester.makepyfile(TINY)
+    without = _run(pytester, name="without")
+    with_energy = [arg for arg in FAST if arg != "--no-energy"]
+    pytester.runpytest(*with_energy, "--resume", "--benchmark-json=with.json").assert_outcomes(passed=1)
+    saved = json.loads((pytester.path / "with.json").read_text())["benchmarks"][0]
+    assert not _replayed(without["test_tiny"], saved)
+
+
+FIXABLE = """
+from pathlib import Path
+from torch import nn
+
+class Fixable(nn.Module):
+    '''Raises while the file BROKEN lies beside this module: a bug, then its fix, the module's code unchanged.'''
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+
+    def forward(self, x):
+        if Path(__file__).with_name("BROKEN").exists():
+            raise ValueError("a bug")
+        return self.conv(x)
+
+def test_fixable(edgeprof):
+    edgeprof(Fixable(), batch_size=1, input_shape=(3, 16, 16), name="net")
+"""
+
+
+def test_a_failed_cell_is_measured_again_on_resume(pytester):
+    pytester.makepyfile(FIXABLE)
+    (pytester.path / "BROKEN").write_text("")
+    broken = pytester.runpytest(*FAST)
+    broken.assert_outcomes(failed=1)
+    broken.stdout.fnmatch_lines(["*ValueError: a bug (net-base-b1-16x16 on cpu)*"])
+    (pytester.path / "BROKEN").unlink()
+    fixed = pytester.runpytest(*FAST, "--resume")
+    fixed.assert_outcomes(passed=1)
+    journal = pytester.path / ".benchmarks" / "edgeprof-journal.jsonl"
+    assert [json.loads(line)["outcome"] for line in journal.read_text().splitlines()] == ["failed", "passed"]
+
+
+HUNGRY = """
+import torch
+from torch import nn
+
+class Hungry(nn.Module):
+    '''Allocates 200 MB per image.'''
+    def forward(self, x):
+        return torch.ones(x.shape[0], 50_000_000).sum(dim=1)
+
+def test_hungry(edgeprof):
+    edgeprof(Hungry(), batch_size=1, input_shape=(3, 8, 8), name="hungry")
+"""
+
+
+def test_out_of_memory_under_a_small_limit_is_measured_again_under_a_larger_one(pytester):
+    pytester.makepyfile(HUNGRY)
+    isolate = ["--isolate", "--benchmark-max-time", "0.000001"]
+    small = pytester.runpytest(*FAST, *isolate, "--isolate-memory-limit", "100MB")
+    small.assert_outcomes(failed=1)
+    small.stdout.fnmatch_lines(["*peak memory: out of memory at batch 1*"])
+    pytester.runpytest(*FAST, *isolate, "--isolate-memory-limit", "1GB", "--resume").assert_outcomes(passed=1)
+
+
+EDITABLE = """
+from torch import nn
+
+class Inner(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(8, 8, 3, padding=1)
+
+    def forward(self, x):
+        return {inner}
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.stem, self.inner = nn.Conv2d(3, 8, 3), Inner()
+
+    def forward(self, x):
+        return {outer}
+
+def test_net(edgeprof):
+    edgeprof(Net(), batch_size=1, input_shape=(3, 16, 16), name="net")
+"""
+LIGHT = {"inner": "self.conv(x)", "outer": "self.inner(self.stem(x))"}
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        pytest.param({"outer": "sum(self.inner(self.stem(x)) for _ in range(16))"}, id="the module's forward"),
+        pytest.param({"inner": "sum(self.conv(x) for _ in range(16))"}, id="a submodule's forward"),
+    ],
+)
+def test_an_edited_forward_is_measured_again(pytester, edit):
+    pytester.makepyfile(EDITABLE.format(**LIGHT))
+    first = _run(pytester, name="first")
+    pytester.makepyfile(EDITABLE.format(**{**LIGHT, **edit}))
+    edited = _run(pytester, "--resume", name="edited")
+    assert not _replayed(first["test_net"], edited["test_net"])
+    assert edited["test_net"]["extra_info"]["flops"] > 10 * first["test_net"]["extra_info"]["flops"]
+
+
+def _class_from_text(forward_body: str):
+    """A module class whose source inspect cannot find (made from a string, as exec or a notebook makes it)."""
+    namespace: dict = {"__name__": "notebook"}
+    code = f"from torch import nn\nclass Made(nn.Module):\n    def forward(self, x):\n        return {forward_body}\n"
+    exec(compile(code, "<made>", "exec"), namespace)
+    return namespace["Made"]
+
+
+def test_a_forward_without_source_is_keyed_by_its_code():
+    from pytest_edgeprof.models.identity import module_identity
+
+    light, same, heavy = (_class_from_text(body) for body in ("x * 2", "x * 2", "x * 2 * 3"))
+    assert module_identity(light()) == module_identity(same())
+    assert module_identity(light()) != module_identity(heavy())

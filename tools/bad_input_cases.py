@@ -21,6 +21,7 @@ repeated here:
 | --emulate jetson-nano --precision bf16, --emulate host --precision int8 | test_plugin_emulate.py::test_a_precision_the_target_has_no_figures_for_is_a_usage_error_before_anything_runs |
 | --prune 0.9 / half, --prune-method random / taylor without data, --eval-data missing, --eval-limit 0 | test_plugin_variants.py::test_bad_variant_and_accuracy_options_are_usage_errors |
 | --journal FOLDER; a journal line cut off by a kill, with --resume | test_journal.py, test_resume_isolate.py::test_resume_ignores_a_cut_off_line_and_measures_that_cell |
+| a journal of mode 000 with --resume (not as root, who reads it), a journal held by another run, a journal's lock that cannot be written (a full disk) | test_journal_safety.py |
 | budget strings (units, bare numbers, negative, any text) | test_budgets.py (hypothesis) |
 | shapes, batch sizes (any text) | test_zoo_parse.py, test_grid.py |
 | edgeprof flops: unknown model, bad --shape / --batch, no model, unknown subcommand | test_cli_flops.py::test_bad_input_is_one_line_on_stderr_and_exit_2 |
@@ -46,6 +47,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import os
 import re
 from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass
@@ -195,6 +197,10 @@ PYTEST_CASES = [
                  fragment="cannot read weights from {inf_run} (not a weights-only torch file"),
     _pytest_case("--resume --journal {typed_journal}", "--resume", "--journal", "{typed_journal}",
                  fragment="typed.jsonl:1: unreadable journal line ignored", code=0),
+    _pytest_case("--resume --journal {pipe}", "--resume", "--journal", "{pipe}",
+                 fragment="--journal {pipe}: not a regular file"),
+    _pytest_case("--resume --journal {lock_is_folder}/j.jsonl", "--resume", "--journal", "{lock_is_folder}/j.jsonl",
+                 fragment="cannot write the journal's lock {lock_is_folder}/j.jsonl.lock: Is a directory"),
     Case("XDG_CACHE_HOME={text} pytest --runtime onnxruntime", ("--runtime", "onnxruntime"), code=4,
          fragment="the deployed-model cache {text}/pytest-edgeprof/deployed: {text} is a file", env=(("XDG_CACHE_HOME", "{text}"),)),
 ]
@@ -317,6 +323,8 @@ FILES = {
     "checkpoint_pth": "torch.save({'state_dict': {}, 'epoch': 3}), a training checkpoint",
     "mobilenet_pth": "the state dict of mobilenet_v3_small (so not of squeezenet1_1)",
     "typed_journal": "a journal whose one line has latencies_s \"fast\"",
+    "pipe": "a named pipe (reading it would wait for a writer)",
+    "lock_is_folder": "a folder holding a folder j.jsonl.lock, where the lock of the journal j.jsonl goes",
     "superscript_index": "an ImageFolder whose class_index.json has the key '²'",
     "deep_index": "an ImageFolder whose class_index.json is 100000 '['",
     "far_index": "an ImageFolder whose class_index.json maps a folder to class 5000",
@@ -371,6 +379,10 @@ def make_files(root: Path) -> dict[str, Path]:
     files["typed_journal"].write_text(json.dumps(
         {"format": FORMAT, "key": "cpu|random|mobilenet_v3_small-base-b1-16x16", "outcome": "passed",
          "extra_info": cell, "latencies_s": "fast", "iterations": 1, "message": ""}, separators=(",", ":")) + "\n")
+    files["pipe"] = root / "pipe"
+    os.mkfifo(files["pipe"])
+    files["lock_is_folder"] = root / "lock_is_folder"
+    (files["lock_is_folder"] / "j.jsonl.lock").mkdir(parents=True)
     files["empty_pth"] = root / "empty.pth"
     files["empty_pth"].write_bytes(b"")
     files["json_pth"] = root / "json.pth"

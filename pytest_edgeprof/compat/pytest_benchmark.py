@@ -5,7 +5,11 @@
   if it had timed them: ``BenchmarkFixture._make_stats`` and ``_mode`` are private, and the saved
   ``options`` are its stats' ``options`` dict; a fixture whose function raised (``has_error``) is left
   out of the saved JSON;
-- the storage folder of its ``file://`` storage URI, and the machine id its autosave folders are named by.
+- the storage folder of its ``file://`` storage URI, and the machine id its autosave folders are named by;
+- its session's list of benchmarks (``BenchmarkSession.benchmarks``): it saves nothing, neither
+  ``--benchmark-json`` nor an autosave, while the list is empty, so a run that timed no cell adds a
+  stand-in that reports an error (left out of the JSON, as a fixture whose function raised) and is
+  falsy (left out of the table, as one without rounds).
 
 Checked on pytest-benchmark 5.3.1 (pyproject.toml accepts 4.0 and later).
 tests/test_compat_pytest_benchmark.py pins each of these on the installed version, so a release that
@@ -97,3 +101,21 @@ def record_rounds(benchmark: Any, latencies_s: Sequence[float], iterations: int,
     for latency in latencies_s:
         stats.update(latency * iterations)
     mark_used(benchmark)
+
+
+class _NoTimings:
+    """The stand-in ``save_without_timings`` adds: not saved (``has_error``), not shown (falsy)."""
+
+    has_error = True
+
+    def __bool__(self) -> bool:
+        return False
+
+
+def save_without_timings(config: Any) -> None:
+    """Make pytest-benchmark save this run (its ``--benchmark-json``, its autosave) although no test gave it
+    rounds, as when every cell failed or was skipped; call it before its session finishes. Nothing changes
+    under --benchmark-disable, whose runs it never saves."""
+    session = getattr(config, "_benchmarksession", None)
+    if session is not None and not session.benchmarks and not session.disabled:
+        session.benchmarks.append(_NoTimings())

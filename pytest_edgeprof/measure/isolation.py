@@ -2,8 +2,9 @@
 
 On a small board a too-large batch does not raise: the kernel's out-of-memory killer ends the
 process. In a child, that kill (or a segfault, or a CUDA error) ends only the child; the parent
-records the cell as failed with the signal and goes on. Memory figures from a child are that
-cell's alone, since nothing else ran in it.
+records the cell as out of memory where the kernel says its killer sent the SIGKILL
+(``oom_killer.py``), else as failed with the signal, and goes on. Memory figures from a child are
+that cell's alone, since nothing else ran in it.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ from pytest_edgeprof.measure.cell import measure_cell, one_untimed_call, probe_m
 from pytest_edgeprof.measure.timing import WARM_UP_S, StoppingRule
 from pytest_edgeprof.measure.deployed import Deployed
 from pytest_edgeprof.measurement import Cell, Measurement
-from pytest_edgeprof.outcome import OOM_KILL_ERROR, Outcome
+from pytest_edgeprof.measure.oom_killer import OomWatch
+from pytest_edgeprof.outcome import OOM_KILLED, Outcome
 
 if TYPE_CHECKING:
     from pytest_edgeprof.measure.emulation import Target
@@ -66,31 +68,42 @@ class IsolatedJob:
 
 
 def run_isolated(job: IsolatedJob) -> Measurement:
-    """Measure ``job.cell`` in a spawned child; a child that dies gives a failed Measurement, a child
-    that meets bad input (``UsageError``) raises it here."""
+    """Measure ``job.cell`` in a spawned child; a child that dies gives a failed Measurement (out of memory
+    where the kernel says its killer ended it), a child that meets bad input (``UsageError``) raises it here."""
     context = multiprocessing.get_context("spawn")
     receiver, sender = context.Pipe(duplex=False)
     child = context.Process(target=_child_main, args=(job, sender), name=f"edgeprof-{job.cell.id}", daemon=True)
-    child.start()
-    sender.close()
+    watch = OomWatch()
     try:
-        result = receiver.recv()
-    except EOFError:  # the child died before it could answer
-        result = None
-    child.join()
-    if isinstance(result, Measurement):
-        return result
-    if isinstance(result, UsageError):
-        raise result
-    error = result if isinstance(result, str) else _death(child.exitcode)
-    return Measurement(job.cell, job.profile.name, Outcome.FAILED, error)
+        child.start()
+        sender.close()
+        try:
+            result = receiver.recv()
+        except EOFError:  # the child died before it could answer
+            result = None
+        child.join()
+        if isinstance(result, Measurement):
+            return result
+        if isinstance(result, UsageError):
+            raise result
+        if isinstance(result, str):
+            return Measurement(job.cell, job.profile.name, Outcome.FAILED, result)
+        return _death(job, child.exitcode, watch.evidence(child.pid))
+    finally:
+        watch.close()
 
 
-def _death(exitcode: int | None) -> str:
+def _death(job: IsolatedJob, exitcode: int | None, oom_evidence: str | None) -> Measurement:
+    """A child that died without an answer: out of memory only where the kernel says its out-of-memory
+    killer sent the SIGKILL (anyone may send one), else a failure naming the signal or the exit code."""
     if exitcode is not None and exitcode < 0:
         name = signal.Signals(-exitcode).name
-        return OOM_KILL_ERROR if name == "SIGKILL" else f"child killed by {name}"
-    return f"child exited with code {exitcode} without a result"
+        if name == "SIGKILL" and oom_evidence:
+            return Measurement(job.cell, job.profile.name, Outcome.OUT_OF_MEMORY, f"{OOM_KILLED} ({oom_evidence})")
+        error = f"child killed by {name}"
+    else:
+        error = f"child exited with code {exitcode} without a result"
+    return Measurement(job.cell, job.profile.name, Outcome.FAILED, error)
 
 
 def _child_main(job: IsolatedJob, sender: Connection) -> None:

@@ -22,7 +22,8 @@ from pytest_edgeprof.measure.timing import CallRecorder, Rounds
 from pytest_edgeprof.measurement import Cell, CellKey, Measurement
 from pytest_edgeprof.models.identity import module_identity
 from pytest_edgeprof.models.variants import ModelRef
-from pytest_edgeprof.outcome import Outcome, allocation_text
+from pytest_edgeprof.metrics import format_bytes
+from pytest_edgeprof.outcome import OOM_KILLED, Outcome, allocation_text
 
 if TYPE_CHECKING:
     from pytest_edgeprof.plugin.session import EdgeprofSession
@@ -50,8 +51,8 @@ class EdgeprofTimer:
     measures, topped up with more calls where the source needs a longer window; pytest-benchmark
     saves exactly those rounds. Peak memory is measured on one more call, FLOPs on
     meta tensors. Running out of memory is recorded as a result, not raised. With ``--resume`` a
-    cell the journal holds under the same key is replayed and judged against this run's budgets;
-    with ``--isolate`` it runs in a child process.
+    cell the journal holds as measured (passed or over budget) under the same key is replayed and
+    judged against this run's budgets; with ``--isolate`` it runs in a child process.
     """
 
     def __init__(self, benchmark, session: EdgeprofSession, budgets: Mapping[str, Budget]) -> None:
@@ -196,8 +197,14 @@ class EdgeprofTimer:
             f"{'; '.join(why) or 'nothing the device state shows (a quieter machine or a longer --benchmark-max-time may help)'}"))
 
     def _out_of_memory_line(self, measurement: Measurement) -> str:
-        cell, memory = measurement.cell, self.budgets.get("memory")
-        tried = allocation_text(measurement.error)
-        size = f" (tried to allocate {tried})" if tried else ""
-        budget = f" > budget {memory.text}" if memory else ""
-        return f"peak memory: out of memory at batch {cell.batch_size}{size}{budget} ({cell.id} on {self._session.where})"
+        """What ran out, set against the limit it ran into: the allocation that failed and, for an isolated
+        cell, the memory its child was allowed (no budget: nothing was measured to judge against one)."""
+        cell, tried = measurement.cell, allocation_text(measurement.error)
+        said = [f"tried to allocate {tried}"] if tried else []
+        if measurement.error.startswith(OOM_KILLED):
+            said.append(measurement.error)
+        limit = self._session.isolate_memory_limit() if self._session.settings.isolate else None
+        if limit is not None:
+            said.append(f"the child's memory limit is {format_bytes(limit)}")
+        detail = f" ({'; '.join(said)})" if said else ""
+        return f"peak memory: out of memory at batch {cell.batch_size}{detail} ({cell.id} on {self._session.where})"

@@ -236,6 +236,32 @@ def pytest_runtest_call(item: pytest.Item):
         return (yield)
 
 
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtestloop(session: pytest.Session):
+    """Around the tests. Before the first, where an edgeprof test will run, the journal is taken: one held by
+    another run, or whose lock cannot be written, stops the run with one line before anything is measured (a
+    run of plain tests makes no journal). After the last, a run whose cells all failed or were skipped is still
+    saved by pytest-benchmark, with its untimed cells."""
+    state = engaged(session.config)
+    if state is not None and state.refusal is None and _runs_edgeprof_tests(session):
+        try:
+            state.log.open_journal()
+        except UsageError as exc:
+            raise pytest.UsageError(str(exc)) from None
+    try:
+        return (yield)
+    finally:
+        if state is not None and state.has_log and state.log.untimed_cells():
+            pytest_benchmark.save_without_timings(session.config)
+
+
+def _runs_edgeprof_tests(session: pytest.Session) -> bool:
+    option = session.config.option
+    if option.collectonly or (session.testsfailed and not option.continue_on_collection_errors):
+        return False  # no test will run
+    return any(_is_edgeprof_test(item, EDGEPROF_FIXTURES) for item in session.items)
+
+
 @contextmanager
 def _stop_on_usage_error(item: pytest.Item) -> Iterator[None]:
     """Bad input found only mid-run in an edgeprof test (a weights file that is no state dict, an

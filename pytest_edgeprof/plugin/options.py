@@ -20,7 +20,7 @@ import pytest
 from pytest_edgeprof.axes import DEFAULT_PRECISION, DEFAULT_RUNTIME, check_extras, precision_help, runtime_help
 from pytest_edgeprof.compat.pytest_benchmark import storage_folder
 from pytest_edgeprof.errors import UsageError
-from pytest_edgeprof.paths import default_cache_dir, output_file, output_folder
+from pytest_edgeprof.paths import default_cache_dir, output_folder
 from pytest_edgeprof.shared_options import DEVICE, SHAPE, WEIGHTS
 
 if TYPE_CHECKING:
@@ -184,9 +184,10 @@ OPTIONS: dict[str, Option] = {
     ),
     "resume": Option(
         "--resume", "edgeprof_resume", "",
-        "replay the cells the journal holds under the same cell key (device, network, weights, variant recipe, "
-        "evaluation data, threads, timer) instead of measuring them again, judged by this run's budgets "
-        "(a run killed halfway, resumed, saves every cell once)",
+        "replay the measured cells (passed or over budget) the journal holds under the same cell key (device, "
+        "network and its code, weights, variant recipe, evaluation data, threads, timer, stopping rule, isolation) "
+        "instead of measuring them again, judged by this run's budgets; failed and out-of-memory cells are measured "
+        "again (a run killed halfway, resumed, saves every cell once)",
         flag_only=True,
     ),
     "isolate": Option(
@@ -263,7 +264,7 @@ def load_settings(config: pytest.Config) -> Settings:
     if "journal" not in values:  # checked up front like --journal: a folder this user can write in
         storage = storage_folder(config.getoption("benchmark_storage", None))
         journal = str(storage / "edgeprof-journal.jsonl")
-        values["journal"] = _default_path(lambda: output_file(journal, "the default journal", journal), "--journal PATH")
+        values["journal"] = _default_path(lambda: _journal_path(journal, "the default journal"), "--journal PATH")
     if values.get("prune_targets") and values.get("prune_cache") is None:
         cache = str(default_cache_dir())
         values["prune_cache"] = _default_path(lambda: output_folder(cache, "the default variant cache", "pruned variants"),
@@ -272,6 +273,12 @@ def load_settings(config: pytest.Config) -> Settings:
     layers = [config.getini(budget.ini) or None, config.getoption(budget.flag)]  # ini first, command line over it
     values["budget_layers"] = tuple(_parse(budget, text) for text in layers if text)
     return Settings(**values)
+
+
+def _journal_path(text: str, option: str) -> Path:
+    from pytest_edgeprof.runs.journal import parse_journal_path
+
+    return parse_journal_path(text, option)
 
 
 def _check_extras(precisions: tuple[str, ...], runtimes: tuple[str, ...]) -> None:

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 # The rounds' ceiling where --benchmark-max-time is not given: long enough for most CPU cells of the
 # default grid to reach ±1 %, short enough that the grid's 12 cells finish in about two minutes.
 DEFAULT_CEILING_S = 5.0
+DEFAULT_RULE = (Settings.latency_ci, BenchmarkOptions.min_rounds, DEFAULT_CEILING_S)  # precision, min rounds, ceiling
 
 
 @dataclass
@@ -181,9 +182,28 @@ class EdgeprofSession:
 
         conditions = {"threads": str(torch.get_num_threads()), "timer": self.benchmark.timer,
                       "timed": str(self.benchmark.enabled), **self._deployment_conditions(cell),
-                      **self.features.key_conditions()}
+                      **self.features.key_conditions(), **self._measuring_conditions()}
         evaluation = self.models.evaluation_identity() if evaluated else ""
         return CellKey(test, cell, self.profile.name, model_identity, evaluation, conditions)
+
+    def _measuring_conditions(self) -> dict[str, str]:
+        """The settings that change what a cell measures or how it ends, each only where it is not the
+        default, so the keys of runs that leave them alone stay as they were: a child process and its memory
+        limit, the stopping rule of the timed rounds, energy off, a cool-down (the emulated target is its
+        feature plugin's key condition)."""
+        settings, found = self.settings, {}
+        if settings.isolate:  # a child's memory is the cell's alone, and it may run out at its limit
+            limit = self.isolate_memory_limit()
+            found["isolate"] = "child" if limit is None else f"child, memory limit {limit} bytes"
+        if self.benchmark.enabled:
+            rule = self.stopping_rule()
+            if (rule.precision, rule.min_rounds, rule.max_time_s) != DEFAULT_RULE:
+                found["rounds"] = f"within {rule.precision:g}, {rule.min_rounds} to {rule.max_time_s:g} s"
+        if settings.no_energy:
+            found["energy"] = "off"
+        if settings.cooldown is not None:
+            found["cooldown"] = repr(settings.cooldown)
+        return found
 
     def _deployment_conditions(self, cell: Cell) -> dict[str, str]:
         """What else makes a deployment (the registry's key parts): the runtime's version, int8's calibration images."""

@@ -13,6 +13,7 @@ glued onto it, and one run at a time holds the journal (an advisory ``flock`` on
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import math
@@ -60,10 +61,15 @@ class Journal:
         self._lock: int | None = None  # the open lock file while this run holds the journal
 
     def hold(self) -> None:
-        """Take the journal for this run; a second run on the same journal is a ``JournalError``."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        """Take the journal for this run: its lock file locked and holding this run's pid. A second run on
+        the same journal, or a lock that cannot be written (a full disk), is a ``JournalError``; either way
+        nothing stays held."""
         lock_path = self.path.with_name(self.path.name + ".lock")
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise _lock_error(lock_path, exc) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -71,8 +77,14 @@ class Journal:
             os.close(fd)
             raise JournalError(f"journal {self.path} is in use by another run (pid {holder}); "
                                "wait for it to end or give this run another --journal") from None
-        os.ftruncate(fd, 0)
-        os.write(fd, str(os.getpid()).encode())
+        try:
+            os.ftruncate(fd, 0)
+            pid = str(os.getpid()).encode()
+            if os.write(fd, pid) != len(pid):  # a short write: the disk filled up under it
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        except OSError as exc:
+            os.close(fd)  # never keep a lock this run could then not take again
+            raise _lock_error(lock_path, exc) from None
         self._lock = fd
 
     def release(self) -> None:
@@ -137,6 +149,11 @@ class Journal:
         return entries
 
 
+def _lock_error(lock_path: Path, exc: OSError) -> JournalError:
+    return JournalError(f"cannot write the journal's lock {lock_path}: {exc.strerror or exc}; "
+                        "free space there or give this run another --journal")
+
+
 def _parse_line(line: bytes) -> JournalEntry | None:
     try:
         record = json.loads(line)
@@ -163,12 +180,19 @@ def _well_formed(record: dict[str, Any]) -> bool:
 _LINE_START = b'{"format":"edgeprof-journal/'  # how every line JournalEntry.to_json writes begins
 
 
-def parse_journal_path(text: str) -> Path:
-    path = output_file(text, "--journal", ".benchmarks/edgeprof-journal.jsonl")
+def parse_journal_path(text: str, option: str = "--journal") -> Path:
+    """A journal path: a file that is an edgeprof journal, or none yet (``option`` names it in errors)."""
+    path = output_file(text, option, ".benchmarks/edgeprof-journal.jsonl")
+    if path.exists() and not path.is_file():  # a named pipe or a device: reading it would block or never end
+        raise UsageError(f"{option} {text}: not a regular file; give a file path such as .benchmarks/edgeprof-journal.jsonl")
     if path.is_file():  # a run moves an old journal aside and --resume appends to it: never another file
-        with path.open("rb") as handle:
-            start = handle.read(len(_LINE_START))
+        try:
+            with path.open("rb") as handle:
+                start = handle.read(len(_LINE_START))
+        except OSError as exc:
+            raise UsageError(f"{option} {text}: cannot read it: {exc.strerror or exc}; "
+                             "give a journal this user can read and write") from None
         if not _LINE_START.startswith(start):
-            raise UsageError(f"--journal {text}: not an edgeprof journal (its first line is not one); "
+            raise UsageError(f"{option} {text}: not an edgeprof journal (its first line is not one); "
                              "give a new path or an edgeprof journal file")
     return path
