@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 ARGS ?=
 
-.PHONY: bench test install
+.PHONY: bench test lint install
 
 install: $(VENV)/.installed
 
@@ -18,6 +18,11 @@ $(VENV)/.installed: pyproject.toml
 
 bench: install
 	$(PY) -m pytest benchmarks/ --benchmark-autosave $(ARGS)
+
+# ruff and mypy, configured in pyproject.toml; CI runs this before the tests.
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 
 # pytest exits 5 when it collected no test; that is not a failure of the suite.
 test: install

@@ -24,8 +24,19 @@ from pytest_edgeprof.axes import DEFAULT_PRECISION, DEFAULT_RUNTIME, PRECISIONS,
 from pytest_edgeprof.budgets import Budget, Verdict
 from pytest_edgeprof.errors import UsageError
 from pytest_edgeprof.latency_stats import EXACT_RANKS_UP_TO, median_interval, repeat_interval
-from pytest_edgeprof.measurement_parts import (LATENCY_SCOPES, Accuracy, Cost, Deployment, Efficiency, Energy, Latency,
-                                               Memory, Prediction, Pruning, WarmUp)
+from pytest_edgeprof.measurement_parts import (
+    LATENCY_SCOPES,
+    Accuracy,
+    Cost,
+    Deployment,
+    Efficiency,
+    Energy,
+    Latency,
+    Memory,
+    Prediction,
+    Pruning,
+    WarmUp,
+)
 from pytest_edgeprof.metrics import METRICS, Metric, budget_metric, number
 from pytest_edgeprof.metrics import metric as find_metric
 from pytest_edgeprof.outcome import Outcome
@@ -72,7 +83,7 @@ class Cell:
         return "-".join([self.variant, *id_tokens(self.precision, self.runtime)])
 
     @classmethod
-    def from_extra_info(cls, info: Mapping[str, Any]) -> "Cell":
+    def from_extra_info(cls, info: Mapping[str, Any]) -> Cell:
         """The cell a saved ``extra_info`` describes; ``UsageError`` where it does not describe one."""
         try:
             shape = tuple(_count(v, "'input_shape'") for v in info["input_shape"])
@@ -180,7 +191,7 @@ class Measurement:
         return info
 
     @classmethod
-    def from_extra_info(cls, info: Mapping[str, Any]) -> "Measurement":
+    def from_extra_info(cls, info: Mapping[str, Any]) -> Measurement:
         """The record a saved ``extra_info`` holds (any version's: missing parts stay None).
         ``UsageError`` where it is not an edgeprof cell or a metric's value is not a number."""
         cell = Cell.from_extra_info(info)

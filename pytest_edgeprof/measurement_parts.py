@@ -13,9 +13,24 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from pytest_edgeprof.latency_stats import summarize
-from pytest_edgeprof.metrics import (EFFICIENCY, ENERGY, FLOPS, FLOPS_PER_S, LATENCY, MAP, MEMORY, MIOU, P99,
-                                     TARGET_ENERGY, TARGET_LATENCY, TARGET_MEMORY, TARGET_THROUGHPUT, THROUGHPUT, TOP1,
-                                     TOP5)
+from pytest_edgeprof.metrics import (
+    EFFICIENCY,
+    ENERGY,
+    FLOPS,
+    FLOPS_PER_S,
+    LATENCY,
+    MAP,
+    MEMORY,
+    MIOU,
+    P99,
+    TARGET_ENERGY,
+    TARGET_LATENCY,
+    TARGET_MEMORY,
+    TARGET_THROUGHPUT,
+    THROUGHPUT,
+    TOP1,
+    TOP5,
+)
 from pytest_edgeprof.saved_keys import Derived, saved
 
 
@@ -48,7 +63,7 @@ class Latency:
     )
 
     @classmethod
-    def of(cls, samples_s: Iterable[float], timer: str = "perf_counter", stable: bool | None = None) -> "Latency":
+    def of(cls, samples_s: Iterable[float], timer: str = "perf_counter", stable: bool | None = None) -> Latency:
         samples = tuple(float(s) for s in samples_s)
         summary = summarize(samples)
 
@@ -149,7 +164,7 @@ class Efficiency:
     efficiency: float | None = field(metadata=saved(EFFICIENCY.key, omit="none"))
 
     @classmethod
-    def of(cls, cost: Cost | None, latency: Latency | None, peak_flops_per_s: float | None) -> "Efficiency | None":
+    def of(cls, cost: Cost | None, latency: Latency | None, peak_flops_per_s: float | None) -> Efficiency | None:
         """None where the FLOPs were not counted or the rounds not timed."""
         if cost is None or cost.flops is None or latency is None or latency.median_ms <= 0:
             return None

@@ -33,7 +33,7 @@ class Outcome(str, enum.Enum):
         return self.value.replace("-", " ")
 
     @classmethod
-    def read(cls, value: object) -> "Outcome":
+    def read(cls, value: object) -> Outcome:
         """A saved outcome; a run saved before the key existed counts its cells as passed, and a word
         this version does not know counts as failed (it is not a pass)."""
         if value is None:

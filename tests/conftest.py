@@ -24,7 +24,7 @@ for _native in ("onnxruntime", "onnxruntime.quantization", "onnx", "onnxscript",
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
 
 # Saved runs made by real pytest runs, shared by the compare/limits/report/results tests.
-from saved_runs import grid_run, plain_run, scratch_storage  # noqa: F401
+from saved_runs import grid_run, plain_run, scratch_storage  # noqa: E402, F401 (fixtures; tools/ goes on the path first)
 
 
 @pytest.fixture(scope="module")

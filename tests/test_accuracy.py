@@ -10,18 +10,17 @@ import json
 import numpy as np
 import pytest
 import torch
+from digits import DIGIT_SHAPE, digits, one_thread, train_net, trained  # noqa: E402, F401 (fixtures)
 from PIL import Image
 from torch import nn
 from torch.utils.data import DataLoader
 
-from pytest_edgeprof.models.accuracy import EvalResult, evaluate, image_folder_loader, preprocessing
-from pytest_edgeprof.models.image_folder import check_image_folder, parse_eval_limit
 from pytest_edgeprof.errors import UsageError
 from pytest_edgeprof.measurement import Accuracy
+from pytest_edgeprof.models.accuracy import EvalResult, evaluate, image_folder_loader, preprocessing
+from pytest_edgeprof.models.image_folder import check_image_folder, parse_eval_limit
 from pytest_edgeprof.models.prune import prune_to_flops
 from pytest_edgeprof.models.zoo import build_model
-
-from digits import DIGIT_SHAPE, digits, one_thread, train_net, trained  # noqa: E402, F401 (fixtures)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

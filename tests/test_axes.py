@@ -7,16 +7,27 @@ from __future__ import annotations
 import ast
 import inspect
 import re
-import tomllib
 from pathlib import Path
 
 import pytest
+import tomllib
 import torch
 from torch import nn
 
 import pytest_edgeprof
-from pytest_edgeprof.axes import (DEFAULT_PRECISION, DEFAULT_RUNTIME, DEVICE_KINDS, PRECISIONS, RUNTIMES, Runtime,
-                                  check_extras, id_tokens, precision_help, runtime_help, torch_dtype)
+from pytest_edgeprof.axes import (
+    DEFAULT_PRECISION,
+    DEFAULT_RUNTIME,
+    DEVICE_KINDS,
+    PRECISIONS,
+    RUNTIMES,
+    Runtime,
+    check_extras,
+    id_tokens,
+    precision_help,
+    runtime_help,
+    torch_dtype,
+)
 from pytest_edgeprof.device import cpu_profile
 from pytest_edgeprof.errors import UsageError
 from pytest_edgeprof.measure.deployed import eager

@@ -5,27 +5,37 @@ from __future__ import annotations
 
 import json
 import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pytest
-from bad_input_cases import CLI_CASES, COVERED_ELSEWHERE, FAST, GRID, PYTEST_CASES, Case, Outcome, check, make_files, \
-    run_cli, run_json
+from bad_input_cases import (
+    CLI_CASES,
+    COVERED_ELSEWHERE,
+    FAST,
+    GRID,
+    PYTEST_CASES,
+    Case,
+    Outcome,
+    check,
+    make_files,
+    run_cli,
+    run_json,
+)
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from pytest_edgeprof.runs import compare
-from pytest_edgeprof.runs import limits
-from pytest_edgeprof.models.image_folder import parse_eval_limit
 from pytest_edgeprof.budgets import parse_budget_spec
-from pytest_edgeprof.metrics import parse_bytes, parse_percent
 from pytest_edgeprof.cli import _positive_int
 from pytest_edgeprof.device import resolve_device
 from pytest_edgeprof.errors import UsageError
-from pytest_edgeprof.models.grid import parse_batch_sizes, parse_models, parse_shapes
-from pytest_edgeprof.runs.journal import FORMAT, Journal, JournalWarning
 from pytest_edgeprof.measurement import Latency, Measurement
+from pytest_edgeprof.metrics import parse_bytes, parse_percent
+from pytest_edgeprof.models.grid import parse_batch_sizes, parse_models, parse_shapes
+from pytest_edgeprof.models.image_folder import parse_eval_limit
 from pytest_edgeprof.models.prune import check_method, parse_prune_targets, variant_target
+from pytest_edgeprof.runs import compare, limits
+from pytest_edgeprof.runs.journal import FORMAT, Journal, JournalWarning
 from pytest_edgeprof.runs.report import write_report
 from pytest_edgeprof.runs.saved import load_run
 

@@ -21,8 +21,8 @@ from pytest_edgeprof.metrics import (
     parse_bytes,
     parse_duration_ms,
     parse_energy_j,
-    parse_percent,
     parse_fraction,
+    parse_percent,
     parse_rate_ips,
 )
 

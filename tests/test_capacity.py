@@ -1,11 +1,12 @@
 import json
 import math
 
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from pytest_edgeprof.cli import main
 from pytest_edgeprof.outcome import Outcome
 from pytest_edgeprof.runs.capacity import MAX_BATCH, Probe, search
-from pytest_edgeprof.cli import main
 
 
 def curve_probe(fixed: int, per_image: int, budget: int, bend: float = 0.0, oom_above: int | None = None):

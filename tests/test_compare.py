@@ -12,11 +12,10 @@ from pathlib import Path
 
 import pytest
 
-
 from pytest_edgeprof.cli import main
-from pytest_edgeprof.runs.compare import Change, compare_runs, parse_fail_spec, regressions, render_table
 from pytest_edgeprof.errors import UsageError
 from pytest_edgeprof.metrics import METRICS
+from pytest_edgeprof.runs.compare import Change, compare_runs, parse_fail_spec, regressions, render_table
 from pytest_edgeprof.runs.saved import load_run
 
 SCRATCH_ID = "scratch-base-b1-32x32"

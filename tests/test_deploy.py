@@ -6,10 +6,10 @@ seconds): int8 through each runtime here within 2 points of float32 top-1, fp16 
 
 import pytest
 import torch
+from digits import DIGIT_SHAPE, digit_net, digits, one_thread, trained  # noqa: F401 (fixtures)
 from torch import nn
 from torch.utils.data import DataLoader
 
-from digits import DIGIT_SHAPE, digit_net, digits, one_thread, trained  # noqa: F401 (fixtures)
 from pytest_edgeprof.device import cpu_profile
 from pytest_edgeprof.errors import DeployUnsupported
 from pytest_edgeprof.measure.cell import measure_cell
@@ -23,7 +23,6 @@ from pytest_edgeprof.models.deploy.calibration import Calibration
 from pytest_edgeprof.models.deploy.deployer import Deployer
 from pytest_edgeprof.models.deploy.support import unsupported
 from pytest_edgeprof.models.zoo import build_model
-
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -3,12 +3,12 @@ import torch
 
 from pytest_edgeprof.device import (
     BOARDS,
+    _jetson_profile,
     cpu_profile,
     machine_info,
     read_jetson_model,
     read_jetson_power_mode,
     resolve_device,
-    _jetson_profile,
 )
 from pytest_edgeprof.errors import UsageError
 

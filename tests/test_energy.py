@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from pytest_edgeprof.errors import UsageError
 from pytest_edgeprof.measure.energy import (
     CodeCarbonMeter,
     EnergyReading,
@@ -29,7 +30,6 @@ from pytest_edgeprof.measure.energy import (
     parse_device,
     trapezoid_joules,
 )
-from pytest_edgeprof.errors import UsageError
 
 NANO_MODEL = "NVIDIA Jetson Nano Developer Kit\x00"
 ORIN_MODEL = "NVIDIA Jetson Orin Nano Developer Kit\x00"

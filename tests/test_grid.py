@@ -1,13 +1,21 @@
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from pytest_edgeprof.axes import PRECISIONS, RUNTIMES, check_extras
 from pytest_edgeprof.device import cpu_profile
 from pytest_edgeprof.errors import UsageError
 from pytest_edgeprof.measurement import Cell
 from pytest_edgeprof.models.grid import (
-    STUDY_GRID, Grid, default_grid, parse_batch_sizes, parse_models, parse_precisions, parse_runtimes,
-    parse_shape, parse_shapes,
+    STUDY_GRID,
+    Grid,
+    default_grid,
+    parse_batch_sizes,
+    parse_models,
+    parse_precisions,
+    parse_runtimes,
+    parse_shape,
+    parse_shapes,
 )
 
 

@@ -40,9 +40,9 @@ def test_time_shares_are_own_time_of_the_whole(profile):
 
 def test_sorted_by_cost(profile):
     by_time = profile.sorted("latency")
-    assert [l.latency_ms for l in by_time] == sorted((l.latency_ms for l in by_time), reverse=True)
+    assert [layer.latency_ms for layer in by_time] == sorted((layer.latency_ms for layer in by_time), reverse=True)
     by_flops = profile.sorted("flops")
-    assert by_flops[0].flops == max(l.flops for l in profile.layers)
+    assert by_flops[0].flops == max(layer.flops for layer in profile.layers)
 
 
 def test_command_table_top_n(capsys):

@@ -6,8 +6,8 @@ import pytest
 from saved_runs import with_budget_keys
 
 from pytest_edgeprof.cli import main
-from pytest_edgeprof.runs.limits import find_limits, reasons, recommend, within_budgets
 from pytest_edgeprof.measurement import Cell
+from pytest_edgeprof.runs.limits import find_limits, reasons, recommend, within_budgets
 from pytest_edgeprof.runs.saved import load_run
 
 
@@ -22,7 +22,7 @@ def budgeted(grid_run, tmp_path):
 
 
 def _limit(run, variant, side):
-    return next(l for l in find_limits(run) if l.variant == variant and l.input_shape == (3, side, side))
+    return next(limit for limit in find_limits(run) if limit.variant == variant and limit.input_shape == (3, side, side))
 
 
 def test_largest_batch_within_and_first_beyond_with_reason(budgeted):
@@ -66,7 +66,7 @@ def test_command_prints_limits_and_recommendation(budgeted, capsys):
 def test_json_output(budgeted, capsys):
     assert main(["limits", str(budgeted), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
-    base48 = next(l for l in report["limits"] if l["variant"] == "base" and l["input_shape"] == [3, 48, 48])
+    base48 = next(limit for limit in report["limits"] if limit["variant"] == "base" and limit["input_shape"] == [3, 48, 48])
     assert base48["largest_within"]["batch_size"] == 2 and base48["first_beyond"]["batch_size"] == 4
     assert report["recommended"]["id"] == recommend(load_run(budgeted)).id
     assert report["budgets"]["memory"].endswith("MB")
@@ -74,7 +74,7 @@ def test_json_output(budgeted, capsys):
 
 def test_a_run_without_budgets_counts_every_measured_cell(grid_run, capsys):
     run = load_run(grid_run)
-    assert all(l.largest_within.cell.batch_size == max(l.batches) and l.first_beyond is None for l in find_limits(run))
+    assert all(limit.largest_within.cell.batch_size == max(limit.batches) and limit.first_beyond is None for limit in find_limits(run))
     assert main(["limits", str(grid_run)]) == 0
     out = capsys.readouterr().out
     assert "budgets: memory " in out and "b4 (largest run)" in out  # the device's memory as budget
@@ -84,7 +84,7 @@ def test_nothing_within_budget_recommends_nothing(grid_run, tmp_path, capsys):
     path = with_budget_keys(grid_run, tmp_path / "tight.json", 1.0)
     run = load_run(path)
     assert recommend(run) is None
-    assert all(l.largest_within is None and l.first_beyond.cell.batch_size == min(l.batches) for l in find_limits(run))
+    assert all(limit.largest_within is None and limit.first_beyond.cell.batch_size == min(limit.batches) for limit in find_limits(run))
     assert main(["limits", str(path)]) == 0
     assert "recommended: none: no cell stayed within every budget" in capsys.readouterr().out
 

@@ -9,8 +9,20 @@ import pytest
 
 from pytest_edgeprof.budgets import Budget, Verdict
 from pytest_edgeprof.errors import UsageError
-from pytest_edgeprof.measurement import (Accuracy, Cell, Cost, Deployment, Efficiency, Energy, Latency, Measurement,
-                                         Memory, Prediction, Pruning, WarmUp)
+from pytest_edgeprof.measurement import (
+    Accuracy,
+    Cell,
+    Cost,
+    Deployment,
+    Efficiency,
+    Energy,
+    Latency,
+    Measurement,
+    Memory,
+    Prediction,
+    Pruning,
+    WarmUp,
+)
 from pytest_edgeprof.metrics import METRICS, number
 from pytest_edgeprof.outcome import Outcome
 from pytest_edgeprof.saved_keys import keys_of, read_part, saved_fields

@@ -7,8 +7,8 @@ import torch
 import torchvision
 from torch import nn
 
-from pytest_edgeprof.errors import UsageError
 from pytest_edgeprof.device import cpu_profile
+from pytest_edgeprof.errors import UsageError
 from pytest_edgeprof.measure.cell import memory_of
 from pytest_edgeprof.measure.memory import MemoryReading, measure_peak_memory, model_bytes
 from pytest_edgeprof.measurement import Cell, Measurement

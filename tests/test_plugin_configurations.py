@@ -5,15 +5,15 @@ import subprocess
 import sys
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
+from test_plugin_variants import FAST, SUITE, image_folder, saved
 
 from pytest_edgeprof.axes import PRECISIONS, RUNTIMES
 from pytest_edgeprof.errors import UsageError
 from pytest_edgeprof.runs import limits
 from pytest_edgeprof.runs.compare import parse_configs
 from pytest_edgeprof.runs.saved import load_run
-
-from test_plugin_variants import FAST, SUITE, image_folder, saved
 
 
 @pytest.fixture(autouse=True)

@@ -6,7 +6,6 @@ import json
 import re
 
 import pytest
-
 from test_plugin_budgets import FAST, TINY
 
 
@@ -151,9 +150,10 @@ def test_the_cell_key_and_the_isolated_childs_memory_follow_the_emulated_target(
 
 
 def test_host_is_emulated_at_each_precision_the_peak_probe_measures(tmp_path, monkeypatch):
+    from torch import nn
+
     from pytest_edgeprof.measure.emulation import predict_cell
     from pytest_edgeprof.measurement import Cell
-    from torch import nn
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))  # a real probe, in a cache of its own
     target = _session(emulate="host", precisions=("fp32", "fp16")).features.emulation.target

@@ -13,10 +13,10 @@ import torch
 from PIL import Image
 from torch import nn
 
-from pytest_edgeprof.models import prune
 from pytest_edgeprof.cli import main
 from pytest_edgeprof.errors import UsageError
 from pytest_edgeprof.measure.flops import count_cost
+from pytest_edgeprof.models import prune
 from pytest_edgeprof.models.zoo import build_model
 
 SMALL_INPUT = (3, 64, 64)

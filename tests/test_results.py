@@ -6,10 +6,9 @@ import shutil
 
 import pytest
 
-
+from pytest_edgeprof.compat.pytest_benchmark import machine_id as _machine_id
 from pytest_edgeprof.errors import UsageError
 from pytest_edgeprof.measurement import Cell
-from pytest_edgeprof.compat.pytest_benchmark import machine_id as _machine_id
 from pytest_edgeprof.runs.saved import load_run
 
 

@@ -6,7 +6,6 @@ import signal
 import threading
 import time
 
-
 FAST = ["--device", "cpu", "--no-energy", "--benchmark-max-time", "0.02", "--benchmark-min-rounds", "3"]
 GRID = ["--models", "mobilenet_v3_small", "--batch-sizes", "1,2,3", "--shapes", "16,24"]
 

@@ -5,11 +5,12 @@ import time
 
 import numpy as np
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
-from pytest_edgeprof.measurement import EXACT_RANKS_UP_TO, Cell, Latency, Measurement, median_interval, repeat_interval
 from pytest_edgeprof.errors import UsageError
 from pytest_edgeprof.measure.timing import CallRecorder, StoppingRule, warm_up
+from pytest_edgeprof.measurement import EXACT_RANKS_UP_TO, Cell, Latency, Measurement, median_interval, repeat_interval
 from pytest_edgeprof.metrics import parse_latency_ci
 
 

@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from pytest_edgeprof.models import zoo
 from pytest_edgeprof.errors import UsageError
+from pytest_edgeprof.models import zoo
 
 
 @pytest.fixture

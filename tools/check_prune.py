@@ -26,9 +26,8 @@ from pathlib import Path
 
 import torch
 
-from pytest_edgeprof.models.zoo import reference_input_shape
 from pytest_edgeprof.models.prune import DEFAULT_TOLERANCE, PruneUnsupported, prune_to_flops, pruned_model
-from pytest_edgeprof.models.zoo import build_model
+from pytest_edgeprof.models.zoo import build_model, reference_input_shape
 
 STUDY = ("vgg16", "resnet50", "mobilenet_v3_large")
 OTHERS = (

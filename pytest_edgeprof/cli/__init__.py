@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 # Importing a command's module registers it: the order here is the order of edgeprof --help.
-from pytest_edgeprof.cli import flops, prune, compare, limits, emulate_check, report, layers, capacity  # noqa: F401
+from pytest_edgeprof.cli import capacity, compare, emulate_check, flops, layers, limits, prune, report  # noqa: F401
 from pytest_edgeprof.cli.registry import SUBCOMMANDS, Subcommand, subcommand
 from pytest_edgeprof.cli.shared_options import positive_int as _positive_int  # tests import it from here
 from pytest_edgeprof.errors import UsageError

@@ -42,7 +42,14 @@ def _configure_compare(parser: argparse.ArgumentParser) -> None:
 )
 def run_compare(args: argparse.Namespace) -> int:
     from pytest_edgeprof.runs.compare import (
-        compare_runs, one_deployment, parse_configs, parse_fail_spec, regressions, render_table, to_csv, to_json,
+        compare_runs,
+        one_deployment,
+        parse_configs,
+        parse_fail_spec,
+        regressions,
+        render_table,
+        to_csv,
+        to_json,
     )
     from pytest_edgeprof.runs.saved import load_run
 

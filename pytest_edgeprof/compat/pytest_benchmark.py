@@ -18,8 +18,8 @@ changes one fails there, not as a wrong number elsewhere.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any

@@ -8,15 +8,16 @@ hands those rounds to pytest-benchmark, and under ``--benchmark-disable`` it mak
 from __future__ import annotations
 
 import warnings
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
 from pytest_edgeprof.device import DeviceProfile, read_jetson_power_mode
 from pytest_edgeprof.errors import first_line
-from pytest_edgeprof.measure.device_state import read_state
 from pytest_edgeprof.measure.deployed import RESIDENT, Deployed, as_deployed
+from pytest_edgeprof.measure.device_state import read_state
 from pytest_edgeprof.measure.energy import EnergyMeter, EnergyWindow, energy_per_image
 from pytest_edgeprof.measure.flops import count_cost
 from pytest_edgeprof.measure.memory import measure_peak_memory, measure_resident_peak, model_bytes
@@ -98,7 +99,7 @@ def _measure(
     if warmup.bounded:
         warnings.warn(WarmUpWarning(
             f"{cell.id}: warm-up stopped at its {warm_up_s:g} s bound (--benchmark-max-time, from 1 to 10 s) after "
-            f"{warmup.calls} call(s), before its timings settled; the first timed rounds may still be cold"))
+            f"{warmup.calls} call(s), before its timings settled; the first timed rounds may still be cold"), stacklevel=1)
     assert window.reading is not None
     measurement.energy = energy_per_image(window.reading, recorder.calls * cell.batch_size)
 

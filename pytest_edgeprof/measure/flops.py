@@ -36,8 +36,15 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from pytest_edgeprof.errors import UsageError, first_line
-from pytest_edgeprof.models.zoo import architecture, build_model, is_timm, reference_input_shape, resolve_model_name
-from pytest_edgeprof.models.zoo import takes_image_list, task_of
+from pytest_edgeprof.models.zoo import (
+    architecture,
+    build_model,
+    is_timm,
+    reference_input_shape,
+    resolve_model_name,
+    takes_image_list,
+    task_of,
+)
 from pytest_edgeprof.shared_options import MAX_BATCH_SIZE, MAX_SIDE, shape_text
 
 META, REAL_FORWARD = "meta", "real-forward"

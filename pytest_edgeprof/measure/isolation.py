@@ -22,12 +22,12 @@ from torch import nn
 
 from pytest_edgeprof.device import DeviceProfile
 from pytest_edgeprof.errors import DeployUnsupported, UsageError, first_line
-from pytest_edgeprof.measure.energy import open_meter
 from pytest_edgeprof.measure.cell import measure_cell, one_untimed_call, probe_memory
-from pytest_edgeprof.measure.timing import WARM_UP_S, StoppingRule
 from pytest_edgeprof.measure.deployed import Deployed
-from pytest_edgeprof.measurement import Cell, Measurement
+from pytest_edgeprof.measure.energy import open_meter
 from pytest_edgeprof.measure.oom_killer import OomWatch
+from pytest_edgeprof.measure.timing import WARM_UP_S, StoppingRule
+from pytest_edgeprof.measurement import Cell, Measurement
 from pytest_edgeprof.outcome import OOM_KILLED, Outcome
 
 if TYPE_CHECKING:

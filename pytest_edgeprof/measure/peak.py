@@ -21,9 +21,9 @@ import math
 import os
 import platform
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Callable
 
 import torch
 
@@ -192,7 +192,7 @@ def _gemm_size(device: str, dtype: torch.dtype, sync: Callable[[], None], max_n:
     while n < max_n:
         a = torch.randn(n, n, device=device).to(dtype)
         torch.mm(a, a)  # the first call pays for lazy initialisation
-        if _best_time(lambda: torch.mm(a, a), sync, repeats=1) >= GEMM_TARGET_S:
+        if _best_time(lambda a=a: torch.mm(a, a), sync, repeats=1) >= GEMM_TARGET_S:
             break
         n *= 2
     return n

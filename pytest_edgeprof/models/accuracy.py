@@ -37,6 +37,7 @@ from pytest_edgeprof.measurement import Accuracy
 from pytest_edgeprof.models.image_folder import labelled_images, round_robin, suffixes_text
 from pytest_edgeprof.models.zoo import TIMM_PREFIX, is_timm, resolve_model_name
 
+
 @dataclass(frozen=True)
 class EvalResult:
     top1: float  # percent of images whose label is the model's first guess

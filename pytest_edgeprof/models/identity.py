@@ -15,8 +15,8 @@ from __future__ import annotations
 import hashlib
 import inspect
 import re
-from types import CodeType
 from pathlib import Path
+from types import CodeType
 from typing import Any
 
 # The torchvision models whose pruned variants have their attention heads cut (models/prune/attention.py

@@ -23,7 +23,6 @@ from pytest_edgeprof.models.prune import PruneUnsupported
 from pytest_edgeprof.models.variants import BuiltModel, ModelRef
 from pytest_edgeprof.models.zoo import model_input, reference_input_shape, task_of
 
-
 # A deployed model is one model at one precision, through one runtime, for one input shape.
 DeployedKey = tuple[ModelRef, str, str, tuple[int, int, int]]
 

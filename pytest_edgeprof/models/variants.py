@@ -38,7 +38,7 @@ class ModelRef:
         data = str(self.prune_data.resolve()) if self.prune_method == "taylor" and self.prune_data else ""
         return model_identity(self.name, self.weights, self.variant, self.prune_method, data)
 
-    def build(self, device: str = "cpu", progress: bool = False) -> "BuiltModel":
+    def build(self, device: str = "cpu", progress: bool = False) -> BuiltModel:
         """The model in eval mode on ``device``; a pruned variant is pruned once and cached, then loaded."""
         target = variant_target(self.variant)
         if target is None:

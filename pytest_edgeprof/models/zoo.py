@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import difflib
 import warnings
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,7 @@ TIMM_PREFIX = "timm:"
 TIMM_EXTRA = "pip install 'pytest-edgeprof[timm]'"
 
 
-@lru_cache(maxsize=None)
+@cache
 def model_names_by_task() -> dict[str, tuple[str, ...]]:
     """torchvision's model names per task (video, optical flow and quantized models are not measured)."""
     return {
@@ -270,7 +270,7 @@ def reference_input_shape(name: str) -> tuple[int, int, int]:
     return (3, int(side), int(side))
 
 
-@lru_cache(maxsize=None)
+@cache
 def _detection_size(name: str) -> int:
     """The side a square image is resized to by the model's own transform (its ``min_size``, or its
     fixed size), read from the architecture built on the meta device."""

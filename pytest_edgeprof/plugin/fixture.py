@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pickle
 import warnings
-from typing import TYPE_CHECKING, Mapping
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import pytest
 import torch
@@ -20,9 +21,9 @@ from pytest_edgeprof.measure.flops import check_batch_size, check_input_shape
 from pytest_edgeprof.measure.isolation import IsolatedJob, run_isolated
 from pytest_edgeprof.measure.timing import CallRecorder, Rounds
 from pytest_edgeprof.measurement import Cell, CellKey, Measurement
+from pytest_edgeprof.metrics import format_bytes
 from pytest_edgeprof.models.identity import module_identity
 from pytest_edgeprof.models.variants import ModelRef
-from pytest_edgeprof.metrics import format_bytes
 from pytest_edgeprof.outcome import OOM_KILLED, Outcome, allocation_text
 
 if TYPE_CHECKING:
@@ -194,7 +195,7 @@ class EdgeprofTimer:
             f"{measurement.cell.id}: median latency {reached} ±{rule.precision:.1%} within its {rule.max_time_s:g} s "
             f"ceiling (--benchmark-max-time) "
             f"({latency.rounds} rounds, coefficient of variation {latency.cov or 0:.1%}); likely: "
-            f"{'; '.join(why) or 'nothing the device state shows (a quieter machine or a longer --benchmark-max-time may help)'}"))
+            f"{'; '.join(why) or 'nothing the device state shows (a quieter machine or a longer --benchmark-max-time may help)'}"), stacklevel=1)
 
     def _out_of_memory_line(self, measurement: Measurement) -> str:
         """What ran out, set against the limit it ran into: the allocation that failed and, for an isolated

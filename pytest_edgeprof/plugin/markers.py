@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
-
 from typing import TYPE_CHECKING
 
 import pytest

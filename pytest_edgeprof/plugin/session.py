@@ -80,10 +80,9 @@ class EdgeprofSession:
     @property
     def models(self) -> ModelCache:
         if self._models is None:
-            from pytest_edgeprof.models.model_cache import ModelCache
-
             from pytest_edgeprof.models.deploy.calibration import Calibration
             from pytest_edgeprof.models.deploy.deployer import Deployer
+            from pytest_edgeprof.models.model_cache import ModelCache
 
             deployer = Deployer(Calibration(self.settings.calib_data))  # --calib-data: what int8 is calibrated on
             self._models = ModelCache(self.profile.torch_device, self.settings.eval_data, self.settings.eval_limit,

@@ -10,15 +10,16 @@ where there is no prediction): most searches end within ceil(log2(B)) + 2 probes
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from pytest_edgeprof.device import DeviceProfile
 from pytest_edgeprof.measure.isolation import IsolatedJob, run_isolated
 from pytest_edgeprof.measurement import Cell
 from pytest_edgeprof.metrics import format_bytes
-from pytest_edgeprof.outcome import Outcome
 from pytest_edgeprof.models.variants import ModelRef
+from pytest_edgeprof.outcome import Outcome
 
 MAX_BATCH = 1 << 16
 

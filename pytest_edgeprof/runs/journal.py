@@ -143,7 +143,7 @@ class Journal:
                 continue
             entry = _parse_line(line)
             if entry is None:
-                warnings.warn(JournalWarning(f"{self.path}:{number}: unreadable journal line ignored (cut off by a kill?)"))
+                warnings.warn(JournalWarning(f"{self.path}:{number}: unreadable journal line ignored (cut off by a kill?)"), stacklevel=1)
                 continue
             entries[entry.key] = entry
         return entries

@@ -21,10 +21,10 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 
-from pytest_edgeprof.runs import limits
 from pytest_edgeprof.errors import UsageError
 from pytest_edgeprof.metrics import ENERGY, FLOPS, LATENCY, MEMORY, TARGET_LATENCY, THROUGHPUT, TOP1, Metric
 from pytest_edgeprof.outcome import Outcome
+from pytest_edgeprof.runs import limits
 from pytest_edgeprof.runs.saved import SavedCell, SavedRun
 from pytest_edgeprof.shared_options import size_text
 

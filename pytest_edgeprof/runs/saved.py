@@ -90,7 +90,7 @@ class SavedRun:
 
     @classmethod
     def of(cls, path: Path, cells: list[SavedCell], datetime: str = "",
-           machine_info: Mapping[str, Any] | None = None) -> "SavedRun":
+           machine_info: Mapping[str, Any] | None = None) -> SavedRun:
         """A run of these cells, keyed by cell id (a second test with the same id by ``id [test]``)."""
         keyed: dict[str, SavedCell] = {}
         for saved in cells:

@@ -18,8 +18,22 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from pytest_edgeprof.errors import UsageError
-from pytest_edgeprof.metrics import (EFFICIENCY, ENERGY, FLOPS, LATENCY, MAP, MEMORY, MIOU, P99, TARGET_LATENCY,
-                                     TARGET_MEMORY, THROUGHPUT, TOP1, Metric, format_percent)
+from pytest_edgeprof.metrics import (
+    EFFICIENCY,
+    ENERGY,
+    FLOPS,
+    LATENCY,
+    MAP,
+    MEMORY,
+    MIOU,
+    P99,
+    TARGET_LATENCY,
+    TARGET_MEMORY,
+    THROUGHPUT,
+    TOP1,
+    Metric,
+    format_percent,
+)
 from pytest_edgeprof.outcome import Outcome
 from pytest_edgeprof.runs import limits
 from pytest_edgeprof.runs.saved import SavedCell, SavedRun

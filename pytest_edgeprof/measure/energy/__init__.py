@@ -29,12 +29,11 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from pytest_edgeprof.device import DeviceProfile
 from pytest_edgeprof.errors import UsageError
-from pytest_edgeprof.measurement import Energy
 from pytest_edgeprof.measure.energy.base import (
     EnergyMeter,
     EnergyReading,
@@ -49,6 +48,7 @@ from pytest_edgeprof.measure.energy.codecarbon import CodeCarbonMeter
 from pytest_edgeprof.measure.energy.jetson import find_ina3221_rails, jetson_input_rail, open_jetson_meter
 from pytest_edgeprof.measure.energy.nvml import open_nvml_meter
 from pytest_edgeprof.measure.energy.rapl import RaplMeter, _RaplDomain, find_rapl_packages
+from pytest_edgeprof.measurement import Energy
 
 # Imported here for the modules, tests and benchmarks that import them from this package.
 __all__ = [
@@ -144,7 +144,7 @@ class EnergyWindow:
         self.reading: EnergyReading | None = None
         self._started = 0.0
 
-    def __enter__(self) -> "EnergyWindow":
+    def __enter__(self) -> EnergyWindow:
         self.meter.start()
         self._started = time.perf_counter()
         return self

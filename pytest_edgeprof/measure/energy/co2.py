@@ -11,7 +11,7 @@ import contextlib
 import io
 import os
 import sys
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
 from pytest_edgeprof.errors import UsageError
@@ -43,7 +43,7 @@ def _codecarbon() -> Any:
     return codecarbon
 
 
-@lru_cache(maxsize=None)
+@cache
 def _kg_co2_per_kwh(country_iso_code: str | None) -> float:
     """CodeCarbon's offline carbon intensity for a country (None: its world average, 475 g/kWh)."""
     _codecarbon()

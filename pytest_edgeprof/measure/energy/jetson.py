@@ -15,9 +15,9 @@ docs, and are tested on fake sysfs trees. The rails measure the module's input, 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from pytest_edgeprof.measure.energy.base import SampledPowerMeter, SourceUnavailable
 
@@ -75,7 +75,9 @@ def _orin_hwmon_rails(sysfs_root: Path) -> list[Rail]:
             channel = label_file.name.removeprefix("in").removesuffix("_label")
             volts, amps = directory / f"in{channel}_input", directory / f"curr{channel}_input"
             if volts.is_file() and amps.is_file():
-                read = lambda v=volts, a=amps: _read_number(v) * _read_number(a) / 1e6  # mV*mA = uW
+                def read(v: Path = volts, a: Path = amps) -> float:
+                    return _read_number(v) * _read_number(a) / 1e6  # mV*mA = uW
+
                 rails.append(Rail(label_file.read_text().strip(), directory, read))
     return rails
 

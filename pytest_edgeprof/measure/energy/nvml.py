@@ -32,18 +32,18 @@ def _nvml_handle(device_index: int | None) -> Any:
     try:
         import pynvml
     except ImportError:
-        raise SourceUnavailable("pynvml (nvidia-ml-py) is not installed")
+        raise SourceUnavailable("pynvml (nvidia-ml-py) is not installed") from None
     index = torch.cuda.current_device() if device_index is None else device_index
     uuid = str(torch.cuda.get_device_properties(index).uuid)
     try:
         pynvml.nvmlInit()
     except pynvml.NVMLError as error:
-        raise SourceUnavailable(f"NVML did not start: {error}")
+        raise SourceUnavailable(f"NVML did not start: {error}") from None
     try:
         return pynvml.nvmlDeviceGetHandleByUUID(uuid if uuid.startswith(("GPU-", "MIG-")) else f"GPU-{uuid}")
     except pynvml.NVMLError as error:
         pynvml.nvmlShutdown()
-        raise SourceUnavailable(f"NVML has no device with UUID {uuid}: {error}")
+        raise SourceUnavailable(f"NVML has no device with UUID {uuid}: {error}") from None
 
 
 class NvmlCounterMeter:
@@ -96,7 +96,7 @@ def open_nvml_meter(device_index: int | None, country_iso_code: str | None = Non
         pynvml.nvmlDeviceGetPowerUsage(handle)
     except pynvml.NVMLError as error:
         pynvml.nvmlShutdown()
-        raise SourceUnavailable(f"GPU reports neither energy nor power: {error}")
+        raise SourceUnavailable(f"GPU reports neither energy nor power: {error}") from None
     return SampledPowerMeter(
         "nvml-power",
         lambda: pynvml.nvmlDeviceGetPowerUsage(handle) / 1e3,

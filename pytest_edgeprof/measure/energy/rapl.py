@@ -57,9 +57,9 @@ def find_rapl_packages(sysfs_root: Path = Path("/")) -> list[_RaplDomain]:
             domain = _RaplDomain(zone, int((zone / "max_energy_range_uj").read_text().strip()))
             domain.read_uj()
         except PermissionError:
-            raise SourceUnavailable(f"{zone / 'energy_uj'} is not readable (root only on most kernels)")
+            raise SourceUnavailable(f"{zone / 'energy_uj'} is not readable (root only on most kernels)") from None
         except (OSError, ValueError) as error:
-            raise SourceUnavailable(f"{zone} unreadable: {error}")
+            raise SourceUnavailable(f"{zone} unreadable: {error}") from None
         domains.append(domain)
     if not domains:
         raise SourceUnavailable(f"no RAPL package domain under {powercap}")

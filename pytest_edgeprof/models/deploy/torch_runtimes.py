@@ -22,10 +22,10 @@ import torch
 from torch import nn
 
 from pytest_edgeprof.axes import torch_dtype
-from pytest_edgeprof.measure.deployed import Deployed, on_device, torch_deployment
-from pytest_edgeprof.measure.memory import model_bytes
 from pytest_edgeprof.cache_integrity import discard
 from pytest_edgeprof.errors import first_line
+from pytest_edgeprof.measure.deployed import Deployed, on_device, torch_deployment
+from pytest_edgeprof.measure.memory import model_bytes
 from pytest_edgeprof.models.deploy.cache import WHAT, cached_file, read_cached, weights_digest, write_once
 from pytest_edgeprof.models.deploy.calibration import Calibration
 

@@ -31,9 +31,9 @@ from pytest_edgeprof.errors import UsageError, first_line
 from pytest_edgeprof.models.identity import model_identity
 from pytest_edgeprof.models.prune import attention
 from pytest_edgeprof.models.prune.plan import DEFAULT_TOLERANCE, PRUNE_STAGES, PruneResult, _prune, _stages
-from pytest_edgeprof.paths import default_cache_dir
 from pytest_edgeprof.models.prune.targets import check_method, parse_prune_target, variant_name
 from pytest_edgeprof.models.zoo import build_model, model_input, reference_input_shape, resolve_model_name, task_of
+from pytest_edgeprof.paths import default_cache_dir
 
 VARIANT_FORMAT = 1  # of the files save_variant writes
 WHAT = "cache entry"

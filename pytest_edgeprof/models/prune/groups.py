@@ -19,7 +19,6 @@ from pytest_edgeprof.models.prune.targets import PruneUnsupported
 from pytest_edgeprof.models.zoo import model_input, takes_image_list
 from pytest_edgeprof.shared_options import shape_text
 
-
 DETECTION_HEADS = ("head", "rpn", "roi_heads")
 DETECTION_OUTPUTS = ("cls_logits", "bbox_pred", "bbox_reg", "bbox_ctrness", "cls_score")  # torchvision's names
 
@@ -63,7 +62,7 @@ def _meta_run(model: nn.Module, input_shape: tuple[int, int, int]) -> tuple[list
         with torch.no_grad():
             output = meta(torch.empty((1, *input_shape), device="meta", dtype=input_dtype(model)))
     except Exception as error:
-        raise PruneUnsupported(f"the model does not run at input {shape_text(input_shape)}: {first_line(error, with_type=True)}")
+        raise PruneUnsupported(f"the model does not run at input {shape_text(input_shape)}: {first_line(error, with_type=True)}") from None
     finally:
         for handle in handles:
             handle.remove()
@@ -81,7 +80,7 @@ def dependency_graph(model: nn.Module, input_shape: tuple[int, int, int], ignore
         with torch.enable_grad(), attention.traceable(model):
             graph = tp.DependencyGraph().build_dependency(model, example_inputs=example, verbose=False)
     except Exception as error:
-        raise PruneUnsupported(f"torch-pruning cannot trace the model: {first_line(error, with_type=True)}")
+        raise PruneUnsupported(f"torch-pruning cannot trace the model: {first_line(error, with_type=True)}") from None
     graph.edgeprof_ignored = list(ignored)
     graph.edgeprof_attention = attention.kept_attention(model)
     graph.edgeprof_heads = attention.head_counts(model)
@@ -161,7 +160,7 @@ def rank_groups(graph: Any, method: str) -> list[Group]:
         try:
             scores = importance(group)
         except Exception as error:  # e.g. a layer the example data never reached has no gradient
-            raise PruneUnsupported(f"ranking the channels ({method}) failed: {first_line(error, with_type=True)}")
+            raise PruneUnsupported(f"ranking the channels ({method}) failed: {first_line(error, with_type=True)}") from None
         if scores is None or len(scores) % chunks:
             continue
         size = len(scores) // chunks

@@ -45,8 +45,15 @@ from pytest_edgeprof.errors import UsageError, first_line
 from pytest_edgeprof.measure.flops import ModelCost, count_cost
 from pytest_edgeprof.measurement import Pruning
 from pytest_edgeprof.models.prune import attention
-from pytest_edgeprof.models.prune.groups import (accumulate_gradients, beside_the_mlps, clear_gradients,
-                                                 dependency_graph, kept_layers, output_width, rank_groups)
+from pytest_edgeprof.models.prune.groups import (
+    accumulate_gradients,
+    beside_the_mlps,
+    clear_gradients,
+    dependency_graph,
+    kept_layers,
+    output_width,
+    rank_groups,
+)
 from pytest_edgeprof.models.prune.search import FlopsEstimator, apply_plan, search_plan
 from pytest_edgeprof.models.prune.targets import PruneUnsupported, check_method, variant_name
 
@@ -182,7 +189,7 @@ def _verified_cost(model: nn.Module, input_shape: tuple[int, int, int], kept: li
     try:
         cost = count_cost(model, input_shape, real_forward=True)
     except Exception as error:
-        raise PruneUnsupported(f"the pruned model does not run: {first_line(error, with_type=True)}")
+        raise PruneUnsupported(f"the pruned model does not run: {first_line(error, with_type=True)}") from None
     for layer, width in zip(kept, widths):
         if output_width(layer) != width:
             raise PruneUnsupported(f"pruning changed a kept layer's output width from {width} to {output_width(layer)}")

@@ -146,5 +146,5 @@ def apply_plan(graph: Any, groups: list[Group], plan: list[int]) -> list[list]:
     except PruneUnsupported:
         raise
     except Exception as error:
-        raise PruneUnsupported(f"torch-pruning failed on the model: {first_line(error, with_type=True)}")
+        raise PruneUnsupported(f"torch-pruning failed on the model: {first_line(error, with_type=True)}") from None
     return [[name, bool(out), [int(i) for i in idxs]] for name, out, idxs in graph.pruning_history()]

@@ -44,4 +44,4 @@ class CooldownPlugin(CellFeature):
 
         warnings.warn(CooldownWarning(
             f"--cooldown until={until_c:g}C: no thermal zone is readable here (/sys/class/thermal), "
-            "so cells do not wait; give seconds instead, e.g. --cooldown 30"))
+            "so cells do not wait; give seconds instead, e.g. --cooldown 30"), stacklevel=1)
