@@ -59,15 +59,21 @@ def test_another_thread_count_or_a_damaged_cache_is_measured_again(cpu_peak, tmp
     assert measured == ["fp32"] * 3 and len(list(tmp_path.glob("*.json"))) == 2
 
 
-@pytest.mark.parametrize("bad", [0, "fast", -1e12])
-def test_a_peak_entry_edited_by_hand_is_named_discarded_and_probed_again(cpu_peak, tmp_path, monkeypatch, quiet, bad):
-    """A flops_per_s of 0 or a string would be a ZeroDivisionError or a TypeError in every cell's efficiency."""
+def _one_cached_entry(cpu_peak, tmp_path, monkeypatch):
+    """The peak found, the probes run (the probe stands in for itself: this is the cache's test), the cached
+    entry's file and its JSON."""
     found, _ = cpu_peak
     measured = []
     monkeypatch.setattr(peak, "_measure", lambda device, precision, dtype: measured.append(precision) or found)
     probe_peak("cpu", "fp32", cache_dir=tmp_path)
     (saved,) = tmp_path.glob("*.json")
-    entry = json.loads(saved.read_text())
+    return found, measured, saved, json.loads(saved.read_text())
+
+
+@pytest.mark.parametrize("bad", [0, "fast", -1e12])
+def test_a_peak_entry_edited_by_hand_is_named_discarded_and_probed_again(cpu_peak, tmp_path, monkeypatch, quiet, bad):
+    """A flops_per_s of 0 or a string would be a ZeroDivisionError or a TypeError in every cell's efficiency."""
+    found, measured, saved, entry = _one_cached_entry(cpu_peak, tmp_path, monkeypatch)
     entry["peak"]["flops_per_s"] = bad
     saved.write_text(json.dumps(entry))
     with pytest.warns(CacheWarning, match=f"peak cache entry {saved} is unreadable"):
@@ -81,12 +87,7 @@ def test_a_peak_entry_edited_by_hand_is_named_discarded_and_probed_again(cpu_pea
 def test_a_peak_entry_that_verifies_but_holds_no_peak_is_discarded_and_probed_again(cpu_peak, tmp_path, monkeypatch,
                                                                                     quiet, field, bad):
     """Written by this user's edgeprof (its digest holds), by a version that cached a broken probe."""
-    found, _ = cpu_peak
-    measured = []
-    monkeypatch.setattr(peak, "_measure", lambda device, precision, dtype: measured.append(precision) or found)
-    probe_peak("cpu", "fp32", cache_dir=tmp_path)
-    (saved,) = tmp_path.glob("*.json")
-    entry = json.loads(saved.read_text())
+    found, measured, saved, entry = _one_cached_entry(cpu_peak, tmp_path, monkeypatch)
     entry["peak"][field] = bad
     write_verified(saved, json.dumps(entry).encode())
     with pytest.warns(CacheWarning, match=f"peak cache entry {saved} is unreadable .{field} {bad!r} is not a"):
