@@ -70,7 +70,7 @@ def test_option_values_that_need_no_model_are_checked_without_torch(tmp_path: Pa
                "--budget", "memory=2.6GB,latency=50ms", "--eval-data", "images", "--eval-limit", "5",
                "--isolate-memory-limit", "2GB", "--models", "resnet18,vgg16", "--grid", "study", "--device", "cpu",
                "--precision", "fp32,fp16", "--runtime", "eager,compile",
-               "--emulate", "jetson-nano", "--cooldown", "until=50C"]  # their feature plugins are registered, torch-free
+               "--emulate", "jetson-nano", "--cooldown", "until=50C", "--resume"]  # their feature plugins: torch-free
     done, heavy = run(["-m", "pytest", "-p", "no:cacheprovider", *options, "--help"], tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
     assert heavy == set()

@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Protocol
 if TYPE_CHECKING:
     from pytest_edgeprof.device import DeviceProfile
     from pytest_edgeprof.measure.emulation import Target
-    from pytest_edgeprof.measurement import Cell, Measurement
+    from pytest_edgeprof.measurement import Cell, CellKey, Measurement
+    from pytest_edgeprof.runs.journal import JournalEntry
 
 
 class CellFeature:
@@ -46,12 +47,19 @@ class Emulating(Protocol):
     def isolate_memory_limit(self, device: DeviceProfile) -> int | None: ...
 
 
+class Replaying(Protocol):
+    """``--resume`` as the core sees it (``features/resume.py``): what the old journal holds for a cell."""
+
+    def replay(self, key: CellKey) -> JournalEntry | None: ...
+
+
 @dataclass
 class Features:
     """The feature plugins this run registered, in the order their ``before_cell`` runs."""
 
     cell_features: list[CellFeature] = field(default_factory=list)
     emulation: Emulating | None = None
+    resume: Replaying | None = None
 
     def add(self, feature: CellFeature) -> None:
         self.cell_features.append(feature)
@@ -60,6 +68,11 @@ class Features:
     def target(self) -> Target | None:
         """The emulated target, None without ``--emulate``."""
         return self.emulation.target if self.emulation is not None else None
+
+    def replay(self, key: CellKey) -> JournalEntry | None:
+        """The old journal's entry to replay for a cell of this key instead of measuring it (asked before
+        ``before_cell``); None without ``--resume``, or where the cell is to be measured."""
+        return self.resume.replay(key) if self.resume is not None else None
 
     def key_conditions(self) -> dict[str, str]:
         conditions: dict[str, str] = {}

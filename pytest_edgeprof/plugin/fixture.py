@@ -27,6 +27,7 @@ from pytest_edgeprof.models.variants import ModelRef
 from pytest_edgeprof.outcome import OOM_KILLED, Outcome, allocation_text
 
 if TYPE_CHECKING:
+    from pytest_edgeprof.measure.deployed import Deployed
     from pytest_edgeprof.plugin.session import EdgeprofSession
 
 
@@ -59,7 +60,7 @@ class EdgeprofTimer:
     def __init__(self, benchmark, session: EdgeprofSession, budgets: Mapping[str, Budget]) -> None:
         self._benchmark = benchmark  # pytest-benchmark's fixture
         self._session = session
-        self._features = session.features  # the feature plugins this run registered: emulation, peak, cooldown
+        self._features = session.features  # the feature plugins this run registered: emulation, peak, cooldown, resume
         self.profile = session.profile
         self.budgets = dict(budgets)
         self.measurement: Measurement | None = None
@@ -83,7 +84,7 @@ class EdgeprofTimer:
         ref = model if isinstance(model, ModelRef) else self._session.models.ref_of(model)
         identity = ref.identity() if ref else module_identity(model)
         key = self._session.cell_key(self._benchmark.fullname, cell, identity, evaluated=ref is not None)
-        entry = self._session.log.replayable(key)
+        entry = self._features.replay(key)  # --resume: the old journal's, before this run journals the cell
         if entry is not None:  # measured before under this key: its rounds, judged by this run's budgets
             pytest_benchmark.record_rounds(self._benchmark, entry.latencies_s, entry.iterations, self._ceiling())
             return self._judge(entry.measurement, key, entry.latencies_s, entry.iterations, replayed=entry.to_json())
@@ -110,6 +111,7 @@ class EdgeprofTimer:
         if self._session.settings.isolate:
             return self._isolated(model, cell, identity)
         models = self._session.models
+        deployed: nn.Module | Deployed
         if isinstance(model, ModelRef):
             deployed = models.deploy(model, cell)
         elif not cell.runs_as_built:

@@ -348,7 +348,7 @@ def edgeprof_model(request: pytest.FixtureRequest, edgeprof_cell):
 
     session = engage(request.config)
     ref = session.model_ref(edgeprof_cell)
-    if session.log.replayable(session.cell_key(request.node.nodeid, edgeprof_cell, ref.identity(), evaluated=True)):
+    if session.features.replay(session.cell_key(request.node.nodeid, edgeprof_cell, ref.identity(), evaluated=True)):
         return ref
     try:
         if session.settings.isolate:

@@ -1,9 +1,11 @@
 """What a run has learnt so far: every cell's record, the journal, out-of-memory batches, broken budgets.
 
-Each finished cell is appended to the journal at once (``runs/journal.py``), so a killed run loses
-nothing; with ``--resume`` the old journal is read and a measured cell whose key it holds is replayed. Cells
-without timings (out of memory, failed, skipped for capacity) are not among pytest-benchmark's saved
-benchmarks, so they go to the saved run's ``"edgeprof": {"untimed_cells": [...]}`` section.
+Every edgeprof run journals: each finished cell is appended to the journal at once (``runs/journal.py``),
+fsynced, so a killed run loses nothing, and one run at a time holds it. Replaying the old journal's cells
+(``--resume``) is a feature plugin's (``features/resume.py``); here only whether the old journal is kept
+and appended to, or moved aside for a new one. Cells without timings (out of memory, failed, skipped for
+capacity) are not among pytest-benchmark's saved benchmarks, so they go to the saved run's
+``"edgeprof": {"untimed_cells": [...]}`` section.
 """
 
 from __future__ import annotations
@@ -17,10 +19,6 @@ from pytest_edgeprof.outcome import Outcome
 from pytest_edgeprof.runs.journal import Journal, JournalEntry, JournalError
 from pytest_edgeprof.runs.saved import SavedCell, SavedRun
 
-# What a resumed run replays: cells that were measured. A failure or an out-of-memory result may have a
-# cause that is gone (a fixed bug, a larger memory limit), so those cells are measured again.
-MEASURED = (Outcome.PASSED, Outcome.OVER_BUDGET)
-
 
 @dataclass(frozen=True)
 class CellResult:
@@ -30,40 +28,32 @@ class CellResult:
 
 
 class RunLog:
-    def __init__(self, journal_path: Path, resume: bool) -> None:
+    def __init__(self, journal_path: Path, keep_old: bool) -> None:
         self.journal_path = journal_path
-        self.resume = resume
+        self.keep_old = keep_old  # --resume: the old journal is appended to, not moved aside
         self.results: list[CellResult] = []
         self.broken_budgets: list[tuple[str, list[str]]] = []  # (cell id, the verdicts' texts)
-        self.regressions: list[str] = []  # --edgeprof-compare-fail lines
         self._journal: Journal | None = None
-        self._replayable: dict[str, JournalEntry] | None = None  # the old journal's entries, once read
         self._out_of_memory: dict[tuple[str, str, tuple[int, int, int]], int] = {}
 
     @property
     def journal(self) -> Journal:
-        """This run's journal, taken when the tests start (``open_journal``), else on first use. With ``resume``
-        the old one is read on first use, inside the first edgeprof test (so a damaged line's warning is among
-        that test's), and a line cut off by a kill is cut away before anything is appended."""
+        """This run's journal, taken when the tests start (``open_journal``), else on first use. A kept one is
+        read, and a line cut off by a kill cut away, by the resume plugin on its first replay, which the
+        fixture asks before it records any cell."""
         self.open_journal()
         assert self._journal is not None
-        if self.resume and self._replayable is None:
-            self._replayable = self._journal.read()
-            try:
-                self._journal.cut_torn_tail()
-            except OSError as exc:
-                raise JournalError(f"cannot write the journal {self._journal.path}: {exc.strerror or exc}") from None
         return self._journal
 
     def open_journal(self) -> None:
-        """Take the journal (one run at a time): held by this run, and without ``resume`` the old one moved
+        """Take the journal (one run at a time): held by this run, and unless ``keep_old`` the old one moved
         aside to ``<journal>.prev`` for a new one. Whatever fails is a ``JournalError`` naming the file, and
         nothing stays held."""
         if self._journal is not None:
             return
         journal = Journal(self.journal_path)
         journal.hold()
-        if not self.resume and journal.path.exists():
+        if not self.keep_old and journal.path.exists():
             try:
                 journal.path.replace(journal.path.with_name(journal.path.name + ".prev"))
             except OSError as exc:  # a .prev that is a folder
@@ -74,15 +64,6 @@ class RunLog:
     def close(self) -> None:
         if self._journal is not None:
             self._journal.release()
-
-    def replayable(self, key: CellKey) -> JournalEntry | None:
-        """The journal's entry measured under this very key, when resuming, where it was measured (passed or
-        over budget); None otherwise: a failed or out-of-memory cell is measured again, its cause may be gone."""
-        if not self.resume:
-            return None
-        self.journal  # noqa: B018 - reads the old journal on first use
-        entry = (self._replayable or {}).get(key.text)
-        return entry if entry is not None and entry.measurement.outcome in MEASURED else None
 
     def record(self, nodeid: str, key: CellKey, measurement: Measurement, rounds: list[float], iterations: int,
                broken: list[str], replayed: str = "") -> None:

@@ -4,8 +4,9 @@ its energy source and its log.
 The device, the grid, the models, the energy meter and the log are made on first use, and the session
 itself only where edgeprof is engaged (an edgeprof option is set or an edgeprof test is collected), so a
 run of plain tests pays for none of it. What only some runs need (``--emulate``, ``--cooldown``, the peak
-probe, ``--edgeprof-compare-fail``) lives in the feature plugins of ``features/``, reached through
-``features`` (``extension.py``); this module imports none of them.
+probe, ``--edgeprof-compare-fail``, ``--resume``) lives in the feature plugins of ``features/``, reached
+through ``features`` (``extension.py``); this module imports none of them. Every run journals its cells
+(``log``); only replaying them is ``--resume``'s.
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ class EdgeprofSession:
         if self._log is None:
             from pytest_edgeprof.plugin.runlog import RunLog
 
-            self._log = RunLog(self.settings.journal, self.settings.resume)
+            self._log = RunLog(self.settings.journal, keep_old=self.features.resume is not None)
         return self._log
 
     @property

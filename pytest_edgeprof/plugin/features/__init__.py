@@ -10,6 +10,7 @@ reaches a registered feature through ``EdgeprofSession.features`` alone. Only th
 - ``cooldown.py``   ``--cooldown``: a pause or a temperature wait before each cell but the first
 - ``peak.py``       the device's peak per precision and each cell's efficiency (whenever cells are timed)
 - ``compare.py``    ``--edgeprof-compare-fail``: the in-run regression gate
+- ``resume.py``     ``--resume``: the cells the old journal holds as measured, replayed (every run journals)
 """
 
 from __future__ import annotations
@@ -39,6 +40,11 @@ def register_features(config: pytest.Config, session: EdgeprofSession) -> None:
         manager.register(emulation := EmulationPlugin(settings.emulate, session), "edgeprof-emulation")
         session.features.add(emulation)
         session.features.emulation = emulation
+    if settings.resume:
+        from pytest_edgeprof.plugin.features.resume import ResumePlugin
+
+        manager.register(resume := ResumePlugin(session), "edgeprof-resume")
+        session.features.resume = resume
     spec = config.getoption("edgeprof_compare_fail")
     if spec:
         from pytest_edgeprof.plugin.features.compare import CompareGatePlugin
