@@ -67,16 +67,17 @@ class EdgeprofSession:
         return self._log is not None
 
     @property
+    def device_resolved(self) -> bool:
+        """Whether the device is known by now (the user named it, or an edgeprof test asked for it)."""
+        return self._profile is not None
+
+    @property
     def profile(self) -> DeviceProfile:
         if self._profile is None:
             from pytest_edgeprof.device import resolve_device
 
             self._profile = resolve_device(self.settings.device)
         return self._profile
-
-    @property
-    def device_resolved(self) -> bool:
-        return self._profile is not None
 
     @property
     def models(self) -> ModelCache:
