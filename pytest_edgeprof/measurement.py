@@ -96,7 +96,7 @@ class Cell:
             runtime = info.get("runtime", DEFAULT_RUNTIME)
             if precision not in PRECISIONS or runtime not in RUNTIMES:
                 raise ValueError("'precision'" if precision not in PRECISIONS else "'runtime'")
-            return cls(model, variant, _count(info["batch_size"], "'batch_size'"), shape,  # type: ignore[arg-type]
+            return cls(model, variant, _count(info["batch_size"], "'batch_size'"), shape,
                        precision, runtime)
         except (KeyError, TypeError, ValueError) as exc:
             raise UsageError(f"not an edgeprof cell (missing or bad {exc}): {dict(info)!r:.120}") from None

@@ -198,7 +198,7 @@ def _parse_threshold(item: str, whole: str) -> Threshold:
     if match["sign"] and match["sign"] != worse_sign:
         way = "grows" if metric.worse == "higher" else "falls"
         raise UsageError(f"bad --fail item {item!r}: {metric.name} gets worse when it {way}, so its limit is {worse_sign}N or N")
-    return Threshold(metric, float(match["number"]), wanted, item)  # type: ignore[arg-type]
+    return Threshold(metric, float(match["number"]), wanted, item)
 
 
 @dataclass(frozen=True)

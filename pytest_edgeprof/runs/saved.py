@@ -212,7 +212,9 @@ def _saved_cell(path: Path, index: int, bench: Any) -> SavedCell | None:
         measurement = Measurement.from_extra_info(info)
     except UsageError as exc:
         raise UsageError(f"{path}: benchmark {test}: {exc}") from None
-    stats = bench.get("stats") if isinstance(bench.get("stats"), dict) else {}
+    stats = bench.get("stats")
+    if not isinstance(stats, dict):
+        stats = {}
     return SavedCell(test, measurement, stats)
 
 

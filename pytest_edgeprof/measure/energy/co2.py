@@ -53,7 +53,8 @@ def _kg_co2_per_kwh(country_iso_code: str | None) -> float:
     from codecarbon.input import DataSource
 
     emissions = Emissions(DataSource())
-    where = GeoMetadata(country_iso_code=country_iso_code)
+    # GeoMetadata takes None (its world average) though its annotation says str
+    where = GeoMetadata(country_iso_code=country_iso_code)  # type: ignore[arg-type]  # codecarbon accepts None
     return emissions.get_private_infra_emissions(Energy(kWh=1.0), where)
 
 
