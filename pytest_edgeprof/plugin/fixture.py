@@ -27,6 +27,7 @@ from pytest_edgeprof.models.variants import ModelRef
 from pytest_edgeprof.outcome import OOM_KILLED, Outcome, allocation_text
 
 if TYPE_CHECKING:
+    from pytest_edgeprof.measure.deployed import Deployed
     from pytest_edgeprof.plugin.session import EdgeprofSession
 
 
@@ -110,6 +111,7 @@ class EdgeprofTimer:
         if self._session.settings.isolate:
             return self._isolated(model, cell, identity)
         models = self._session.models
+        deployed: nn.Module | Deployed
         if isinstance(model, ModelRef):
             deployed = models.deploy(model, cell)
         elif not cell.runs_as_built:
