@@ -46,7 +46,8 @@ def parse_budget(metric: str, value: str | float) -> Budget:
         raise UsageError(f"bad {spec.name} budget {value!r}: a number needs its unit, e.g. {example}")
     text = str(value).strip()
     try:
-        limit = spec.parse(text)  # type: ignore[misc]
+        assert spec.parse is not None  # budget_metric returns only metrics with a parser
+        limit = spec.parse(text)
     except UsageError as exc:
         raise UsageError(f"{spec.name} budget: {exc}") from None
     return Budget(spec.name, float(limit), text)

@@ -86,9 +86,9 @@ def repeat_interval(samples_in_order: Iterable[float]) -> tuple[float, float] | 
 def _lower_rank(n: int, tail: float) -> int:
     """The largest l (1-based, 0 if none) with P(Binomial(n, 1/2) < l) <= ``tail``."""
     if n <= EXACT_RANKS_UP_TO:
-        below, rank = 0.0, 0
-        while rank < n // 2 and below + math.comb(n, rank) / 2**n <= tail:
-            below += math.comb(n, rank) / 2**n
+        mass, rank = 0.0, 0
+        while rank < n // 2 and mass + math.comb(n, rank) / 2**n <= tail:
+            mass += math.comb(n, rank) / 2**n
             rank += 1
         return rank
     # Start from the normal approximation and settle on the exact rank with the binomial's terms in

@@ -96,7 +96,7 @@ class Cell:
             runtime = info.get("runtime", DEFAULT_RUNTIME)
             if precision not in PRECISIONS or runtime not in RUNTIMES:
                 raise ValueError("'precision'" if precision not in PRECISIONS else "'runtime'")
-            return cls(model, variant, _count(info["batch_size"], "'batch_size'"), shape,  # type: ignore[arg-type]
+            return cls(model, variant, _count(info["batch_size"], "'batch_size'"), shape,
                        precision, runtime)
         except (KeyError, TypeError, ValueError) as exc:
             raise UsageError(f"not an edgeprof cell (missing or bad {exc}): {dict(info)!r:.120}") from None
@@ -257,14 +257,13 @@ def _read_verdicts(info: Mapping[str, Any]) -> tuple[Verdict, ...]:
     saved = info.get("budget_verdicts")
     verdicts = []
     for entry in saved if isinstance(saved, list) else []:
-        if not isinstance(entry, Mapping) or number(entry.get("limit")) is None:
+        if not isinstance(entry, Mapping) or (limit := number(entry.get("limit"))) is None:
             continue
         try:
             metric = budget_metric(entry.get("metric"))
         except UsageError:
             continue
-        limit = number(entry["limit"])
         text = _text(entry.get("budget")) or metric.format(limit)
-        verdicts.append(Verdict(Budget(metric.name, limit, text), number(entry.get("measured")),  # type: ignore[arg-type]
+        verdicts.append(Verdict(Budget(metric.name, limit, text), number(entry.get("measured")),
                                 bool(entry.get("passed")), entry.get("predicted") is True))
     return tuple(verdicts)

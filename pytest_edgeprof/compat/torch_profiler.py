@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import NamedTuple
 
-from torch._C._profiler import _EventType, _ProfilerEvent
+from torch._C._profiler import _EventType, _ExtraFields_Allocation, _ProfilerEvent
 from torch.profiler import profile
 
 
@@ -33,13 +33,21 @@ def allocation_events(prof: profile, device_type: str) -> list[AllocationEvent]:
 
     The profile must have been run with ``profile_memory=True``.
     """
+    if prof.profiler is None or prof.profiler.kineto_results is None:
+        raise ValueError("allocation_events needs a profile that has run and finished")
     tree = prof.profiler.kineto_results.experimental_event_tree()
     return [
-        AllocationEvent(event.start_time_ns, event.extra_fields.ptr, event.extra_fields.alloc_size)
-        for event in _walk(tree)
-        if event.tag == _EventType.Allocation
-        and event.extra_fields.device.type == device_type
+        AllocationEvent(event.start_time_ns, fields.ptr, fields.alloc_size)
+        for event, fields in _allocations(tree)
+        if fields.device.type == device_type
     ]
+
+
+def _allocations(nodes: list[_ProfilerEvent]) -> Iterator[tuple[_ProfilerEvent, _ExtraFields_Allocation]]:
+    for event in _walk(nodes):
+        # an Allocation event's extra fields are an _ExtraFields_Allocation; isinstance tells mypy so
+        if event.tag == _EventType.Allocation and isinstance(event.extra_fields, _ExtraFields_Allocation):
+            yield event, event.extra_fields
 
 
 def _walk(nodes: list[_ProfilerEvent]) -> Iterator[_ProfilerEvent]:

@@ -61,12 +61,15 @@ def cool_down(cooldown: Cooldown, sysfs_root: Path = Path("/"), sleep: Callable[
     if cooldown.seconds is not None:
         sleep(cooldown.seconds)
         return {"waited_s": cooldown.seconds}
+    if cooldown.until_c is None:
+        raise ValueError("a Cooldown needs seconds or until_c")
     from pytest_edgeprof.measure.device_state import hottest_c
 
+    until_c = cooldown.until_c
     began = clock()
     hottest = hottest_c(sysfs_root)
-    while hottest is not None and hottest > cooldown.until_c and (left := cooldown.max_wait_s - (clock() - began)) > 0:
+    while hottest is not None and hottest > until_c and (left := cooldown.max_wait_s - (clock() - began)) > 0:
         sleep(min(POLL_S, left))
         hottest = hottest_c(sysfs_root)
-    reached = hottest is not None and hottest <= cooldown.until_c
-    return {"waited_s": round(clock() - began, 3), "until_c": cooldown.until_c, "hottest_c": hottest, "reached": reached}
+    reached = hottest is not None and hottest <= until_c
+    return {"waited_s": round(clock() - began, 3), "until_c": until_c, "hottest_c": hottest, "reached": reached}

@@ -27,7 +27,7 @@ TORCH_ALLOCATIONS, RESIDENT = "torch", "resident"
 class Deployed:
     module: nn.Module  # the network in float32 torch form: FLOPs, parameters
     run: Callable[[Any], Any]  # one forward pass of one prepared batch
-    prepare: Callable[[torch.Tensor], Any]  # a float32 batch -> the input ``run`` takes, on the device
+    prepare: Callable[[Any], Any]  # a float32 batch (a detector's: a list of images) -> the input ``run`` takes, on the device
     deployment: Deployment
     model_bytes: int  # what the deployed model holds (int8 weights are a quarter of float32's)
     memory: str = TORCH_ALLOCATIONS

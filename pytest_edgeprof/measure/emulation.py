@@ -82,8 +82,8 @@ def host_target(host: DeviceProfile, precisions: tuple[str, ...] = ("fp32",), ca
     from pytest_edgeprof.axes import PRECISIONS
     from pytest_edgeprof.measure.peak import probe_peak
 
-    probed = dict.fromkeys(("fp32", *(p for p in precisions if p in PRECISIONS and PRECISIONS[p].peak_key)))
-    peaks = {precision: probe_peak(host.torch_device, PRECISIONS[precision].peak_key, cache_dir) for precision in probed}
+    probed = {p: key for p in ("fp32", *precisions) if p in PRECISIONS and (key := PRECISIONS[p].peak_key)}
+    peaks = {precision: probe_peak(host.torch_device, key, cache_dir) for precision, key in probed.items()}
     efficiency = HOST_CPU_EFFICIENCY if host.torch_device == "cpu" else RooflineEfficiency(
         {kind: 1.0 for kind in KINDS}, 0.0, "bound")
     first = next(iter(peaks.values()))

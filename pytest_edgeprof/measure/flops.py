@@ -247,8 +247,12 @@ def _register_on_meta() -> Iterator[None]:
         return None if buffer is None else buffer.to("meta")
 
     handles = [
-        nn.modules.module.register_module_parameter_registration_hook(parameter_to_meta),
-        nn.modules.module.register_module_buffer_registration_hook(buffer_to_meta),
+        nn.modules.module.register_module_parameter_registration_hook(
+            parameter_to_meta  # type: ignore[arg-type]  # torch: Callable[..., None], yet it uses the return
+        ),
+        nn.modules.module.register_module_buffer_registration_hook(
+            buffer_to_meta  # type: ignore[arg-type]  # torch: Callable[..., None], yet it uses the return
+        ),
     ]
     try:
         yield
@@ -387,7 +391,7 @@ def check_input_shape(input_shape: Any) -> tuple[int, int, int]:
             or shape[0] * shape[1] * shape[2] > _MAX_IMAGE):
         raise UsageError(f"input shape {input_shape!r} is not (C, H, W) with three positive integers "
                          f"(each up to {MAX_SIDE}, {_MAX_IMAGE} elements in all)")
-    return shape  # type: ignore[return-value]
+    return shape
 
 
 def check_batch_size(batch_size: Any) -> int:

@@ -111,9 +111,11 @@ def _child_main(job: IsolatedJob, sender: Connection) -> None:
         if job.num_threads:
             torch.set_num_threads(job.num_threads)
         built = job.model.build("cpu") if job.model is not None else None
-        model = built.model if built is not None else job.module
+        module = built.model if built is not None else job.module
+        if module is None:
+            raise ValueError("an isolated job needs a model to build or a module")
         try:
-            model = _deployed(job, model)
+            model = _deployed(job, module)
         except DeployUnsupported as exc:  # the deployment cannot handle this model: the parent skips the cell
             sender.send(Measurement(job.cell, job.profile.name, Outcome.SKIPPED, first_line(exc, limit=300)))
             return

@@ -23,6 +23,7 @@ import platform
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -192,7 +193,7 @@ def _gemm_size(device: str, dtype: torch.dtype, sync: Callable[[], None], max_n:
     while n < max_n:
         a = torch.randn(n, n, device=device).to(dtype)
         torch.mm(a, a)  # the first call pays for lazy initialisation
-        if _best_time(lambda a=a: torch.mm(a, a), sync, repeats=1) >= GEMM_TARGET_S:
+        if _best_time(partial(torch.mm, a, a), sync, repeats=1) >= GEMM_TARGET_S:
             break
         n *= 2
     return n

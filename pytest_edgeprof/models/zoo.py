@@ -146,9 +146,10 @@ def takes_image_list(model: nn.Module) -> bool:
 
 def network_input_shape(model: nn.Module, input_shape: tuple[int, int, int]) -> tuple[int, int, int]:
     """The shape the network itself sees for a cell's input: a detection transform pads it."""
-    if not takes_image_list(model):
+    transform = getattr(model, "transform", None)
+    if not isinstance(transform, GeneralizedRCNNTransform):  # as takes_image_list, but mypy sees the type
         return input_shape
-    divisor = model.transform.size_divisible
+    divisor = transform.size_divisible
     channels, height, width = input_shape
     return channels, -(-height // divisor) * divisor, -(-width // divisor) * divisor
 
@@ -260,7 +261,7 @@ def reference_input_shape(name: str) -> tuple[int, int, int]:
     name = resolve_model_name(name)
     if is_timm(name):
         config = _timm().models.get_pretrained_cfg(name[len(TIMM_PREFIX):])
-        return tuple(config.input_size) if config is not None else (3, 224, 224)  # type: ignore[return-value]
+        return tuple(config.input_size) if config is not None else (3, 224, 224)
     if task_of(name) == "detection":
         side = _detection_size(name)
         return (3, side, side)

@@ -77,7 +77,7 @@ class EdgeprofTimer:
     ) -> Measurement:
         if cell is None:
             if example is not None:
-                batch_size, input_shape = example.shape[0], tuple(example.shape[1:])  # type: ignore[assignment]
+                batch_size, input_shape = check_batch_size(example.shape[0]), check_input_shape(tuple(example.shape[1:]))
             cell = Cell(name or type(model).__name__.lower(), "base", batch_size, input_shape)
         check_batch_size(cell.batch_size), check_input_shape(cell.input_shape)  # before anything runs
         self._benchmark.group = cell.model

@@ -24,7 +24,7 @@ def budget(**limits: str | float) -> dict[str, Budget]:
     return {metric: parse_budget(metric, value) for metric, value in limits.items()}
 
 
-budget.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+budget.__signature__ = inspect.Signature(  # type: ignore[attr-defined]  # set at runtime; typeshed's functions lack it
     [inspect.Parameter(m.name, inspect.Parameter.KEYWORD_ONLY, default=None) for m in BUDGETS]
 )
 

@@ -33,10 +33,10 @@ def parse_configs(text: str) -> tuple[tuple[str, str], tuple[str, str]]:
     accepted = f"two PRECISION-RUNTIME, e.g. fp32-eager,int8-onnxruntime (precisions {', '.join(PRECISIONS)}; " \
                f"runtimes {', '.join(RUNTIMES)})"
     items = [item.strip().lower() for item in text.split(",")]
-    pairs = [tuple(item.split("-", 1)) for item in items]
-    if len(pairs) != 2 or any(len(p) != 2 or p[0] not in PRECISIONS or p[1] not in RUNTIMES for p in pairs):
+    pairs = [(precision, runtime) for precision, _, runtime in (item.partition("-") for item in items)]
+    if len(pairs) != 2 or any(p[0] not in PRECISIONS or p[1] not in RUNTIMES for p in pairs):
         raise UsageError(f"--configs {text!r}: expected {accepted}")
-    return pairs[0], pairs[1]  # type: ignore[return-value]
+    return pairs[0], pairs[1]
 
 
 def one_deployment(run: SavedRun, precision: str, runtime: str) -> SavedRun:
@@ -198,7 +198,7 @@ def _parse_threshold(item: str, whole: str) -> Threshold:
     if match["sign"] and match["sign"] != worse_sign:
         way = "grows" if metric.worse == "higher" else "falls"
         raise UsageError(f"bad --fail item {item!r}: {metric.name} gets worse when it {way}, so its limit is {worse_sign}N or N")
-    return Threshold(metric, float(match["number"]), wanted, item)  # type: ignore[arg-type]
+    return Threshold(metric, float(match["number"]), wanted, item)
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from pytest_edgeprof.errors import UsageError
-from pytest_edgeprof.measure.flops import count_cost
+from pytest_edgeprof.measure.flops import check_input_shape, count_cost
 from pytest_edgeprof.measure.timing import synchronizer, warm_up
 from pytest_edgeprof.models.zoo import model_input
 from pytest_edgeprof.shared_options import shape_text, size_text
@@ -108,7 +108,7 @@ def profile_layers(
             rows.append(LayerProfile(module_name or "(model)", type(modules[module_name]).__name__,
                                      timer.shapes.get(module_name, ()), 0, 0, 0, ms, ms / total))
     return LayersProfile(
-        name or type(model).__name__.lower(), tuple(input_shape), batch_size, device, runs,  # type: ignore[arg-type]
+        name or type(model).__name__.lower(), check_input_shape(input_shape), batch_size, device, runs,  # as count_cost did
         forward_ms, sum(own_ms.values()), tuple(rows),
     )
 

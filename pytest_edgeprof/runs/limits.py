@@ -108,14 +108,15 @@ def recommend(run: SavedRun, objective: str = "throughput") -> SavedCell | None:
     Ties go to the smaller batch (less memory and latency for the same objective).
     """
     m = objective_of(run, objective)
-    candidates = [s for s in run.cells.values() if within_budgets(s) and s.value(m) is not None]
+    candidates = [(value, s) for s in run.cells.values() if within_budgets(s) and (value := s.value(m)) is not None]
     if not candidates:
         if any(within_budgets(s) for s in run.cells.values()):
             raise UsageError(f"objective {objective!r}: no cell of {run.path} has {m.key}; "
                              f"choose another objective ({', '.join(OBJECTIVES)})")
         return None
     sign = 1 if m.worse == "higher" else -1
-    return min(candidates, key=lambda s: (sign * s.value(m), s.cell.batch_size, s.id))  # type: ignore[operator]
+    _, best = min(candidates, key=lambda pair: (sign * pair[0], pair[1].cell.batch_size, pair[1].id))
+    return best
 
 
 def across_deployments(run: SavedRun, best: SavedCell) -> str | None:

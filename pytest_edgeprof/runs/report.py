@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
@@ -147,7 +148,8 @@ def _batch_axis(ax: Axes, batches: Sequence[int]) -> None:
 
 def _plot_series(ax: Axes, series: Sequence[Series], metric: Metric, scale: float = 1.0) -> list[int]:
     """One line per series; its out-of-memory cells as crosses of its colour along the top of the plot."""
-    batches, stacked = [], Counter[int]()
+    batches: list[int] = []
+    stacked = Counter[int]()
     for s in series:
         xs, ys = s.points(metric, scale)
         ax.plot(xs, ys, marker="o", markersize=4, label=s.label, color=s.color, linestyle=s.linestyle)
@@ -169,7 +171,8 @@ def _plot_series(ax: Axes, series: Sequence[Series], metric: Metric, scale: floa
 def _value_axis(ax: Axes, spread: float = 30.0) -> None:
     """From zero on a linear scale; on a log scale where the values span more than ``spread``
     times (one slow outlier would otherwise flatten every other line)."""
-    values = [y for line in ax.get_lines() for y in line.get_ydata() if line.get_transform() == ax.transData and y > 0]
+    values = [y for line in ax.get_lines() if line.get_transform() == ax.transData
+              for y in np.asarray(line.get_ydata()).tolist() if y > 0]
     if values and max(values) / min(values) > spread:
         ax.set_yscale("log")
     else:
@@ -205,8 +208,8 @@ def _prediction_figure(cells: Sequence[SavedCell], run: SavedRun) -> Figure:
     targets = sorted({c.measurement.prediction.target for c in cells if c.measurement.prediction})
     _title(figure, f"{TARGET_LATENCY.label} for {', '.join(targets)} against {LATENCY.label}", run)
     for i, (model, mine) in enumerate(_by_model(cells).items()):
-        ax.scatter([c.value(LATENCY) for c in mine], [c.value(TARGET_LATENCY) for c in mine], s=18, color=f"C{i % 10}",
-                   label=model)
+        points = [(x, y) for c in mine if (x := c.value(LATENCY)) is not None and (y := c.value(TARGET_LATENCY)) is not None]
+        ax.scatter([x for x, _ in points], [y for _, y in points], s=18, color=f"C{i % 10}", label=model)
     values = [v for c in cells for v in (c.value(LATENCY), c.value(TARGET_LATENCY)) if v]
     low, high = min(values) / 1.5, max(values) * 1.5
     ax.plot([low, high], [low, high], color=_BUDGET_COLOR, linewidth=1, label="equal")
@@ -319,7 +322,9 @@ def _limits_text(run: SavedRun) -> str:
 
 def _index_html(run: SavedRun, sections: Sequence[Section]) -> str:
     e: Callable[[object], str] = lambda v: html.escape(str(v))  # noqa: E731
-    machine = run.machine_info.get("edgeprof") if isinstance(run.machine_info.get("edgeprof"), dict) else {}
+    machine = run.machine_info.get("edgeprof")
+    if not isinstance(machine, dict):
+        machine = {}
     about = [("device", run.device), ("hardware", machine.get("device_description")), ("date", run.when),
              ("torch", machine.get("torch_version")), ("run", run.path), ("cells", len(run.cells))]
     rows = "\n".join(f"<tr><th>{e(k)}</th><td>{e(v)}</td></tr>" for k, v in about if v not in (None, ""))

@@ -158,7 +158,13 @@ def _one_machine(ref: str, matches: list[Path]) -> list[Path]:
 
 
 def _newest(matches: list[Path]) -> Path:
-    return max(matches, key=lambda p: (int(_RUN_FILE.fullmatch(p.name)["number"]), p.name))  # type: ignore[index]
+    return max(matches, key=lambda p: (_run_number(p), p.name))
+
+
+def _run_number(path: Path) -> int:
+    match = _RUN_FILE.fullmatch(path.name)
+    assert match is not None  # the runs looked up are those whose names _RUN_FILE matched
+    return int(match["number"])
 
 
 def _read_json(path: Path) -> Any:
@@ -212,7 +218,9 @@ def _saved_cell(path: Path, index: int, bench: Any) -> SavedCell | None:
         measurement = Measurement.from_extra_info(info)
     except UsageError as exc:
         raise UsageError(f"{path}: benchmark {test}: {exc}") from None
-    stats = bench.get("stats") if isinstance(bench.get("stats"), dict) else {}
+    stats = bench.get("stats")
+    if not isinstance(stats, dict):
+        stats = {}
     return SavedCell(test, measurement, stats)
 
 

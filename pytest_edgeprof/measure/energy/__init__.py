@@ -125,10 +125,10 @@ def open_energy_meter(
         except SourceUnavailable as why:
             skipped.append(f"{name}: {why}")
             continue
-        meter.skipped = tuple(skipped)  # type: ignore[attr-defined]
+        meter.skipped = tuple(skipped)  # type: ignore[attr-defined]  # a note beside the EnergyMeter protocol
         return meter
     meter = NoEnergyMeter("no power source for the GPU (" + "; ".join(skipped) + ")")
-    meter.skipped = tuple(skipped)  # type: ignore[attr-defined]
+    meter.skipped = tuple(skipped)  # type: ignore[attr-defined]  # a note beside the EnergyMeter protocol
     return meter
 
 

@@ -53,7 +53,7 @@ def _kg_co2_per_kwh(country_iso_code: str | None) -> float:
     from codecarbon.input import DataSource
 
     emissions = Emissions(DataSource())
-    where = GeoMetadata(country_iso_code=country_iso_code)
+    where = GeoMetadata(country_iso_code=country_iso_code)  # type: ignore[arg-type]  # codecarbon takes None (world average), annotates str
     return emissions.get_private_infra_emissions(Energy(kWh=1.0), where)
 
 

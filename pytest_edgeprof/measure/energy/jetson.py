@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from pytest_edgeprof.measure.energy.base import SampledPowerMeter, SourceUnavailable
@@ -40,6 +41,11 @@ def _read_number(path: Path) -> float:
     return float(path.read_text().strip())
 
 
+def _read_milliwatts(path: Path) -> float:
+    """A power file in mW, read as watts."""
+    return _read_number(path) / 1e3
+
+
 def _nano_iio_rails(sysfs_root: Path) -> list[Rail]:
     """L4T 32 (Nano): iio:deviceN/rail_name_K names channel K, in_powerK_input is its power in mW."""
     rails = []
@@ -50,7 +56,7 @@ def _nano_iio_rails(sysfs_root: Path) -> list[Rail]:
             power_file = device / f"in_power{channel}_input"
             if power_file.is_file():
                 rails.append(
-                    Rail(name_file.read_text().strip(), device, lambda p=power_file: _read_number(p) / 1e3)
+                    Rail(name_file.read_text().strip(), device, partial(_read_milliwatts, power_file))
                 )
     return rails
 

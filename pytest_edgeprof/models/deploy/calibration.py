@@ -17,6 +17,12 @@ CALIBRATION_IMAGES = 32  # enough for min/max and histogram observers to settle 
 GENERATED_SEED = 0
 
 
+def image_shape(batch: torch.Tensor) -> tuple[int, int, int]:
+    """(C, H, W) of a batch of images [B, C, H, W]."""
+    _, channels, height, width = batch.shape
+    return channels, height, width
+
+
 @dataclass(frozen=True)
 class Calibration:
     data: Path | None = None  # an ImageFolder; None: the given images, else generated ones

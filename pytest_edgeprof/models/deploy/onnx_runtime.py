@@ -26,7 +26,7 @@ from pytest_edgeprof.errors import DeployUnsupported, first_line
 from pytest_edgeprof.measure.deployed import RESIDENT, Deployed
 from pytest_edgeprof.measurement import Deployment
 from pytest_edgeprof.models.deploy.cache import cached_file, read_cached, weights_digest, write_once
-from pytest_edgeprof.models.deploy.calibration import Calibration
+from pytest_edgeprof.models.deploy.calibration import Calibration, image_shape
 
 INT8_METHOD = "onnxruntime quantize_static, QDQ, per-channel int8 weights, uint8 activations"
 INPUT, OUTPUT = "input", "output"
@@ -82,6 +82,8 @@ def _export(module: nn.Module, example: torch.Tensor, dtype: torch.dtype, path: 
         with contextlib.redirect_stdout(io.StringIO()):  # the exporter reports its steps on stdout
             program = torch.onnx.export(cast, (example.cpu().to(dtype),), dynamo=True, input_names=[INPUT],
                                         output_names=[OUTPUT], dynamic_shapes=({0: batch},), verbose=False)
+            if program is None:  # only the legacy exporter (dynamo=False) returns none
+                raise DeployUnsupported("torch.onnx.export returned no program")
             program.save(str(path))
     except OSError:  # writing the file: the cache's to word
         raise
@@ -93,7 +95,7 @@ def _quantize(path: Path, calibration: Calibration, model_name: str, example: to
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    batches = iter(calibration.batches(model_name, tuple(example.shape[1:])))
+    batches = iter(calibration.batches(model_name, image_shape(example)))
 
     class Reader(CalibrationDataReader):
         def get_next(self) -> dict[str, np.ndarray] | None:

@@ -27,7 +27,7 @@ from pytest_edgeprof.errors import first_line
 from pytest_edgeprof.measure.deployed import Deployed, on_device, torch_deployment
 from pytest_edgeprof.measure.memory import model_bytes
 from pytest_edgeprof.models.deploy.cache import WHAT, cached_file, read_cached, weights_digest, write_once
-from pytest_edgeprof.models.deploy.calibration import Calibration
+from pytest_edgeprof.models.deploy.calibration import Calibration, image_shape
 
 PT2E_QUANTIZER = "PT2E static, X86InductorQuantizer default config (per-channel weights, per-tensor activations)"
 
@@ -84,7 +84,7 @@ def _quantize_pt2e(module: nn.Module, example: torch.Tensor, calibration: Calibr
     quantizer = x86.X86InductorQuantizer().set_global(x86.get_default_x86_inductor_quantization_config())
     observed = prepare_pt2e(graph, quantizer)
     with torch.no_grad():
-        for images in calibration.batches(model_name, tuple(example.shape[1:])):
+        for images in calibration.batches(model_name, image_shape(example)):
             observed(images)
     quantized = convert_pt2e(observed)
     _drop_unused_attributes(quantized)

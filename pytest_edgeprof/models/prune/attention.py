@@ -25,14 +25,19 @@ from __future__ import annotations
 import functools
 import math
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, cast
 
 import torch
 from torch import nn
 
 from pytest_edgeprof.measure.flops import LayerCost
+
+if TYPE_CHECKING:  # torchvision is imported where it is used, not with this module
+    from torchvision.models.maxvit import PartitionAttentionLayer
+    from torchvision.models.swin_transformer import PatchMerging
 
 
 @dataclass(frozen=True)
@@ -47,7 +52,7 @@ class _Written:
 
 
 @functools.cache  # asked per module while a graph is traced and a plan is costed
-def _written() -> dict[type, _Written]:
+def _written() -> dict[type[nn.Module], _Written]:
     from torchvision.models.maxvit import RelativePositionalMultiHeadAttention
     from torchvision.models.swin_transformer import ShiftedWindowAttention
 
@@ -86,7 +91,7 @@ def head_counts(model: nn.Module) -> dict[nn.Module, int]:
     positions from every head."""
     if not cuts_attention(model):
         return {}
-    written, counts = _written(), {}
+    written, counts = _written(), dict[nn.Module, int]()
     for module in model.modules():
         if isinstance(module, nn.MultiheadAttention):
             counts[module] = module.num_heads
@@ -103,7 +108,7 @@ def traceable(model: nn.Module) -> Iterator[None]:
     from torchvision.models.maxvit import PartitionAttentionLayer
     from torchvision.models.swin_transformer import PatchMerging
 
-    stand_ins = {kind: _attention_stand_in for kind in _written()}
+    stand_ins: dict[type[nn.Module], Callable[..., torch.Tensor]] = dict.fromkeys(_written(), _attention_stand_in)
     stand_ins.update({PatchMerging: _merging_stand_in, PartitionAttentionLayer: _partition_stand_in})
     present = {kind: stand_in for kind, stand_in in stand_ins.items() if any(type(m) is kind for m in model.modules())}
     real = {kind: kind.forward for kind in present}
@@ -122,11 +127,11 @@ def _attention_stand_in(self: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return getattr(self, kind.projection)(q + k + v + x)
 
 
-def _merging_stand_in(self: nn.Module, x: torch.Tensor) -> torch.Tensor:
+def _merging_stand_in(self: PatchMerging, x: torch.Tensor) -> torch.Tensor:
     return self.reduction(self.norm(torch.cat([x * 1, x * 1, x * 1, x * 1], dim=-1)))  # * 1: four inputs, not one
 
 
-def _partition_stand_in(self: nn.Module, x: torch.Tensor) -> torch.Tensor:
+def _partition_stand_in(self: PartitionAttentionLayer, x: torch.Tensor) -> torch.Tensor:
     sequence = x.flatten(2).transpose(1, 2).unsqueeze(1)  # [B, 1, H*W, C], as the partitions are [B, G, P, C]
     sequence = sequence + self.attn_layer(sequence)
     sequence = sequence + self.mlp_layer(sequence)
@@ -162,7 +167,7 @@ def cost_terms(module: nn.Module, layer: LayerCost) -> tuple[str, int, int, int]
         width = getattr(module, kind.projection).out_features
         if kind.windowed:  # the feature map is padded to whole windows: [B, H, W, C]
             batch, height, breadth = layer.output_shape[:3]
-            window_h, window_w = module.window_size
+            window_h, window_w = cast("list[int]", module.window_size)  # a Swin attention's [height, width]
             tokens = batch * math.ceil(height / window_h) * window_h * math.ceil(breadth / window_w) * window_w
     projections = min(layer.flops, 2 * tokens * 4 * width * width) if inline else 0  # q, k, v in, the projection out
     return width_layer, width, projections, layer.flops - projections

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import time
 from collections.abc import Iterable
 from dataclasses import replace
@@ -156,14 +157,15 @@ def load_variant(path: Path | IO[bytes], expected_key: str | None = None) -> Pru
     """Rebuild a variant written by :func:`save_variant` (a path, or its bytes as a file object): base
     architecture, replayed history, weights."""
     started = time.perf_counter()
-    source = path if isinstance(path, io.IOBase) else Path(path).expanduser()
+    source = Path(path).expanduser() if isinstance(path, str | os.PathLike) else path
     record = torch.load(source, map_location="cpu", weights_only=True)
     if not isinstance(record, dict) or record.get("format") != VARIANT_FORMAT:
         raise ValueError(f"not an edgeprof variant file of format {VARIANT_FORMAT}")
     if expected_key is not None and record.get("key") != expected_key:
         raise ValueError("the file describes another variant")
     name = resolve_model_name(str(record["model"]))
-    shape = tuple(int(d) for d in record["input_shape"])
+    channels, height, width = (int(d) for d in record["input_shape"])
+    shape = (channels, height, width)
     history = [[str(n), bool(out), [int(i) for i in idxs]] for n, out, idxs in record["history"]]
     model = _skeleton(name)
     _replay_graph(model, shape).load_pruning_history(history)
@@ -182,7 +184,7 @@ def load_variant(path: Path | IO[bytes], expected_key: str | None = None) -> Pru
         flops_after=int(record["flops_after"]),
         seconds=time.perf_counter() - started,
         from_cache=True,
-        input_shape=shape,  # type: ignore[arg-type]
+        input_shape=shape,
         history=tuple(tuple(step) for step in history),
         model_name=name,
         cache_key=str(record.get("key", "")),

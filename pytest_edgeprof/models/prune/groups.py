@@ -7,7 +7,7 @@ from __future__ import annotations
 import bisect
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -39,7 +39,8 @@ def kept_layers(model: nn.Module, input_shape: tuple[int, int, int]) -> list[nn.
 def _detector_outputs(model: nn.Module) -> list[nn.Module]:
     """A detector's heads' output layers and its FPN's convolutions."""
     layers = (nn.modules.conv._ConvNd, nn.Linear)
-    kept = [m for m in model.backbone.fpn.modules() if isinstance(m, layers)] if hasattr(model.backbone, "fpn") else []
+    fpn = getattr(model.get_submodule("backbone"), "fpn", None)
+    kept: list[nn.Module] = [m for m in fpn.modules() if isinstance(m, layers)] if isinstance(fpn, nn.Module) else []
     for part in (getattr(model, name) for name in DETECTION_HEADS if hasattr(model, name)):
         kept += [m for name, m in part.named_modules() if isinstance(m, layers) and name.rsplit(".", 1)[-1] in DETECTION_OUTPUTS]
         for name, module_list in part.named_modules():  # SSD: one output convolution per feature level
@@ -233,4 +234,5 @@ def _is_depthwise(module: nn.Module) -> bool:
 
 
 def output_width(layer: nn.Module) -> int:
-    return layer.out_features if isinstance(layer, nn.Linear) else layer.out_channels
+    # not only convolutions name their width out_channels (torchvision's Conv2dNormActivation does too)
+    return layer.out_features if isinstance(layer, nn.Linear) else cast(int, layer.out_channels)

@@ -42,7 +42,7 @@ import torch
 from torch import nn
 
 from pytest_edgeprof.errors import UsageError, first_line
-from pytest_edgeprof.measure.flops import ModelCost, count_cost
+from pytest_edgeprof.measure.flops import ModelCost, check_input_shape, count_cost
 from pytest_edgeprof.measurement import Pruning
 from pytest_edgeprof.models.prune import attention
 from pytest_edgeprof.models.prune.groups import (
@@ -116,11 +116,13 @@ def prune_to_flops(
     if not 0 < target < 1:
         raise UsageError(f"prune target {target!r} is not a fraction between 0 and 1")
     if method == "taylor" and example_data is None:
-        raise UsageError("pruning method 'taylor' needs example data (batches of images and labels)")
+        raise UsageError(_TAYLOR_NEEDS_DATA)
     with _stages(progress, f"pruning to {variant_name(target)}", len(PRUNE_STAGES)) as stage:
         model = model if inplace else copy.deepcopy(model)
         return _prune(model, target, input_shape, method, example_data, tolerance, stage)
 
+
+_TAYLOR_NEEDS_DATA = "pruning method 'taylor' needs example data (batches of images and labels)"
 
 PRUNE_STAGES = (
     "counting FLOPs",
@@ -151,6 +153,8 @@ def _prune(
     graph = dependency_graph(model, input_shape, ignored=kept + beside_the_mlps(model))
     stage(PRUNE_STAGES[2])
     if method == "taylor":
+        if example_data is None:  # prune() says so before copying the model; pruned_variant() here
+            raise UsageError(_TAYLOR_NEEDS_DATA)
         accumulate_gradients(model, example_data)
     groups = rank_groups(graph, method)
     stage(PRUNE_STAGES[3])
@@ -179,7 +183,7 @@ def _prune(
         flops_after=after.flops,
         seconds=time.perf_counter() - started,
         from_cache=False,
-        input_shape=tuple(input_shape),
+        input_shape=check_input_shape(input_shape),  # as count_cost checked it: a (C, H, W) tuple of ints
         history=tuple(history),
     )
 
