@@ -1,6 +1,6 @@
 """The options the pytest plugin and the ``edgeprof`` command share, declared once so that their
 names, metavars and help agree: ``--device``, ``--weights``, the input shape, the variant and the
-storage of saved runs. ``plugin/options.py`` and ``cli.py`` add their defaults and, where the
+storage of saved runs. ``plugin/options.py`` and ``cli/`` add their defaults and, where the
 plugin takes a comma list (``--shapes``), say so around the same text. The parsers of a shape, a
 batch size and any positive integer, and the text of a shape, live here too: they need no torch, so
 checking an option's value stays light."""
