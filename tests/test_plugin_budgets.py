@@ -181,18 +181,6 @@ def test_compare_fail_gates_the_run_against_a_saved_one(pytester, monkeypatch):
                                 "scratch-base-b1-8x8: peak memory * -> * past --fail memory:5%*"])
 
 
-def test_compare_fail_with_no_common_cell_is_a_usage_error(pytester, monkeypatch):
-    pytester.makepyfile(SCRATCH)
-    monkeypatch.setenv("SCRATCH_FLOATS", "1000")
-    pytester.runpytest_subprocess(*FAST, "--benchmark-autosave").assert_outcomes(passed=1)
-    pytester.makepyfile(SCRATCH.replace('name="scratch"', 'name="other"'))
-    result = pytester.runpytest_subprocess(*FAST, "--benchmark-compare", "--edgeprof-compare-fail", "memory:5%")
-    assert result.ret == pytest.ExitCode.USAGE_ERROR
-    [line] = [line for line in result.stderr.lines if line.startswith("ERROR:")]
-    assert "--edgeprof-compare-fail:" in line and "and this run (fp32-eager) have no cell in common" in line
-    assert "--configs" in line
-
-
 def test_compare_fail_needs_a_run_to_compare_with(pytester):
     pytester.makepyfile(SCRATCH)
     result = pytester.runpytest(*FAST, "--edgeprof-compare-fail", "memory:5%")

@@ -51,13 +51,7 @@ def _replayed(first: dict, second: dict) -> bool:
         pytest.param([], [], ONE_THREAD, False, id="torch threads"),
         pytest.param(["--benchmark-disable"], [], "", False, id="untimed run, then timed"),
         pytest.param([], ["--latency-ci", "5%"], "", False, id="latency-ci"),
-        pytest.param([], ["--benchmark-min-rounds", "4"], "", False, id="benchmark-min-rounds"),
-        pytest.param([], ["--benchmark-max-time", "0.03"], "", False, id="benchmark-max-time"),
-        pytest.param([], ["--cooldown", "0.01"], "", False, id="cooldown"),
-        pytest.param([], ["--isolate"], "", False, id="in process, then isolated"),
         pytest.param(["--isolate"], ["--isolate"], "", True, id="isolated both times: replayed"),
-        pytest.param(["--isolate", "--isolate-memory-limit", "1GB"], ["--isolate", "--isolate-memory-limit", "2GB"], "",
-                     False, id="isolate-memory-limit"),
     ],
 )
 def test_resume_measures_again_when_the_run_conditions_changed(pytester, first_args, resume_args, conftest, replayed):
@@ -69,6 +63,38 @@ def test_resume_measures_again_when_the_run_conditions_changed(pytester, first_a
     pytester.makeconftest(conftest)
     second = _run(pytester, "--resume", *resume_args, name="second")
     assert _replayed(first["test_tiny"], second["test_tiny"]) is replayed
+
+
+def _key_text(benchmark: dict | None = None, **settings) -> str:
+    """The key a run with these settings (and pytest-benchmark options) gives one cell, as the plugin makes it."""
+    from pytest_edgeprof.compat.pytest_benchmark import BenchmarkOptions
+    from pytest_edgeprof.measurement import Cell
+    from pytest_edgeprof.plugin.options import Settings
+    from pytest_edgeprof.plugin.session import EdgeprofSession
+
+    session = EdgeprofSession(Settings(device="cpu", **settings), BenchmarkOptions(**(benchmark or {})))
+    return session.cell_key("t", Cell("net", "base", 1, (3, 16, 16)), {"model": "net"}, evaluated=False).text
+
+
+@pytest.mark.parametrize("changed", [
+    pytest.param({"benchmark": {"min_rounds": 4}}, id="benchmark-min-rounds"),
+    pytest.param({"benchmark": {"max_time_s": 0.03}}, id="benchmark-max-time"),
+    pytest.param({"no_energy": True}, id="no-energy"),
+    pytest.param({"cooldown": "0.01"}, id="cooldown"),
+    pytest.param({"isolate": True}, id="in process, then isolated"),
+])
+def test_each_setting_that_changes_the_outcome_changes_the_key(changed):
+    """The rest of the run-conditions test, on the key alone (each replays or not exactly as the key says)."""
+    from pytest_edgeprof.measure.cooldown import parse_cooldown
+
+    if "cooldown" in changed:
+        changed = {"cooldown": parse_cooldown(changed["cooldown"])}
+    assert _key_text(**changed) != _key_text()
+    assert _key_text(**changed) == _key_text(**changed)  # and the same settings give the same key
+
+
+def test_the_isolated_childs_memory_limit_is_in_the_key():
+    assert _key_text(isolate=True, isolate_memory_limit=10**9) != _key_text(isolate=True, isolate_memory_limit=2 * 10**9)
 
 
 TWO_NETWORKS = """
