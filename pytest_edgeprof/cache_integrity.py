@@ -127,12 +127,9 @@ def _record_path(path: Path) -> Path:
     return path.with_name(path.name + RECORD_SUFFIX)
 
 
-def _digest(key: bytes, name: str, chunks: list[bytes]) -> str:
+def _digest(key: bytes, name: str, data: bytes) -> str:
     """The file's keyed digest, bound to its name: a file another edgeprof made for another name fails."""
-    mac = hmac.new(key, name.encode() + b"\0", hashlib.sha256)
-    for chunk in chunks:
-        mac.update(chunk)
-    return mac.hexdigest()
+    return hmac.new(key, name.encode() + b"\0" + data, hashlib.sha256).hexdigest()
 
 
 def write_whole(path: Path, data: bytes) -> None:
@@ -147,7 +144,7 @@ def write_whole(path: Path, data: bytes) -> None:
 
 
 def _write_record(path: Path, data: bytes) -> None:
-    record = {"hmac_sha256": _digest(cache_key(), path.name, [data]), "bytes": len(data)}
+    record = {"hmac_sha256": _digest(cache_key(), path.name, data), "bytes": len(data)}
     path.parent.mkdir(parents=True, exist_ok=True)
     write_whole(_record_path(path), json.dumps(record).encode())
 
@@ -197,7 +194,7 @@ def _problem(path: Path, data: bytes, key: bytes) -> str:
         return f"its digest record {_record_path(path).name} is unreadable"
     if len(data) != written:
         return f"it holds {len(data)} bytes, {written} were written: cut short or altered"
-    if not hmac.compare_digest(_digest(key, path.name, [data]), digest):
+    if not hmac.compare_digest(_digest(key, path.name, data), digest):
         return "its bytes are not what edgeprof wrote: altered, or written under another machine's or user's key"
     return ""
 

@@ -22,6 +22,7 @@ import torch
 
 from pytest_edgeprof.cache_integrity import check_cache_folder, commit, read_verified
 from pytest_edgeprof.errors import UsageError
+from pytest_edgeprof.shared_options import shape_text
 
 WHAT = "deployed-model cache file"
 WHERE = "XDG_CACHE_HOME sets it"  # the default folder is $XDG_CACHE_HOME/pytest-edgeprof/deployed
@@ -30,7 +31,7 @@ WHERE = "XDG_CACHE_HOME sets it"  # the default folder is $XDG_CACHE_HOME/pytest
 def cached_file(cache_dir: Path, name: str, input_shape: tuple[int, ...], suffix: str, made_from: dict[str, Any]) -> Path:
     """``resnet50-int8-3x224x224-<digest>.onnx``: readable, and different whenever ``made_from`` is."""
     digest = hashlib.sha256(json.dumps(made_from, sort_keys=True).encode()).hexdigest()[:20]
-    return cache_dir / f"{name}-{'x'.join(map(str, input_shape))}-{digest}{suffix}"
+    return cache_dir / f"{name}-{shape_text(input_shape)}-{digest}{suffix}"
 
 
 def weights_digest(module: Any) -> str:
