@@ -45,3 +45,12 @@ def one_cache_folder(tmp_path_factory):
     patch.setenv("XDG_CONFIG_HOME", str(tmp_path_factory.mktemp("config")))  # the key that signs the cache's files
     yield
     patch.undo()
+
+
+@pytest.fixture
+def pytester(pytester, monkeypatch):
+    """pytester's runs leave labgrid's pytest plugin out: installed with the labgrid extra, it starts a
+    process-wide step logger, and a second pytest run in the same process would start it again and stop with
+    an internal error. A test that needs the plugin runs pytest in a subprocess and sets PYTEST_ADDOPTS itself."""
+    monkeypatch.setenv("PYTEST_ADDOPTS", "-p no:labgrid")
+    return pytester
