@@ -73,6 +73,7 @@ class SavedRun:
     machine_info: Mapping[str, Any]
     device: str
     cells: dict[str, SavedCell] = field(default_factory=dict)
+    commit_info: Mapping[str, Any] = field(default_factory=dict)  # pytest-benchmark's: id, branch, time, dirty
 
     @property
     def name(self) -> str:
@@ -90,13 +91,13 @@ class SavedRun:
 
     @classmethod
     def of(cls, path: Path, cells: list[SavedCell], datetime: str = "",
-           machine_info: Mapping[str, Any] | None = None) -> SavedRun:
+           machine_info: Mapping[str, Any] | None = None, commit_info: Mapping[str, Any] | None = None) -> SavedRun:
         """A run of these cells, keyed by cell id (a second test with the same id by ``id [test]``)."""
         keyed: dict[str, SavedCell] = {}
         for saved in cells:
             keyed[saved.id if saved.id not in keyed else f"{saved.id} [{saved.test}]"] = saved
         machine_info = machine_info or {}
-        return cls(path, datetime, machine_info, _run_device(machine_info, keyed), keyed)
+        return cls(path, datetime, machine_info, _run_device(machine_info, keyed), keyed, commit_info or {})
 
 
 def load_run(ref: str | Path, storage: Path | str = DEFAULT_STORAGE) -> SavedRun:
@@ -183,6 +184,7 @@ def parse_run(path: Path, data: Any) -> SavedRun:
     if not isinstance(data, dict) or not isinstance(data.get("benchmarks"), list):
         raise UsageError(f"{path} is not a pytest-benchmark run: no 'benchmarks' list at its top level")
     machine_info = data.get("machine_info") if isinstance(data.get("machine_info"), dict) else {}
+    commit_info = data.get("commit_info") if isinstance(data.get("commit_info"), dict) else {}
     benches = [*data["benchmarks"], *_untimed_cells(path, data)]
     cells = [saved for index, bench in enumerate(benches) if (saved := _saved_cell(path, index, bench)) is not None]
     if not cells:
@@ -190,7 +192,7 @@ def parse_run(path: Path, data: Any) -> SavedRun:
             f"{path} holds no edgeprof cells: none of its {len(data['benchmarks'])} benchmarks has the "
             "model/variant/batch_size/input_shape extra_info the edgeprof fixture saves"
         )
-    return SavedRun.of(path, cells, str(data.get("datetime") or ""), machine_info)
+    return SavedRun.of(path, cells, str(data.get("datetime") or ""), machine_info, commit_info)
 
 
 def _untimed_cells(path: Path, data: Mapping[str, Any]) -> list[Any]:
