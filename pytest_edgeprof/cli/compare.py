@@ -9,6 +9,7 @@ from typing import Any
 
 from pytest_edgeprof.cli.registry import subcommand
 from pytest_edgeprof.cli.shared_options import RUN_HELP, add_storage
+from pytest_edgeprof.cli.store_options import STORE_REF, add_store, load_ref
 
 
 def _color(stream: Any) -> bool:
@@ -17,8 +18,8 @@ def _color(stream: Any) -> bool:
 
 
 def _configure_compare(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("run_a", metavar="RUN_A", help=f"the baseline: {RUN_HELP}")
-    parser.add_argument("run_b", metavar="RUN_B", help=f"the run compared with it: {RUN_HELP}")
+    parser.add_argument("run_a", metavar="RUN_A", help=f"the baseline: {RUN_HELP}, or {STORE_REF}")
+    parser.add_argument("run_b", metavar="RUN_B", help=f"the run compared with it: {RUN_HELP}, or {STORE_REF}")
     parser.add_argument(
         "--fail", metavar="SPEC", default=None,
         help="exit 1 when a cell gets worse past a limit, e.g. latency:10%%,memory:5%%,energy:10%%,top1:-0.5 "
@@ -33,6 +34,7 @@ def _configure_compare(parser: argparse.ArgumentParser) -> None:
     output.add_argument("--csv", action="store_true", help="print CSV: one row per cell and metric")
     output.add_argument("--json", action="store_true", help="print JSON")
     add_storage(parser)
+    add_store(parser, "the results store that store:ID runs are read from")
 
 
 @subcommand(
@@ -51,11 +53,10 @@ def run_compare(args: argparse.Namespace) -> int:
         to_csv,
         to_json,
     )
-    from pytest_edgeprof.runs.saved import load_run
 
     thresholds = parse_fail_spec(args.fail) if args.fail is not None else []  # bad spec: before any file is read
     configs = parse_configs(args.configs) if args.configs is not None else None
-    run_a, run_b = load_run(args.run_a, args.storage), load_run(args.run_b, args.storage)
+    run_a, run_b = load_ref(args.run_a, args), load_ref(args.run_b, args)
     if configs:
         run_a, run_b = one_deployment(run_a, *configs[0]), one_deployment(run_b, *configs[1])
     comparison = compare_runs(run_a, run_b)

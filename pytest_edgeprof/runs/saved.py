@@ -168,6 +168,11 @@ def _run_number(path: Path) -> int:
     return int(match["number"])
 
 
+def read_document(path: Path) -> Any:
+    """A saved run's JSON document as loaded; UsageError naming the file where it cannot be read."""
+    return _read_json(path)
+
+
 def _read_json(path: Path) -> Any:
     try:
         return json.loads(path.read_text(encoding="utf8"))
