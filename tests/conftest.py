@@ -13,7 +13,9 @@ import torchvision  # noqa: F401
 # later run imports them again.
 for _native in ("onnxruntime", "onnxruntime.quantization", "onnx", "onnxscript", "torchao",
                 "torchao.quantization.pt2e.quantize_pt2e", "torchao.quantization.pt2e.quantizer.x86_inductor_quantizer",
-                "torch._inductor.codecache", "torch.onnx"):
+                "torch._inductor.codecache", "torch.onnx",
+                # SQLAlchemy's compiled extensions break when a run re-imports it (the results store's runs)
+                "sqlalchemy", "sqlalchemy.dialects.sqlite", "sqlalchemy.dialects.postgresql", "psycopg"):
     try:
         importlib.import_module(_native)
     except ImportError:  # the precision and runtime tests skip without them

@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from pytest_edgeprof.cli.registry import subcommand
-from pytest_edgeprof.cli.shared_options import positive_int
+from pytest_edgeprof.cli.shared_options import positive_int, typed
 from pytest_edgeprof.cli.store_options import add_store, open_from_args
 
 LOOKBACK = 20  # runs.store.check.LOOKBACK, not imported to build the parser (a test checks they agree)
@@ -17,7 +17,7 @@ def _configure_check(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--baseline", metavar="BRANCH", default=None,
                         help="judge against the previous runs on this branch only, e.g. main (default: every previous run)")
     parser.add_argument("--machine", metavar="NAME", default=None, help="one machine (default: every machine)")
-    parser.add_argument("--lookback", metavar="N", type=positive_int, default=LOOKBACK,
+    parser.add_argument("--lookback", metavar="N", type=typed(positive_int), default=LOOKBACK,
                         help=f"previous runs each value is judged against (default {LOOKBACK})")
 
 

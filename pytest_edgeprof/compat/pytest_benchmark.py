@@ -9,7 +9,8 @@
 - its session's list of benchmarks (``BenchmarkSession.benchmarks``): it saves nothing, neither
   ``--benchmark-json`` nor an autosave, while the list is empty, so a run that timed no cell adds a
   stand-in that reports an error (left out of the JSON, as a fixture whose function raised) and is
-  falsy (left out of the table, as one without rounds).
+  falsy (left out of the table, as one without rounds);
+- the JSON document it saves, made through its own hooks for a run that saved none (the results store).
 
 Checked on pytest-benchmark 5.3.1 (pyproject.toml accepts 4.0 and later).
 tests/test_compat_pytest_benchmark.py pins each of these on the installed version, so a release that
@@ -119,3 +120,21 @@ def save_without_timings(config: Any) -> None:
     session = getattr(config, "_benchmarksession", None)
     if session is not None and not session.benchmarks and not session.disabled:
         session.benchmarks.append(_NoTimings())
+
+
+def run_document(config: Any) -> dict[str, Any] | None:
+    """The JSON document pytest-benchmark would save for this run (every timed benchmark with its rounds,
+    machine and commit info, what plugins add through its update hooks), made as its ``handle_saving`` makes
+    one, for a run that saved none itself; None where it is not loaded or the run is ``--benchmark-disable``d."""
+    session = getattr(config, "_benchmarksession", None)
+    if session is None or session.disabled:
+        return None
+    hook = config.hook
+    machine_info = session.get_machine_info()
+    commit_info = hook.pytest_benchmark_generate_commit_info(config=config)
+    hook.pytest_benchmark_update_commit_info(config=config, commit_info=commit_info)
+    document: dict[str, Any] = hook.pytest_benchmark_generate_json(
+        config=config, benchmarks=session.benchmarks, include_data=True, machine_info=machine_info,
+        commit_info=commit_info)
+    hook.pytest_benchmark_update_json(config=config, benchmarks=session.benchmarks, output_json=document)
+    return document

@@ -26,6 +26,7 @@ from pytest_edgeprof.shared_options import DEVICE, SHAPE, WEIGHTS
 if TYPE_CHECKING:
     from pytest_edgeprof.budgets import Budget
     from pytest_edgeprof.measure.cooldown import Cooldown
+    from pytest_edgeprof.runs.store.url import StoreUrl
 
 GROUP = "edgeprof"
 
@@ -59,6 +60,8 @@ class Settings:
     latency_ci: float = 0.01  # rounds go on until the median's 95 % interval is within this fraction of it
     emulate: str | None = None  # a device profile whose figures each cell also gets, predicted (measure/emulation.py)
     cooldown: Cooldown | None = None  # a pause, or a wait for a temperature, before every cell but the first
+    store: StoreUrl | None = None  # the results store each finished run is written into
+    machine: str | None = None  # the name runs are stored under; None: the board, GPU or CPU
 
 
 @dataclass(frozen=True)
@@ -210,6 +213,17 @@ OPTIONS: dict[str, Option] = {
         "with --isolate on a CPU: address space an isolated cell may map beyond its start, e.g. 2GB, "
         "to see where a smaller device's memory would end",
         "metrics:parse_bytes",
+    ),
+    "store": Option(
+        "--edgeprof-store", "edgeprof_store", "URL",
+        "write the finished run (every cell, machine and commit info) into a results store at the session's end: "
+        "sqlite:///PATH or postgresql://USER:PASSWORD@HOST:PORT/DATABASE (needs pytest-edgeprof[store] or [postgresql])",
+        "runs.store.url:parse_store_url",
+    ),
+    "machine": Option(
+        "--edgeprof-machine", "edgeprof_machine", "NAME",
+        "the machine name --edgeprof-store files the run under (default: the board, else the GPU, else the CPU)",
+        "runs.store.url:parse_machine_name",
     ),
 }
 

@@ -11,6 +11,7 @@ reaches a registered feature through ``EdgeprofSession.features`` alone. Only th
 - ``peak.py``       the device's peak per precision and each cell's efficiency (whenever cells are timed)
 - ``compare.py``    ``--edgeprof-compare-fail``: the in-run regression gate
 - ``resume.py``     ``--resume``: the cells the old journal holds as measured, replayed (every run journals)
+- ``store.py``      ``--edgeprof-store``: the finished run written into the results store
 """
 
 from __future__ import annotations
@@ -50,3 +51,7 @@ def register_features(config: pytest.Config, session: EdgeprofSession) -> None:
         from pytest_edgeprof.plugin.features.compare import CompareGatePlugin
 
         manager.register(CompareGatePlugin.from_config(config, spec, session), "edgeprof-compare-gate")
+    if settings.store is not None:
+        from pytest_edgeprof.plugin.features.store import StorePlugin
+
+        manager.register(StorePlugin.open(config, settings.store, settings.machine), "edgeprof-store")

@@ -77,3 +77,14 @@ def _postgresql(text: str, rest: str) -> StoreUrl:
     if port is not None and not (port.isascii() and port.isdigit() and 0 < int(port) < 65536):
         raise _bad(text, f"port {port!r} is not a number from 1 to 65535")
     return StoreUrl(text, "postgresql+psycopg://" + rest, "postgresql")
+
+
+MAX_MACHINE = 200
+
+
+def parse_machine_name(text: str) -> str:
+    """``--edgeprof-machine NAME``: any printable text up to 200 characters."""
+    name = text.strip() if isinstance(text, str) else ""
+    if not name or len(name) > MAX_MACHINE or not name.isprintable():
+        raise UsageError(f"bad machine name {text!r}: expected printable text of 1 to {MAX_MACHINE} characters, e.g. jetson-orin-lab-2")
+    return name
