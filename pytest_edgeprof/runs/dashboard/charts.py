@@ -146,11 +146,11 @@ def _dots(scale: _Scale, points: Sequence[Point], fmt: Callable[..., str], predi
             parts.append(f'<circle class="point predicted" cx="{x:.1f}" cy="{y:.1f}" r="3.5" fill="white" '
                          f'stroke="{PREDICTED}" stroke-width="1.5"><title>{escape(text)}</title></circle>')
         elif p.regressed:
-            parts.append(f'<circle class="point regressed" cx="{x:.1f}" cy="{y:.1f}" r="6" fill="{REGRESSED}" '
+            parts.append(f'<circle class="point measured regressed" cx="{x:.1f}" cy="{y:.1f}" r="6" fill="{REGRESSED}" '
                          f'stroke="{REGRESSED}" stroke-width="3" stroke-opacity="0.35">'
                          f"<title>{escape(text)}: REGRESSION</title></circle>")
         else:
-            parts.append(f'<circle class="point" cx="{x:.1f}" cy="{y:.1f}" r="3.5" fill="{MEASURED}">'
+            parts.append(f'<circle class="point measured" cx="{x:.1f}" cy="{y:.1f}" r="3.5" fill="{MEASURED}">'
                          f"<title>{escape(text)}</title></circle>")
     return parts
 
