@@ -15,23 +15,40 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from pytest_edgeprof.metrics import LATENCY, METRICS, PREDICTED, Metric, number
+from pytest_edgeprof.metrics import (
+    EFFICIENCY,
+    ENERGY,
+    FLOPS,
+    FLOPS_PER_S,
+    LATENCY,
+    MAP,
+    MEMORY,
+    METRICS,
+    MIOU,
+    P99,
+    PREDICTED,
+    THROUGHPUT,
+    TOP1,
+    TOP5,
+    Metric,
+    number,
+)
 from pytest_edgeprof.runs.saved import SavedCell, SavedRun
 
-# metric name -> (measure slug, factor from the metric's base unit to the slug's unit)
-MEASURES: dict[str, tuple[str, float]] = {
-    "latency": ("latency", 1e6),  # Bencher's built-in measure, in nanoseconds
-    "p99": ("p99-latency", 1e6),  # nanoseconds, as latency
-    "throughput": ("throughput", 1.0),  # Bencher's built-in measure: operations (images) a second
-    "memory": ("peak-memory-bytes", 1.0),
-    "energy": ("energy-joules-per-image", 1.0),
-    "flops": ("flops", 1.0),
-    "flops_per_s": ("achieved-flops-per-second", 1.0),
-    "efficiency": ("efficiency-fraction-of-peak", 1.0),
-    "top1": ("top1-accuracy-percent", 1.0),
-    "top5": ("top5-accuracy-percent", 1.0),
-    "map": ("map-score", 1.0),
-    "miou": ("miou-score", 1.0),
+# metric -> (measure slug, factor from the metric's base unit to the slug's unit)
+MEASURES: dict[Metric, tuple[str, float]] = {
+    LATENCY: ("latency", 1e6),  # Bencher's built-in measure, in nanoseconds
+    P99: ("p99-latency", 1e6),  # nanoseconds, as latency
+    THROUGHPUT: ("throughput", 1.0),  # Bencher's built-in measure: operations (images) a second
+    MEMORY: ("peak-memory-bytes", 1.0),
+    ENERGY: ("energy-joules-per-image", 1.0),
+    FLOPS: ("flops-per-batch", 1.0),
+    FLOPS_PER_S: ("achieved-flops-per-second", 1.0),
+    EFFICIENCY: ("efficiency-fraction-of-peak", 1.0),
+    TOP1: ("top1-accuracy-percent", 1.0),
+    TOP5: ("top5-accuracy-percent", 1.0),
+    MAP: ("map-score", 1.0),
+    MIOU: ("miou-score", 1.0),
 }
 PREDICTED_PREFIX = "predicted-"
 MEASURED: tuple[Metric, ...] = tuple(m for m in METRICS.values() if not m.predicts)
@@ -39,7 +56,7 @@ MEASURED: tuple[Metric, ...] = tuple(m for m in METRICS.values() if not m.predic
 
 def measure_slug(metric: Metric) -> str:
     """The measure a metric goes under; a metric added to the registry without an entry keeps its own name."""
-    return MEASURES.get(metric.name, (metric.name.replace("_", "-"), 1.0))[0]
+    return MEASURES.get(metric, (metric.name.replace("_", "-"), 1.0))[0]
 
 
 def to_bmf(run: SavedRun, *, predicted: bool = False) -> dict[str, dict[str, dict[str, float]]]:
@@ -64,7 +81,7 @@ def _measured(saved: SavedCell) -> dict[str, dict[str, float]]:
         value = number(saved.value(metric))
         if value is None:
             continue
-        factor = MEASURES.get(metric.name, ("", 1.0))[1]
+        factor = MEASURES.get(metric, ("", 1.0))[1]
         entry = {"value": value * factor}
         if metric is LATENCY:
             entry.update(_bounds(saved, factor))
@@ -87,7 +104,8 @@ def _predicted(saved: SavedCell) -> dict[str, dict[str, float]]:
     for measured_name, twin in PREDICTED.items():
         value = number(saved.value(twin))
         if value is not None:
-            slug, factor = MEASURES.get(measured_name, (measured_name, 1.0))
+            measured = METRICS[measured_name]
+            slug, factor = measure_slug(measured), MEASURES.get(measured, ("", 1.0))[1]
             measures[PREDICTED_PREFIX + slug] = {"value": value * factor}
     return measures
 
