@@ -29,6 +29,8 @@ repeated here:
 | edgeprof compare --fail specs, a broken JSON run | test_compare.py |
 | edgeprof limits --objective the run lacks / unknown | test_limits.py::test_objective_the_run_lacks_is_a_usage_error |
 | edgeprof report of a missing file | test_report.py::test_bad_run_is_a_usage_error |
+| edgeprof dashboard --store URL in a build without the results store; neither runs nor --store | test_dashboard.py::test_bad_input_is_one_line |
+| edgeprof export --format csv, --out FOLDER | test_export_bmf.py::test_bad_input_is_one_line_and_exit_2 |
 | edgeprof layers: unknown model, --variant half, --top 0, --shape 3x, --device tpu | test_layers.py::test_bad_input_exits_2_with_one_line |
 | saved runs: not JSON, no 'benchmarks', foreign cells, bad metric values, binary garbage | test_results.py |
 | eval folders and class-index files: missing, a file, no classes, no images, bad JSON, unknown folder | test_accuracy.py::test_bad_folders_and_class_indices_are_one_line_usage_errors |
@@ -262,6 +264,13 @@ CLI_CASES = [
               "with --emulate PROFILE"),
     _cli_case("edgeprof report {inf_run} --out {text}", "--out {text}: not a folder"),
     _cli_case("edgeprof report {inf_run} --out {text}/report", "{text} is a file, so nothing can be written below it"),
+    _cli_case("edgeprof dashboard --out {folder}", "give saved runs (RUN...) or --store URL, one of the two"),
+    _cli_case("edgeprof dashboard {inf_run} --out {text}", "--out {text}: not a folder; give a folder for the dashboard's pages"),
+    _cli_case("edgeprof dashboard {deep} --out {folder}", "{deep} is not a pytest-benchmark run: JSON nested too deeply"),
+    _cli_case("edgeprof export {plain_run} --format csv", "argument --format: invalid choice: 'csv' (choose from 'bmf')"),
+    _cli_case("edgeprof export {plain_run}", "the following arguments are required: --format"),
+    _cli_case("edgeprof export {plain_run} --format bmf --out {folder}", "--out {folder}: is a folder; give a file path such as bmf.json"),
+    _cli_case("edgeprof export {deep} --format bmf", "{deep} is not a pytest-benchmark run: JSON nested too deeply"),
     _cli_case("edgeprof layers resnet18 --runs ²", "argument --runs: bad count '²'"),
     _cli_case(f"{LAYERS} --plot layers.txt", "--plot layers.txt: cannot draw a .txt file; accepted suffixes:"),
     _cli_case(f"{LAYERS} --plot {{text}}/layers.png", "{text} is a file, so nothing can be written below it"),

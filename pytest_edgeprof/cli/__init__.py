@@ -24,7 +24,9 @@ from pytest_edgeprof.cli import (  # noqa: F401
     capacity,
     check,
     compare,
+    dashboard,
     emulate_check,
+    export,
     flops,
     history,
     layers,
@@ -39,7 +41,7 @@ from pytest_edgeprof.errors import UsageError
 
 # The order of edgeprof --help: a command's place says when a user needs it (not how its module sorts).
 HELP_ORDER = ("flops", "prune", "compare", "limits", "emulate-check", "report", "layers", "capacity", "store", "history",
-              "check")
+              "check", "dashboard", "export")
 
 __all__ = ["SUBCOMMANDS", "Subcommand", "build_parser", "main", "subcommand", "_positive_int"]
 

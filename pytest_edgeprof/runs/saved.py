@@ -80,6 +80,10 @@ class SavedRun:
         return self.path.name
 
     @property
+    def machine(self) -> str:
+        return machine_name(self.machine_info)
+
+    @property
     def when(self) -> str:
         """The save time to the minute, ``2025-01-02 10:11 UTC`` (pytest-benchmark saves UTC); "" if unknown."""
         text = self.datetime.replace("T", " ")[:16]
@@ -98,6 +102,21 @@ class SavedRun:
             keyed[saved.id if saved.id not in keyed else f"{saved.id} [{saved.test}]"] = saved
         machine_info = machine_info or {}
         return cls(path, datetime, machine_info, _run_device(machine_info, keyed), keyed, commit_info or {})
+
+
+def machine_name(machine_info: Mapping[str, Any]) -> str:
+    """The machine a run is filed under (the results store, the dashboard): the name given with
+    ``--edgeprof-machine``, else the board's identity, the GPU it ran on, the host's CPU (pytest-benchmark's
+    cpu brand), its host name."""
+    edgeprof = machine_info.get("edgeprof")
+    edgeprof = edgeprof if isinstance(edgeprof, Mapping) else {}
+    cpu = machine_info.get("cpu")
+    cpu = cpu if isinstance(cpu, Mapping) else {}
+    for candidate in (edgeprof.get("machine"), edgeprof.get("board"), edgeprof.get("jetson_model"), edgeprof.get("gpu_name"),
+                      cpu.get("brand_raw"), edgeprof.get("device_description"), machine_info.get("node")):
+        if isinstance(candidate, str) and candidate.strip():
+            return candidate.strip()
+    return "unknown"
 
 
 def load_run(ref: str | Path, storage: Path | str = DEFAULT_STORAGE) -> SavedRun:

@@ -125,7 +125,7 @@ def parse_columns(text: str) -> tuple[str, ...]:
 def render(run: SavedRun, *, width: int = 100, columns: Sequence[str] = DEFAULT_COLUMNS, quiet: bool = False) -> list[str]:
     """The summary's lines: the table (unless ``quiet``), the recommendation, what did not fit."""
     lines = [] if quiet else _table(list(run.cells.values()), columns, width)
-    lines += _wrapped(_recommendation(run), width)
+    lines += _wrapped(recommendation(run), width)
     if not quiet:
         lines += _wrapped(_beyond(run), width)
     return lines
@@ -163,7 +163,9 @@ def _line(texts: list[str], widths: list[int]) -> str:
     return "  ".join(t.ljust(w) if i in (0, last) else t.rjust(w) for i, (t, w) in enumerate(zip(texts, widths))).rstrip()
 
 
-def _recommendation(run: SavedRun) -> list[str]:
+def recommendation(run: SavedRun) -> list[str]:
+    """The recommendation's lines: the cell `edgeprof limits` recommends and its numbers, or why none (also the
+    dashboard's)."""
     if not any(cell.measurement.latency for cell in run.cells.values()):
         return ["recommended: none: no cell was timed (--benchmark-disable?), so there is no throughput to rank by"]
     try:

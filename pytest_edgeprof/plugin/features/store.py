@@ -48,6 +48,12 @@ class StorePlugin:
         return cls(store, machine, pytest_benchmark.storage_folder(pytest_benchmark.options(config).storage_uri))
 
     @pytest.hookimpl(optionalhook=True, trylast=True)
+    def pytest_benchmark_update_machine_info(self, config: pytest.Config, machine_info: dict[str, Any]) -> None:
+        """--edgeprof-machine names the run in its saved file too, so the file imports under the same name."""
+        if self.machine is not None:
+            machine_info.setdefault("edgeprof", {})["machine"] = self.machine
+
+    @pytest.hookimpl(optionalhook=True, trylast=True)
     def pytest_benchmark_update_json(self, config: pytest.Config, benchmarks: list, output_json: dict[str, Any]) -> None:
         if self._saved is None:  # --benchmark-json's (with the rounds) before the autosave's
             self._saved = output_json

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-_WHERE = {"REF_PREFIX": "records", "Point": "records", "StoredRun": "records", "default_machine": "records",
+_WHERE = {"REF_PREFIX": "records", "Point": "records", "StoredRun": "records",
           "Store": "store", "StoreError": "store", "open_store": "store", "StoreUrl": "url", "parse_store_url": "url"}
 __all__ = sorted(_WHERE)
 

@@ -6,11 +6,9 @@ Importing this module imports no SQLAlchemy, so the dashboard and the commands c
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any
 
 from pytest_edgeprof.runs.saved import SavedRun, parse_run
 
@@ -50,17 +48,3 @@ class Point:
     saved_at: str
     commit_id: str
     branch: str
-
-
-def default_machine(machine_info: Mapping[str, Any]) -> str:
-    """The name a run is stored under where ``--edgeprof-machine`` is not given: the board's identity,
-    else the GPU it ran on, else the host's CPU (pytest-benchmark's cpu brand), else its host name."""
-    edgeprof = machine_info.get("edgeprof")
-    edgeprof = edgeprof if isinstance(edgeprof, Mapping) else {}
-    cpu = machine_info.get("cpu")
-    cpu = cpu if isinstance(cpu, Mapping) else {}
-    for candidate in (edgeprof.get("board"), edgeprof.get("jetson_model"), edgeprof.get("gpu_name"),
-                      cpu.get("brand_raw"), edgeprof.get("device_description"), machine_info.get("node")):
-        if isinstance(candidate, str) and candidate.strip():
-            return candidate.strip()
-    return "unknown"

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from pytest_edgeprof.errors import UsageError
 from pytest_edgeprof.metrics import METRICS
 from pytest_edgeprof.runs.saved import SavedRun, parse_run
-from pytest_edgeprof.runs.store.records import REF_PREFIX, Point, StoredRun, default_machine
+from pytest_edgeprof.runs.store.records import REF_PREFIX, Point, StoredRun
 from pytest_edgeprof.runs.store.url import EXTRA_HINT, StoreUrl, parse_store_url
 
 if TYPE_CHECKING:
@@ -102,7 +102,7 @@ class Store:
 
         saved = parse_run(Path(source), document)  # UsageError where it is no edgeprof run
         key = digest(document)
-        row = _run_row(saved, document, key, machine or default_machine(saved.machine_info))
+        row = _run_row(saved, document, key, machine or saved.machine)
         try:
             with self.engine.begin() as connection:
                 run_id = connection.execute(insert(runs).values(**row).returning(runs.c.id)).scalar_one()
