@@ -59,6 +59,7 @@ class Settings:
     latency_ci: float = 0.01  # rounds go on until the median's 95 % interval is within this fraction of it
     emulate: str | None = None  # a device profile whose figures each cell also gets, predicted (measure/emulation.py)
     cooldown: Cooldown | None = None  # a pause, or a wait for a temperature, before every cell but the first
+    board_wait: float = 0.0  # seconds to wait for a labgrid place another holds (--device labgrid:...)
 
 
 @dataclass(frozen=True)
@@ -210,6 +211,12 @@ OPTIONS: dict[str, Option] = {
         "with --isolate on a CPU: address space an isolated cell may map beyond its start, e.g. 2GB, "
         "to see where a smaller device's memory would end",
         "metrics:parse_bytes",
+    ),
+    "board_wait": Option(
+        "--board-wait", "edgeprof_board_wait", "SECONDS",
+        "with --device labgrid:PLACE or labgrid:TAG=VALUE: how long to wait for a place someone else holds "
+        "(default 0: at once one line naming the holder and how to free it, exit 4); 30 or 2.5s",
+        "remote.labgrid_place:parse_board_wait",
     ),
 }
 
