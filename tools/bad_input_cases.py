@@ -23,6 +23,7 @@ repeated here:
 | --journal FOLDER; a journal line cut off by a kill, with --resume | test_journal.py, test_resume_isolate.py::test_resume_ignores_a_cut_off_line_and_measures_that_cell |
 | a journal of mode 000 with --resume (not as root, who reads it), a journal held by another run, a journal's lock that cannot be written (a full disk) | test_journal_safety.py |
 | budget strings (units, bare numbers, negative, any text) | test_budgets.py (hypothesis) |
+| labgrid place specs (labgrid:, labgrid:Board=x, labgrid:a=1,a=2, any text); a place missing, without a NetworkService, held by another user; an unreachable coordinator; labgrid not installed | test_labgrid_place.py |
 | shapes, batch sizes (any text) | test_zoo_parse.py, test_grid.py |
 | edgeprof flops: unknown model, bad --shape / --batch, no model, unknown subcommand | test_cli_flops.py::test_bad_input_is_one_line_on_stderr_and_exit_2 |
 | edgeprof prune --target 0.9, taylor without --data, --method random | test_prune.py::test_cli_usage_errors |
@@ -139,6 +140,8 @@ PYTEST_CASES = [
     _pytest_case("--prune 0.5 --prune-cache {text}/cache", "--prune", "0.5", "--prune-cache", "{text}/cache",
                  fragment="--prune-cache {text}/cache: {text} is a file"),
     _pytest_case("--prune-data {missing}", "--prune-data", "{missing}", fragment="--prune-data {missing}: no such folder"),
+    _pytest_case("--board-wait soon", "--board-wait", "soon",
+                 fragment="--board-wait/edgeprof_board_wait: bad --board-wait 'soon': expected seconds, 0 or more"),
     _pytest_case("--eval-limit ²", "--eval-limit", "²", fragment="--eval-limit '²': expected a positive number of images"),
     _pytest_case("--eval-data {superscript_index}", "--eval-data", "{superscript_index}",
                  fragment="entry '²': 'ant' is not index -> folder"),

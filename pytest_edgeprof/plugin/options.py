@@ -62,6 +62,7 @@ class Settings:
     cooldown: Cooldown | None = None  # a pause, or a wait for a temperature, before every cell but the first
     store: StoreUrl | None = None  # the results store each finished run is written into
     machine: str | None = None  # the name runs are stored under; None: the board, GPU or CPU
+    board_wait: float = 0.0  # seconds to wait for a labgrid place another holds (--device labgrid:...)
 
 
 @dataclass(frozen=True)
@@ -224,6 +225,12 @@ OPTIONS: dict[str, Option] = {
         "--edgeprof-machine", "edgeprof_machine", "NAME",
         "the machine name --edgeprof-store files the run under (default: the board, else the GPU, else the CPU)",
         "runs.store.url:parse_machine_name",
+    ),
+    "board_wait": Option(
+        "--board-wait", "edgeprof_board_wait", "SECONDS",
+        "with --device labgrid:PLACE or labgrid:TAG=VALUE: how long to wait for a place someone else holds "
+        "(default 0: at once one line naming the holder and how to free it, exit 4); 30 or 2.5s",
+        "remote.labgrid_place:parse_board_wait",
     ),
 }
 
