@@ -59,6 +59,8 @@ class Settings:
     latency_ci: float = 0.01  # rounds go on until the median's 95 % interval is within this fraction of it
     emulate: str | None = None  # a device profile whose figures each cell also gets, predicted (measure/emulation.py)
     cooldown: Cooldown | None = None  # a pause, or a wait for a temperature, before every cell but the first
+    ssh_config: Path | None = None  # an OpenSSH client config for every ssh call to a board (--device ssh://...)
+    board_python: str = "python3"  # the board's Python that runs the worker
 
 
 @dataclass(frozen=True)
@@ -81,7 +83,8 @@ class Option:
 
 
 OPTIONS: dict[str, Option] = {
-    "device": Option(DEVICE.flag, "edgeprof_device", DEVICE.metavar, "device to benchmark on: " + DEVICE.help("auto")),
+    "device": Option(DEVICE.flag, "edgeprof_device", DEVICE.metavar, "device to benchmark on: " + DEVICE.help("auto")
+                     + "; or ssh://[user@]host[:port]: a board over SSH that runs each cell (docs/remote.md)"),
     "grid": Option(
         "--grid", "edgeprof_grid", "NAME",
         "default: a grid sized for the device (on a CPU: vgg16, resnet50, mobilenet_v3_large x batch 1,4 x 224,160); "
@@ -210,6 +213,15 @@ OPTIONS: dict[str, Option] = {
         "with --isolate on a CPU: address space an isolated cell may map beyond its start, e.g. 2GB, "
         "to see where a smaller device's memory would end",
         "metrics:parse_bytes",
+    ),
+    "ssh_config": Option(
+        "--ssh-config", "edgeprof_ssh_config", "FILE",
+        "with --device ssh://...: an OpenSSH client config passed to every ssh call to the board (ssh -F FILE)",
+        "remote.address:parse_ssh_config",
+    ),
+    "board_python": Option(
+        "--board-python", "edgeprof_board_python", "PATH",
+        "with --device ssh://...: the board's Python (3.6 or later) that runs the worker (default: python3)",
     ),
 }
 

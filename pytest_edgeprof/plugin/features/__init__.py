@@ -11,20 +11,34 @@ reaches a registered feature through ``EdgeprofSession.features`` alone. Only th
 - ``peak.py``       the device's peak per precision and each cell's efficiency (whenever cells are timed)
 - ``compare.py``    ``--edgeprof-compare-fail``: the in-run regression gate
 - ``resume.py``     ``--resume``: the cells the old journal holds as measured, replayed (every run journals)
+- ``remote.py``     ``--device ssh://...``: each cell measured on a board over SSH
 """
 
 from __future__ import annotations
 
 import pytest
 
+from pytest_edgeprof.errors import UsageError
 from pytest_edgeprof.plugin.session import EdgeprofSession
+from pytest_edgeprof.remote.address import is_ssh_device, parse_board_address
 
 
 def register_features(config: pytest.Config, session: EdgeprofSession) -> None:
     """Register each feature this run asked for with pytest, and the cell features with the session,
     in the order they act before a cell: the peak probe, then the cooldown."""
     settings, manager = session.settings, config.pluginmanager
-    if session.benchmark.enabled:
+    if is_ssh_device(settings.device):
+        from pytest_edgeprof.plugin.features.remote import RemotePlugin
+
+        try:
+            address = parse_board_address(settings.device)
+        except UsageError as exc:
+            raise pytest.UsageError(str(exc)) from None
+        remote = RemotePlugin(address, settings.ssh_config, settings.board_python, session)
+        manager.register(remote, "edgeprof-remote")
+        session.features.add(remote)
+        session.features.remote = remote
+    if session.benchmark.enabled and session.features.remote is None:  # the host's peak says nothing of the board
         from pytest_edgeprof.plugin.features.peak import PeakPlugin
 
         manager.register(peak := PeakPlugin(session), "edgeprof-peak")

@@ -1,0 +1,1 @@
+"""The board from the host: a remote board over SSH, and shared boards through labgrid."""
