@@ -17,6 +17,7 @@ repeated here:
 | --- | --- |
 | --device jetson / tpu, --models resnt50, --batch-sizes 0,8 / two, --shapes 224y160, --grid huge, ini edgeprof_batch_sizes | test_plugin.py::test_bad_input_is_one_usage_error, test_bad_ini_value_is_a_usage_error |
 | --budget memory=2.6 / speed=5ms, ini latency=fast, budget marker 'lots' / positional | test_plugin_budgets.py::test_bad_budgets_are_usage_errors |
+| --device ssh://root@host:99999, --ssh-config missing, an unreachable board | test_remote.py::test_bad_board_input_is_one_line |
 | --edgeprof-compare-fail without --benchmark-compare | test_plugin_budgets.py::test_compare_fail_needs_a_run_to_compare_with |
 | --emulate jetson-nano --precision bf16, --emulate host --precision int8 | test_plugin_emulate.py::test_a_precision_the_target_has_no_figures_for_is_a_usage_error_before_anything_runs |
 | --prune 0.9 / half, --prune-method random / taylor without data, --eval-data missing, --eval-limit 0 | test_plugin_variants.py::test_bad_variant_and_accuracy_options_are_usage_errors |

@@ -101,7 +101,11 @@ class Board:
             process = subprocess.Popen(self.connection.command(remote), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                        stderr=errors)
             expired = threading.Event()
-            timer = threading.Timer(timeout, lambda: (expired.set(), process.kill()))
+
+            def expire() -> None:
+                expired.set()
+                process.kill()
+            timer = threading.Timer(timeout, expire)
             timer.start()
             try:
                 events = self._read(process, request)

@@ -1,20 +1,12 @@
 """The board's side of a remote cell: one file, Python 3.6 or later, the standard library only.
 
-The host copies this file to the board and runs ``python3 worker.py`` over SSH with one JSON request on
-stdin; the answer is JSON lines on stdout. It can be run directly too: ``python worker.py < request.json``.
-
-- ``{"op": "probe"}``: what the board has (Python, onnxruntime and its providers, TensorRT, torch, the
-  board model from /proc/device-tree/model, the L4T release, memory).
-- ``{"op": "measure", ...}``: one cell. The runtime it names is imported (onnxruntime; tensorrt, its engine
-  built from the ONNX file and cached beside it; torch for a TorchScript file); warm-up until the timings
-  settle; timed rounds under the same stopping rule as a local cell (``measure/timing.StoppingRule``: its
-  parameters come in the request), the device synchronized after each call; peak memory on one more call;
-  energy from the INA3221 input rail sampled at 20 Hz where the board has one; the device state before and after.
-- ``{"op": "oom_check", "pid": N, "oom_kills": K}``: whether the kernel's out-of-memory killer ended process N.
-
-Where stdin is a pipe (over SSH) a thread watches it: when the host goes away (Ctrl-C, a lost connection)
-stdin ends and the worker exits at once, so nothing of ours is left running on the board.
+Run over SSH by the host with one JSON request on stdin (or directly: ``python worker.py < request.json``),
+it answers in JSON lines: ``probe`` (what the board has), ``measure`` (one cell: warm-up, timed rounds under
+measure/timing.StoppingRule's rule, peak memory, INA3221 energy, device state) or ``oom_check`` (whether the
+out-of-memory killer ended a process). Where stdin is a pipe (over SSH) a thread watches it: when the host
+goes away stdin ends and the worker exits at once, so nothing of ours is left running on the board.
 """
+import collections
 import glob
 import json
 import math
@@ -43,41 +35,27 @@ def read(path, default=None):
     try:
         with open(path, "rb") as handle:
             return handle.read().decode("utf-8", "replace").replace("\x00", "").strip()
-    except (OSError, IOError):
+    except OSError:
         return default
-
-
-# --- what the board has -------------------------------------------------------------------------------
 
 
 def probe():
     return {"event": "board", "python": platform.python_version(), "executable": sys.executable,
             "hostname": socket.gethostname(), "machine": platform.machine(), "model": read("/proc/device-tree/model"),
-            "l4t": l4t_release(), "memory_bytes": meminfo().get("MemTotal", 0), "cpu": cpu_name(),
+            "l4t": l4t_release(), "memory_bytes": memory_total(), "cpu": cpu_name(),
             "cores": os.cpu_count(), "runtimes": {name: runtime_version(name) for name in ("onnxruntime", "tensorrt", "torch")}}
 
 
 def l4t_release():
     """``R32.7.4`` from /etc/nv_tegra_release (``# R32 (release), REVISION: 7.4, ...``); None elsewhere."""
-    text = read("/etc/nv_tegra_release")
-    if not text:
-        return None
-    fields = text.lstrip("# ").split(",")
-    major, revision = fields[0].split(" ")[0], ""
-    for field in fields:
-        if "REVISION:" in field:
-            revision = field.split(":", 1)[1].strip()
-    return major + ("." + revision if revision else "")
+    fields = (read("/etc/nv_tegra_release") or "").lstrip("# ").split(",")
+    revisions = [field.split(":", 1)[1].strip() for field in fields if "REVISION:" in field]
+    return fields[0].split(" ")[0] + "".join("." + r for r in revisions[:1]) if fields[0] else None
 
 
-def meminfo():
-    found = {}
-    for line in (read("/proc/meminfo") or "").splitlines():
-        name, _, rest = line.partition(":")
-        parts = rest.split()
-        if parts and parts[0].isdigit():
-            found[name] = int(parts[0]) * (1024 if parts[-1] == "kB" else 1)
-    return found
+def memory_total():
+    lines = [line.split() for line in (read("/proc/meminfo") or "").splitlines() if line.startswith("MemTotal:")]
+    return int(lines[0][1]) * 1024 if lines else 0
 
 
 def cpu_name():
@@ -98,9 +76,6 @@ def runtime_version(name):
     if name == "torch":
         found["cuda"] = bool(module.cuda.is_available())
     return found
-
-
-# --- the stopping rule, as measure/timing.StoppingRule and latency_stats.median_interval -----------------
 
 
 def lower_rank(n, tail):
@@ -128,7 +103,7 @@ def median_interval(samples, confidence=0.95):
     return None if rank == 0 else (ordered[rank - 1], ordered[n - rank])
 
 
-class StoppingRule(object):
+class StoppingRule:
     def __init__(self, precision=0.01, min_rounds=5, min_time_s=0.1, max_time_s=1.0):
         self.precision, self.min_rounds, self.min_time_s, self.max_time_s = precision, min_rounds, min_time_s, max_time_s
 
@@ -155,7 +130,7 @@ class StoppingRule(object):
         return median - interval[0] <= self.precision * median and interval[1] - median <= self.precision * median
 
 
-class Recorder(object):
+class Recorder:
     """Times each call with perf_counter, the device synchronized before the clock stops."""
 
     def __init__(self, fn, sync):
@@ -192,14 +167,8 @@ def warm_up(recorder, window, tolerance, max_seconds, max_calls):
             return {"calls": len(times), "settled": False, "seconds": elapsed, "bounded": elapsed >= max_seconds}
 
 
-# --- the runtimes ---------------------------------------------------------------------------------------
-
-
-class Runner(object):
-    """A deployed model: ``call`` runs one batch, ``sync`` waits for the device, ``deployment`` says what ran it."""
-
-    def __init__(self, call, sync, deployment, gpu):
-        self.call, self.sync, self.deployment, self.gpu = call, sync, deployment, gpu
+# A deployed model: ``call`` runs one batch, ``sync`` waits for the device, ``deployment`` says what ran it.
+Runner = collections.namedtuple("Runner", "call sync deployment gpu")
 
 
 def numpy_input(shape, dtype):
@@ -233,19 +202,15 @@ def onnxruntime_runner(request):
 
 
 def cudart():
-    import ctypes
-    for name in ("libcudart.so", "libcudart.so.12", "libcudart.so.11.0", "libcudart.so.10.2"):
-        try:
-            return ctypes.CDLL(name)
-        except OSError:
-            continue
-    raise RuntimeError("no libcudart on the board's library path")
+    """CUDA's runtime library (OSError where the board has none)."""
+    import ctypes.util
+    return ctypes.CDLL(ctypes.util.find_library("cudart") or "libcudart.so")
 
 
 def tensorrt_runner(request):
-    """The ONNX file built into a TensorRT engine on the board (cached beside it, keyed by the ONNX digest,
-    the precision and TensorRT's version), run through ctypes' CUDA runtime."""
+    """The ONNX file as a TensorRT engine, built once and cached beside it (by ONNX digest, precision, TensorRT version)."""
     import ctypes
+
     import tensorrt
     logger = tensorrt.Logger(tensorrt.Logger.WARNING)
     engine_path = "{}-{}-trt{}.engine".format(request["artifact"][:-len(".onnx")], request["precision"], tensorrt.__version__)
@@ -258,7 +223,7 @@ def tensorrt_runner(request):
         size = tensorrt.volume(engine.get_binding_shape(index)) * engine.get_binding_dtype(index).itemsize
         pointer = ctypes.c_void_p()
         if cuda.cudaMalloc(ctypes.byref(pointer), ctypes.c_size_t(size)) != 0:
-            raise MemoryError("cudaMalloc of {} bytes failed: out of memory".format(size))
+            raise MemoryError(f"cudaMalloc of {size} bytes failed: out of memory")
         pointers.append(pointer.value)
     array = numpy_input(request["shape"], request["dtype"])
     cuda.cudaMemcpy(ctypes.c_void_p(pointers[0]), ctypes.c_void_p(array.ctypes.data), ctypes.c_size_t(array.nbytes), 1)
@@ -304,9 +269,6 @@ def torchscript_runner(request):
 RUNNERS = {"onnxruntime": onnxruntime_runner, "tensorrt": tensorrt_runner, "torchscript": torchscript_runner}
 
 
-# --- memory, energy and the device's state ---------------------------------------------------------------
-
-
 def status_bytes(field):
     for line in (read("/proc/self/status") or "").splitlines():
         if line.startswith(field + ":"):
@@ -322,7 +284,7 @@ def resident_peak(call):
         baseline = status_bytes("VmRSS")
         call()
         return max(0, status_bytes("VmHWM") - baseline), status_bytes("VmHWM"), "VmHWM after clear_refs reset"
-    except (OSError, IOError, TypeError):
+    except (OSError, TypeError):
         before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
         call()
         after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
@@ -335,7 +297,8 @@ def gpu_used_bytes():
     for line in (read("/sys/kernel/debug/nvmap/iovmm/clients") or "").splitlines():
         parts = line.split()
         if len(parts) >= 4 and parts[2] == pid:
-            return parse_size(parts[3])
+            units = {"K": 1024, "M": 1024 ** 2, "G": 1024 ** 3}
+            return int(float(parts[3][:-1]) * units[parts[3][-1]]) if parts[3][-1:] in units else int(parts[3])
     try:
         import ctypes
         free, total = ctypes.c_size_t(), ctypes.c_size_t()
@@ -346,19 +309,11 @@ def gpu_used_bytes():
     return None
 
 
-def parse_size(text):
-    units = {"K": 1024, "M": 1024 ** 2, "G": 1024 ** 3}
-    return int(float(text[:-1]) * units[text[-1]]) if text[-1:] in units else int(text)
-
-
 def memory(runner):
     used_before = gpu_used_bytes() if runner.gpu else None
-    available_before = meminfo().get("MemAvailable")
     activation, peak_rss, method = resident_peak(lambda: (runner.call(), runner.sync()))
     found = {"activation_bytes": activation, "peak_rss_bytes": peak_rss, "method": "process resident high-water "
-             "over the call ({})".format(method), "mem_available_drop_bytes": None}
-    if available_before is not None and meminfo().get("MemAvailable") is not None:
-        found["mem_available_drop_bytes"] = max(0, available_before - meminfo()["MemAvailable"])
+             f"over the call ({method})"}
     if runner.gpu:
         found["gpu_used_bytes"], found["gpu_used_before_bytes"] = gpu_used_bytes(), used_before
     return found
@@ -368,17 +323,14 @@ def input_rail():
     """The INA3221 input rail's reader (watts) and name, in the Nano (iio) or Orin (hwmon) layout; None if absent."""
     for device in sorted(glob.glob("/sys/bus/i2c/drivers/ina3221x/*/iio*device*")):
         for name_file in sorted(glob.glob(device + "/rail_name_*")):
-            channel, power = name_file.rsplit("_", 1)[1], None
-            power = "{}/in_power{}_input".format(device, channel)
+            power = "{}/in_power{}_input".format(device, name_file.rsplit("_", 1)[1])
             if read(name_file, "").upper() in INPUT_RAILS and os.path.isfile(power):
                 return (lambda p=power: float(read(p)) / 1e3), read(name_file)
     folders = glob.glob("/sys/class/hwmon/hwmon*") + glob.glob("/sys/bus/i2c/drivers/ina3221/*/hwmon/hwmon*")
-    for folder in sorted(set(folders)):
-        if read(folder + "/name") != "ina3221":
-            continue
+    for folder in sorted(folder for folder in set(folders) if read(folder + "/name") == "ina3221"):
         for label in sorted(glob.glob(folder + "/in*_label")):
             channel = os.path.basename(label)[2:-len("_label")]
-            volts, amps = "{}/in{}_input".format(folder, channel), "{}/curr{}_input".format(folder, channel)
+            volts, amps = f"{folder}/in{channel}_input", f"{folder}/curr{channel}_input"
             if read(label, "").upper() in INPUT_RAILS and os.path.isfile(volts) and os.path.isfile(amps):
                 return (lambda v=volts, a=amps: float(read(v)) * float(read(a)) / 1e6), read(label)
     return None
@@ -403,35 +355,21 @@ class PowerSampler(threading.Thread):
 
 
 def device_state():
-    state = {"load_average_1m": round(os.getloadavg()[0], 2), "cores": os.cpu_count()}
-    governors, mhz = set(), []
-    for folder in sorted(glob.glob("/sys/devices/system/cpu/cpu[0-9]*/cpufreq")):
-        governor, khz = read(folder + "/scaling_governor"), read(folder + "/scaling_cur_freq")
-        if governor:
-            governors.add(governor)
-        if khz and khz.isdigit():
-            mhz.append(int(khz) // 1000)
-    if governors:
-        state["cpu_governors"] = sorted(governors)
+    """Load, CPU clocks and governors, temperatures, GPU clock, power mode: as measure/device_state.read_state."""
+    cpus = sorted(glob.glob("/sys/devices/system/cpu/cpu[0-9]*/cpufreq"))
+    mhz = [int(khz) // 1000 for khz in (read(cpu + "/scaling_cur_freq", "") for cpu in cpus) if khz.isdigit()]
+    zones = sorted(glob.glob("/sys/class/thermal/thermal_zone*"))
+    temps = {read(zone + "/type") or os.path.basename(zone): read(zone + "/temp", "") for zone in zones}
+    gpu = [read(path, "") for path in glob.glob("/sys/devices/gpu.0/devfreq/*/cur_freq") + glob.glob("/sys/devices/17000000.g*/devfreq/*/cur_freq")]
+    state = {"load_average_1m": round(os.getloadavg()[0], 2), "cores": os.cpu_count(),
+             "cpu_governors": sorted({read(cpu + "/scaling_governor") for cpu in cpus} - {None}),
+             "thermal_zones": {name: {"temp_c": int(t) / 1000} for name, t in temps.items() if t.lstrip("-").isdigit()},
+             "jetson_power_mode": (read("/var/lib/nvpmodel/status") or "").replace("pmode:", "").strip()}
     if mhz:
         state["cpu_mhz_min"], state["cpu_mhz_max"] = min(mhz), max(mhz)
-    zones = {}
-    for zone in sorted(glob.glob("/sys/class/thermal/thermal_zone*")):
-        temp = read(zone + "/temp")
-        if temp and temp.lstrip("-").isdigit():
-            zones[read(zone + "/type") or os.path.basename(zone)] = {"temp_c": int(temp) / 1000}
-    if zones:
-        state["thermal_zones"] = zones
-    gpu_khz = [read(path) for path in glob.glob("/sys/devices/gpu.0/devfreq/*/cur_freq") + glob.glob("/sys/devices/17000000.g*/devfreq/*/cur_freq")]
-    if gpu_khz and gpu_khz[0] and gpu_khz[0].isdigit():
-        state["gpu_mhz"] = int(gpu_khz[0]) // 1000000
-    mode = read("/var/lib/nvpmodel/status")
-    if mode:
-        state["jetson_power_mode"] = mode.replace("pmode:", "").strip()
-    return state
-
-
-# --- one cell -------------------------------------------------------------------------------------------
+    if gpu and gpu[0].isdigit():
+        state["gpu_mhz"] = int(gpu[0]) // 1000000
+    return {key: value for key, value in state.items() if value not in ("", [], {})}
 
 
 def measure(request):
@@ -451,18 +389,16 @@ def measure(request):
     while sampler and time.perf_counter() - began < ENERGY_MIN_WINDOW_S:
         recorder()  # topped up: the rail needs a window of at least a second
     seconds = time.perf_counter() - began
+    energy = {"source": "none", "reason": "no INA3221 input rail on this board" if request.get("energy", True)
+              else "not measured (--no-energy)"}
     if sampler:
         sampler.done.set()
         sampler.join()
-    energy = {"source": "none", "reason": "no INA3221 input rail on this board" if rail is None else ""}
-    if sampler:
-        joules = sampler.joules()
-        energy = {"source": "jetson-ina3221", "joules": joules, "avg_power_w": joules / seconds, "calls": recorder.calls,
-                  "reason": "module input ({})".format(rail[1])}
+        energy = {"source": "jetson-ina3221", "joules": sampler.joules(), "avg_power_w": sampler.joules() / seconds,
+                  "calls": recorder.calls, "reason": f"module input ({rail[1]})"}
     return {"event": "result", "latencies_s": latencies, "stable": stable, "timer": "perf_counter, device synchronized",
             "warmup": warm, "device_state": {"before": dict(before, threads=threads), "after": dict(device_state(), threads=threads)},
-            "memory": memory(runner),
-            "energy": energy, "deployment": runner.deployment}
+            "memory": memory(runner), "energy": energy, "deployment": runner.deployment}
 
 
 def oom_kills():
@@ -475,11 +411,8 @@ def oom_kills():
 def oom_check(request):
     """Whether the out-of-memory killer ended ``pid``: the kernel's log names it, or /proc/vmstat's count rose."""
     import subprocess
-    try:
-        log = subprocess.check_output(["dmesg"], stderr=subprocess.DEVNULL).decode("utf-8", "replace")
-    except (OSError, subprocess.CalledProcessError):
-        log = ""
-    named = "Killed process {} ".format(request["pid"]) in log or "Killed process {},".format(request["pid"]) in log
+    log = subprocess.run(["dmesg"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL).stdout.decode("utf-8", "replace")
+    named = any("Killed process {}{}".format(request["pid"], end) in log for end in (" ", ","))
     before, now = request.get("oom_kills"), oom_kills()
     counted = before is not None and now is not None and now > before
     return {"event": "oom", "killed": named or counted,
@@ -505,11 +438,10 @@ def main():
     try:
         answer = {"probe": probe, "measure": measure, "oom_check": oom_check}[request["op"]]
         emit(answer() if request["op"] == "probe" else answer(request))
-    except MemoryError as exc:
-        emit({"event": "error", "kind": "oom", "message": "MemoryError: {}".format(exc)})
-    except Exception as exc:
+    except Exception as exc:  # MemoryError too: out of memory, as a runtime's "failed to allocate"
         text = "{}: {}".format(type(exc).__name__, str(exc).strip().splitlines()[0] if str(exc).strip() else "")
-        kind = "oom" if "out of memory" in text.lower() or "failed to allocate" in text.lower() else "failed"
+        oom = isinstance(exc, MemoryError) or "out of memory" in text.lower() or "failed to allocate" in text.lower()
+        kind = "oom" if oom else "failed"
         emit({"event": "error", "kind": kind, "message": text[:300]})
 
 
