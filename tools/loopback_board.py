@@ -64,10 +64,30 @@ class Sshd:
         raise NoBoard("sshd did not listen within 10 s")
 
     def kill(self) -> None:
-        """sshd and every connection it serves, at once (its whole process group)."""
-        if self.process is not None and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
+        """sshd and every connection it serves, at once (each connection's sshd runs in a session of its own)."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        for pid in [self.process.pid, *_descendants(self.process.pid)]:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        self.process.wait()
+
+
+def _descendants(root: int) -> list[int]:
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        try:
+            parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (ValueError, OSError, IndexError):
+            continue
+    found, frontier = [], [root]
+    while frontier:
+        children = [pid for pid, parent in parents.items() if parent in frontier]
+        found += children
+        frontier = children
+    return found
 
 
 def start_sshd(folder: Path) -> Sshd:
