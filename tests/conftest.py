@@ -26,6 +26,7 @@ for _native in ("onnxruntime", "onnxruntime.quantization", "onnx", "onnxscript",
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
 
 # Saved runs made by real pytest runs, shared by the compare/limits/report/results tests.
+from loopback_board import NoBoard, board_venv, start_sshd  # noqa: E402
 from saved_runs import grid_run, plain_run, scratch_storage  # noqa: E402, F401 (fixtures; tools/ goes on the path first)
 
 
@@ -56,3 +57,23 @@ def pytester(pytester, monkeypatch):
     an internal error. A test that needs the plugin runs pytest in a subprocess and sets PYTEST_ADDOPTS itself."""
     monkeypatch.setenv("PYTEST_ADDOPTS", "-p no:labgrid")
     return pytester
+
+
+@pytest.fixture(scope="session")
+def board_python(tmp_path_factory):
+    """A "board" venv with only numpy and onnxruntime (no torch, no pytest, no edgeprof): its Python."""
+    try:
+        return board_venv(tmp_path_factory.mktemp("board") / "venv")
+    except NoBoard as exc:
+        pytest.skip(f"no board venv: {exc}")
+
+
+@pytest.fixture(scope="session")
+def sshd(tmp_path_factory):
+    """Debian's sshd on 127.0.0.1 at a free port, with generated keys (tools/loopback_board.py)."""
+    try:
+        server = start_sshd(tmp_path_factory.mktemp("sshd"))
+    except NoBoard as exc:
+        pytest.skip(f"no sshd: {exc}")
+    yield server
+    server.kill()

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from test_plugin_variants import SUITE
 
 from pytest_edgeprof.errors import UsageError
 from pytest_edgeprof.remote.labgrid_client import (
@@ -378,3 +379,38 @@ def test_labgrid_clients_listing_is_read_field_by_field() -> None:
                             "2026-12-07 22:11:01.273041"),
         "free": PlaceState("free", changed="2026-12-07 22:11:01.273041"),
     }
+
+
+# --- a run through a place: the board over SSH, the place given back ------------------------------
+
+
+@needs_labgrid
+def test_a_run_on_a_labgrid_place_measures_on_its_board_and_gives_the_place_back(
+        farm: str, sshd, board_python, pytester: pytest.Pytester, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The place's NetworkService is a real sshd on loopback, its board a venv without torch: the cell is
+    measured there, and the place is free again after the run."""
+    import getpass
+
+    (tmp_path / "exporter.yaml").write_text(f"loop:\n  NetworkService:\n    address: 127.0.0.1\n    port: {sshd.port}\n"
+                                            f"    username: {getpass.getuser()}\n")
+    exporter = _start([sys.executable, "-m", "labgrid.remote.exporter", "-c", farm, "--name", "loopexp",
+                       str(tmp_path / "exporter.yaml")], tmp_path, "exporter.log")
+    try:
+        _wait_until(lambda: "loopexp/loop/NetworkService" in _client(farm, "resources"), "the exporter",
+                    tmp_path / "exporter.log")
+        _client(farm, "-p", "loop", "create")
+        _client(farm, "-p", "loop", "add-match", "loopexp/loop/NetworkService")
+        pytester.makepyfile(SUITE)
+        monkeypatch.setenv("LG_COORDINATOR", farm)
+        result = pytester.runpytest("--device", "labgrid:loop", "--ssh-config", str(sshd.client_config),
+                                    "--board-python", str(board_python), "--models", "squeezenet1_1", "--shapes", "32",
+                                    "--batch-sizes", "1", "--runtime", "onnxruntime", "--no-energy",
+                                    "--benchmark-max-time", "0.5", "--benchmark-min-rounds", "5")
+        result.assert_outcomes(passed=1)
+        result.stdout.fnmatch_lines([f"edgeprof: board ssh://*@127.0.0.1:{sshd.port}: artifacts copied *"])
+        assert LabgridClient(farm).places()["loop"].acquired is None  # given back at the end of the run
+    finally:
+        _client(farm, "-p", "loop", "delete")
+        exporter.terminate()
+        exporter.wait(timeout=30)

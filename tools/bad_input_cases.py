@@ -17,6 +17,7 @@ repeated here:
 | --- | --- |
 | --device jetson / tpu, --models resnt50, --batch-sizes 0,8 / two, --shapes 224y160, --grid huge, ini edgeprof_batch_sizes | test_plugin.py::test_bad_input_is_one_usage_error, test_bad_ini_value_is_a_usage_error |
 | --budget memory=2.6 / speed=5ms, ini latency=fast, budget marker 'lots' / positional | test_plugin_budgets.py::test_bad_budgets_are_usage_errors |
+| --device ssh://root@host:99999, --ssh-config missing, an unreachable board | test_remote.py::test_bad_board_input_is_one_line |
 | --edgeprof-compare-fail without --benchmark-compare | test_plugin_budgets.py::test_compare_fail_needs_a_run_to_compare_with |
 | --emulate jetson-nano --precision bf16, --emulate host --precision int8 | test_plugin_emulate.py::test_a_precision_the_target_has_no_figures_for_is_a_usage_error_before_anything_runs |
 | --prune 0.9 / half, --prune-method random / taylor without data, --eval-data missing, --eval-limit 0 | test_plugin_variants.py::test_bad_variant_and_accuracy_options_are_usage_errors |
@@ -140,6 +141,10 @@ PYTEST_CASES = [
     _pytest_case("--prune 0.5 --prune-cache {text}/cache", "--prune", "0.5", "--prune-cache", "{text}/cache",
                  fragment="--prune-cache {text}/cache: {text} is a file"),
     _pytest_case("--prune-data {missing}", "--prune-data", "{missing}", fragment="--prune-data {missing}: no such folder"),
+    _pytest_case("--device labgrid:", "--device", "labgrid:", fragment="bad labgrid place 'labgrid:': expected "
+                 "labgrid:PLACE or labgrid:TAG=VALUE[,TAG=VALUE]"),
+    _pytest_case("--device labgrid:Board=x", "--device", "labgrid:Board=x",
+                 fragment="bad labgrid place 'labgrid:Board=x': expected labgrid:PLACE or labgrid:TAG=VALUE[,TAG=VALUE]"),
     _pytest_case("--board-wait soon", "--board-wait", "soon",
                  fragment="--board-wait/edgeprof_board_wait: bad --board-wait 'soon': expected seconds, 0 or more"),
     _pytest_case("--eval-limit ²", "--eval-limit", "²", fragment="--eval-limit '²': expected a positive number of images"),
@@ -297,6 +302,10 @@ CLI_CASES = [
 
 # Run by tools/bad_input_table.py for the table; tested in the modules named.
 COVERED_ELSEWHERE = [
+    _pytest_case("--device ssh://host --ssh-config (missing)", "--device", "ssh://host", "--ssh-config", "none",
+                 fragment="ssh config * is not a file", where="test_remote.py"),
+    _pytest_case("--board-python (a Python without the runtime)", "--board-python", "python3",
+                 fragment="the board's python3 (Python *) has no onnxruntime", where="test_remote.py"),
     _pytest_case("--device tpu", "--device", "tpu", fragment="unknown --device 'tpu'; accepted:", where="test_plugin.py"),
     _pytest_case("--models resnt50", "--models", "resnt50", fragment="did you mean resnet50", where="test_plugin.py"),
     _pytest_case("--batch-sizes 0,8", "--batch-sizes", "0,8", fragment="bad batch size '0'", where="test_plugin.py"),

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
+    from torch import nn
+
     from pytest_edgeprof.device import DeviceProfile
     from pytest_edgeprof.measure.emulation import Target
     from pytest_edgeprof.measurement import Cell, CellKey, Measurement
@@ -53,6 +55,17 @@ class Replaying(Protocol):
     def replay(self, key: CellKey) -> JournalEntry | None: ...
 
 
+class Remote(Protocol):
+    """``--device ssh://...`` as the core sees it (``features/remote.py``): the board is the device, it says
+    which deployments it lacks, and it measures each cell."""
+
+    def profile(self) -> DeviceProfile: ...
+
+    def unsupported(self, precision: str, runtime: str) -> str | None: ...
+
+    def measure(self, module: nn.Module, cell: Cell, identity: dict[str, str]) -> Measurement: ...
+
+
 @dataclass
 class Features:
     """The feature plugins this run registered, in the order their ``before_cell`` runs."""
@@ -60,6 +73,7 @@ class Features:
     cell_features: list[CellFeature] = field(default_factory=list)
     emulation: Emulating | None = None
     resume: Replaying | None = None
+    remote: Remote | None = None
 
     def add(self, feature: CellFeature) -> None:
         self.cell_features.append(feature)

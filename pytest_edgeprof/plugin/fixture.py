@@ -108,6 +108,8 @@ class EdgeprofTimer:
         return self._judge(measurement, key, latencies_s, iterations)
 
     def _measure(self, model: nn.Module | ModelRef, cell: Cell, identity: dict[str, str]) -> Measurement:
+        if self._features.remote is not None:
+            return self._on_board(model, cell, identity)
         if self._session.settings.isolate:
             return self._isolated(model, cell, identity)
         models = self._session.models
@@ -135,6 +137,17 @@ class EdgeprofTimer:
     def _ceiling(self) -> float:
         """The rounds' ceiling this run uses (--benchmark-max-time, else DEFAULT_CEILING_S), as saved."""
         return self._session.stopping_rule().max_time_s
+
+    def _on_board(self, model: nn.Module | ModelRef, cell: Cell, identity: dict[str, str]) -> Measurement:
+        """``--device ssh://...``: the board times the cell; its rounds go to pytest-benchmark as measured elsewhere."""
+        assert self._features.remote is not None
+        module = self._session.models.build(model) if isinstance(model, ModelRef) else model
+        measurement = self._features.remote.measure(module, cell, identity)
+        if measurement.latency is not None:
+            pytest_benchmark.record_rounds(self._benchmark, measurement.latency.samples_s, 1, self._ceiling())
+        else:
+            pytest_benchmark.mark_used(self._benchmark)
+        return measurement
 
     def _isolated(self, model: nn.Module | ModelRef, cell: Cell, identity: dict[str, str]) -> Measurement:
         settings = self._session.settings

@@ -63,6 +63,8 @@ class Settings:
     store: StoreUrl | None = None  # the results store each finished run is written into
     machine: str | None = None  # the name runs are stored under; None: the board, GPU or CPU
     board_wait: float = 0.0  # seconds to wait for a labgrid place another holds (--device labgrid:...)
+    ssh_config: Path | None = None  # an OpenSSH client config for every ssh call to a board (--device ssh://...)
+    board_python: str = "python3"  # the board's Python that runs the worker
 
 
 @dataclass(frozen=True)
@@ -85,7 +87,9 @@ class Option:
 
 
 OPTIONS: dict[str, Option] = {
-    "device": Option(DEVICE.flag, "edgeprof_device", DEVICE.metavar, "device to benchmark on: " + DEVICE.help("auto")),
+    "device": Option(DEVICE.flag, "edgeprof_device", DEVICE.metavar, "device to benchmark on: " + DEVICE.help("auto")
+                     + "; or ssh://[user@]host[:port]: a board over SSH that runs each cell; or labgrid:PLACE or "
+                     "labgrid:TAG=VALUE[,TAG=VALUE]: a shared board's place, held for the session (docs/remote.md)"),
     "grid": Option(
         "--grid", "edgeprof_grid", "NAME",
         "default: a grid sized for the device (on a CPU: vgg16, resnet50, mobilenet_v3_large x batch 1,4 x 224,160); "
@@ -231,6 +235,15 @@ OPTIONS: dict[str, Option] = {
         "with --device labgrid:PLACE or labgrid:TAG=VALUE: how long to wait for a place someone else holds "
         "(default 0: at once one line naming the holder and how to free it, exit 4); 30 or 2.5s",
         "remote.labgrid_place:parse_board_wait",
+    ),
+    "ssh_config": Option(
+        "--ssh-config", "edgeprof_ssh_config", "FILE",
+        "with --device ssh://...: an OpenSSH client config passed to every ssh call to the board (ssh -F FILE)",
+        "remote.address:parse_ssh_config",
+    ),
+    "board_python": Option(
+        "--board-python", "edgeprof_board_python", "PATH",
+        "with --device ssh://...: the board's Python (3.6 or later) that runs the worker (default: python3)",
     ),
 }
 

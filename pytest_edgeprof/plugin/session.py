@@ -73,6 +73,8 @@ class EdgeprofSession:
 
     @property
     def profile(self) -> DeviceProfile:
+        if self._profile is None and self.features.remote is not None:  # a board over SSH: it says what it is
+            self._profile = self.features.remote.profile()
         if self._profile is None:
             from pytest_edgeprof.device import resolve_device
 
@@ -97,8 +99,9 @@ class EdgeprofSession:
         if self._unsupported is None:
             from pytest_edgeprof.models.deploy.support import unsupported
 
-            grid = self.grid()
-            found = {(p, r): unsupported(self.profile, p, r) for p in grid.precisions for r in grid.runtimes}
+            grid, remote = self.grid(), self.features.remote
+            check = remote.unsupported if remote is not None else lambda p, r: unsupported(self.profile, p, r)
+            found = {(p, r): check(p, r) for p in grid.precisions for r in grid.runtimes}
             self._unsupported = {deployment: why for deployment, why in found.items() if why}
         return self._unsupported
 

@@ -112,7 +112,9 @@ def machine_name(machine_info: Mapping[str, Any]) -> str:
     edgeprof = edgeprof if isinstance(edgeprof, Mapping) else {}
     cpu = machine_info.get("cpu")
     cpu = cpu if isinstance(cpu, Mapping) else {}
-    for candidate in (edgeprof.get("machine"), edgeprof.get("board"), edgeprof.get("jetson_model"), edgeprof.get("gpu_name"),
+    board = edgeprof.get("board")  # a board over SSH: what it reported of itself
+    board = board.get("identity") if isinstance(board, Mapping) else board
+    for candidate in (edgeprof.get("machine"), board, edgeprof.get("jetson_model"), edgeprof.get("gpu_name"),
                       cpu.get("brand_raw"), edgeprof.get("device_description"), machine_info.get("node")):
         if isinstance(candidate, str) and candidate.strip():
             return candidate.strip()

@@ -12,6 +12,8 @@ reaches a registered feature through ``EdgeprofSession.features`` alone. Only th
 - ``compare.py``    ``--edgeprof-compare-fail``: the in-run regression gate
 - ``resume.py``     ``--resume``: the cells the old journal holds as measured, replayed (every run journals)
 - ``store.py``      ``--edgeprof-store``: the finished run written into the results store
+- ``remote.py``     ``--device ssh://...`` or ``labgrid:PLACE``: each cell measured on a board over SSH (a labgrid
+                    place held for the session)
 """
 
 from __future__ import annotations
@@ -19,13 +21,19 @@ from __future__ import annotations
 import pytest
 
 from pytest_edgeprof.plugin.session import EdgeprofSession
+from pytest_edgeprof.remote.address import is_ssh_device
+from pytest_edgeprof.remote.labgrid_place import is_labgrid_device
 
 
 def register_features(config: pytest.Config, session: EdgeprofSession) -> None:
     """Register each feature this run asked for with pytest, and the cell features with the session,
     in the order they act before a cell: the peak probe, then the cooldown."""
     settings, manager = session.settings, config.pluginmanager
-    if session.benchmark.enabled:
+    if is_ssh_device(settings.device) or is_labgrid_device(settings.device):
+        from pytest_edgeprof.plugin.features.remote import register_remote
+
+        register_remote(config, session)
+    if session.benchmark.enabled and session.features.remote is None:  # the host's peak says nothing of the board
         from pytest_edgeprof.plugin.features.peak import PeakPlugin
 
         manager.register(peak := PeakPlugin(session), "edgeprof-peak")
