@@ -20,13 +20,13 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 # Importing a command's module registers it.
-from pytest_edgeprof.cli import capacity, compare, emulate_check, flops, layers, limits, prune, report  # noqa: F401
+from pytest_edgeprof.cli import capacity, compare, emulate_check, flops, layers, limits, predict, prune, report  # noqa: F401
 from pytest_edgeprof.cli.registry import SUBCOMMANDS, Subcommand, subcommand
 from pytest_edgeprof.cli.shared_options import positive_int as _positive_int  # tests import it from here
 from pytest_edgeprof.errors import UsageError
 
 # The order of edgeprof --help: a command's place says when a user needs it (not how its module sorts).
-HELP_ORDER = ("flops", "prune", "compare", "limits", "emulate-check", "report", "layers", "capacity")
+HELP_ORDER = ("flops", "predict", "prune", "compare", "limits", "emulate-check", "report", "layers", "capacity")
 
 __all__ = ["SUBCOMMANDS", "Subcommand", "build_parser", "main", "subcommand", "_positive_int"]
 
