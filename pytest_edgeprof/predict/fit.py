@@ -57,7 +57,7 @@ def fit_params(rows: Sequence[Published], machine: Machine) -> Params:
     import numpy as np
     from scipy.optimize import least_squares
 
-    def residuals(logs: "np.ndarray") -> "np.ndarray":
+    def residuals(logs: np.ndarray) -> np.ndarray:
         params = Params(*np.exp(logs))
         return np.array([math.log(predicted_s(r, machine, params) * 1e3 / r.latency_ms) for r in rows])
 
