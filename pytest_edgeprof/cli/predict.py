@@ -26,7 +26,7 @@ def _configure_predict(parser: argparse.ArgumentParser) -> None:
     add_verbose(parser, "predicting, on meta tensors", "the names checked", in_json=False)
 
 
-@subcommand("predict", "predicted latency (with a 90 % interval), memory and energy of models on a board", _configure_predict)
+@subcommand("predict", "predicted latency (with its prediction interval), memory and energy of models on a board", _configure_predict)
 def run_predict(args: argparse.Namespace) -> int:
     from pytest_edgeprof.cli.flops import _json_list
 
