@@ -58,6 +58,7 @@ class Settings:
     columns: tuple[str, ...] | None = None  # the summary's metric columns; None: all that fit
     latency_ci: float = 0.01  # rounds go on until the median's 95 % interval is within this fraction of it
     emulate: str | None = None  # a device profile whose figures each cell also gets, predicted (measure/emulation.py)
+    power_mode: str | None = None  # the emulated board's power mode (power_modes.py); None: its highest
     cooldown: Cooldown | None = None  # a pause, or a wait for a temperature, before every cell but the first
 
 
@@ -205,6 +206,11 @@ OPTIONS: dict[str, Option] = {
         "jetson-nano, jetson-orin-nano, rtx-3070",
         "device:parse_emulate",
     ),
+    "power_mode": Option(
+        "--power-mode", "edgeprof_power_mode", "MODE",
+        "with --emulate BOARD: the board's nvpmodel power mode the predictions are for, e.g. 5W on a jetson-nano, "
+        "7W on a jetson-orin-nano (default: the board's highest: MAXN, 15W, MAXN_SUPER)",
+    ),
     "isolate_memory_limit": Option(
         "--isolate-memory-limit", "edgeprof_isolate_memory_limit", "SIZE",
         "with --isolate on a CPU: address space an isolated cell may map beyond its start, e.g. 2GB, "
@@ -261,6 +267,9 @@ def load_settings(config: pytest.Config) -> Settings:
     _check_extras(values.get("precisions") or (DEFAULT_PRECISION,), values.get("runtimes") or (DEFAULT_RUNTIME,))
     if values.get("prune_method") == "taylor" and "prune_data" not in values:
         raise pytest.UsageError("--prune-method taylor needs --prune-data DIR, an ImageFolder of labelled images")
+    if values.get("power_mode") is not None and values.get("emulate") is None:
+        raise pytest.UsageError("--power-mode/edgeprof_power_mode: a board's power mode is predicted only; give it "
+                                "with --emulate BOARD")
     if "journal" not in values:  # checked up front like --journal: a folder this user can write in
         storage = storage_folder(config.getoption("benchmark_storage", None))
         journal = str(storage / "edgeprof-journal.jsonl")

@@ -15,6 +15,8 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 
+from torch import nn
+
 from pytest_edgeprof.measure.roofline import Kernel
 
 _ANCHORS = ("conv", "depthwise", "linear", "pool")
@@ -67,14 +69,19 @@ def eager(found: tuple[Kernel, ...]) -> tuple[Work, ...]:
     return tuple(Work(kernel.kind, kernel.flops, kernel.elements) for kernel in found)
 
 
-@functools.lru_cache(maxsize=64)
-def model_graph(name: str, batch_size: int, input_shape: tuple[int, int, int]) -> ModelGraph:
-    """The graph of torchvision/timm model ``name``, built on meta tensors (nothing allocated, nothing run)."""
-    from pytest_edgeprof.measure.flops import _meta_model, _size_kwargs  # the builders flops counting uses
+def module_graph(model: nn.Module, batch_size: int, input_shape: tuple[int, int, int]) -> ModelGraph:
+    """The graph of ``model`` (a meta copy is read; the model is neither run nor changed)."""
     from pytest_edgeprof.measure.roofline import kernels
 
-    model = _meta_model(name, _size_kwargs(name, input_shape))
     found = kernels(model, input_shape, batch_size)
     weights = sum(parameter.numel() for parameter in model.parameters())
     largest = max((kernel.elements for kernel in found), default=0)
     return ModelGraph(eager(found), fuse(found), sum(k.flops for k in found), weights, largest)
+
+
+@functools.lru_cache(maxsize=64)
+def model_graph(name: str, batch_size: int, input_shape: tuple[int, int, int]) -> ModelGraph:
+    """The graph of torchvision/timm model ``name``, built on meta tensors (nothing allocated, nothing run)."""
+    from pytest_edgeprof.measure.flops import _meta_model, _size_kwargs  # the builders flops counting uses
+
+    return module_graph(_meta_model(name, _size_kwargs(name, input_shape)), batch_size, input_shape)

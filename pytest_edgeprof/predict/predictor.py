@@ -16,7 +16,7 @@ from pytest_edgeprof.axes import PRECISIONS, RUNTIMES
 from pytest_edgeprof.device import BOARDS
 from pytest_edgeprof.errors import UsageError
 from pytest_edgeprof.predict.boards import BORROWS, check_board, machine, resolve_mode
-from pytest_edgeprof.predict.graph import model_graph
+from pytest_edgeprof.predict.graph import ModelGraph, model_graph
 from pytest_edgeprof.predict.latency import FUSED_RUNTIMES, floor_s, forward_s
 from pytest_edgeprof.predict.table import Entry, key, load
 
@@ -62,31 +62,51 @@ def _entry(board: str, runtime: str, table: dict[str, Entry]) -> tuple[str, Entr
     return source, table[key(source, fitted)]
 
 
-def predict(request: Request, table: dict[str, Entry] | None = None) -> dict[str, Any]:
+@dataclass(frozen=True)
+class BoardTime:
+    """A forward's predicted time on a board, its 90 % interval and how it was predicted."""
+
+    seconds: float
+    interval_s: tuple[float, float]
+    method: str
+    power_mode: str | None
+    watts: float  # the power mode's budget (the envelope's top for a board without modes)
+
+
+def board_time(graph: ModelGraph, request: Request, table: dict[str, Entry] | None = None) -> BoardTime:
+    """``graph`` timed on ``request``'s board, runtime, precision and power mode by the fitted table."""
     check(request)
     table = load() if table is None else table
     board = request.target.strip().lower()
     mode = resolve_mode(board, request.power_mode)
     source, entry = _entry(board, request.runtime, table)
     at = machine(board, mode, source)
-    graph = model_graph(request.model, request.batch_size, request.input_shape)
     floor = floor_s(graph, at, request.precision)
     seconds = max(forward_s(graph, request.runtime, at, request.precision, entry.params), floor)
     low, high = entry.interval
+    watts = mode.watts if mode is not None else BOARDS[board].power_envelope_w[1]
+    return BoardTime(seconds, (max(seconds * low, floor), seconds * high), _method(request, board, source, entry, watts),
+                     mode.name if mode else None, watts)
+
+
+def predict(request: Request, table: dict[str, Entry] | None = None) -> dict[str, Any]:
+    check(request)
+    graph = model_graph(request.model, request.batch_size, request.input_shape)
+    time = board_time(graph, request, table)
+    board = request.target.strip().lower()
     peak = _peak_bytes(request, graph.weight_elements, graph.activation_elements)
     figures = BOARDS[board].figures
     assert figures is not None
-    watts = mode.watts if mode is not None else BOARDS[board].power_envelope_w[1]
     c, h, w = request.input_shape
     return {
-        "model": request.model, "target": board, "power_mode": mode.name if mode else None,
+        "model": request.model, "target": board, "power_mode": time.power_mode,
         "precision": request.precision, "runtime": request.runtime, "batch_size": request.batch_size,
-        "input_shape": [c, h, w], "latency_ms": round(seconds * 1e3, 4),
-        "latency_ms_interval": [round(max(seconds * low, floor) * 1e3, 4), round(seconds * high * 1e3, 4)],
+        "input_shape": [c, h, w], "latency_ms": round(time.seconds * 1e3, 4),
+        "latency_ms_interval": [round(time.interval_s[0] * 1e3, 4), round(time.interval_s[1] * 1e3, 4)],
         "peak_mem_bytes": peak, "fits": peak <= figures.usable_memory_bytes,
         "usable_memory_bytes": figures.usable_memory_bytes,
-        "energy_j_per_image": round(watts * seconds / request.batch_size, 6),
-        "method": _method(request, board, source, entry, watts),
+        "energy_j_per_image": round(time.watts * time.seconds / request.batch_size, 6),
+        "method": time.method,
     }
 
 

@@ -36,7 +36,8 @@ class EmulationPlugin(CellFeature):
             from pytest_edgeprof.measure.emulation import resolve_target
 
             precisions = self._session.settings.precisions or ("fp32",)
-            target = resolve_target(self.name, self._session.profile, precisions)
+            target = resolve_target(self.name, self._session.profile, precisions,
+                                    power_mode=self._session.settings.power_mode)
             for precision in precisions:
                 target.require(precision)
             self._target = target
