@@ -10,12 +10,12 @@ from dataclasses import replace
 import pytest
 
 from pytest_edgeprof.cli import main
+from pytest_edgeprof.measure.predict import calibration
+from pytest_edgeprof.measure.predict.boards import machine
+from pytest_edgeprof.measure.predict.fit import fit_group, predicted_s
+from pytest_edgeprof.measure.predict.predictor import Request, predict
+from pytest_edgeprof.measure.predict.table import Entry, key
 from pytest_edgeprof.power_modes import highest
-from pytest_edgeprof.predict import calibration
-from pytest_edgeprof.predict.boards import machine
-from pytest_edgeprof.predict.fit import fit_group, predicted_s
-from pytest_edgeprof.predict.predictor import Request, predict
-from pytest_edgeprof.predict.table import Entry, key
 
 JSON_KEYS = {"model", "target", "power_mode", "precision", "runtime", "batch_size", "input_shape", "latency_ms",
              "latency_ms_interval", "peak_mem_bytes", "fits", "energy_j_per_image", "method"}

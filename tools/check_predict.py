@@ -1,7 +1,7 @@
 """How well ``edgeprof predict`` predicts latencies published from real boards (issue 23).
 
     python tools/check_predict.py            # fit, then print the shares and the interval's coverage
-    python tools/check_predict.py --write    # the same, and rewrite pytest_edgeprof/predict/fitted.json
+    python tools/check_predict.py --write    # the same, and rewrite pytest_edgeprof/measure/predict/fitted.json
 
 Per board and runtime: the models are split once (sorted, every third held out, never fitted on); the
 time model is fitted on the rest; the 90 % interval comes from the fitted models' leave-one-model-out
@@ -18,11 +18,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from pytest_edgeprof.measure.predict.boards import machine  # noqa: E402
+from pytest_edgeprof.measure.predict.calibration import load  # noqa: E402
+from pytest_edgeprof.measure.predict.fit import fit_group, predicted_s  # noqa: E402
+from pytest_edgeprof.measure.predict.table import Entry, key, save  # noqa: E402
 from pytest_edgeprof.power_modes import highest  # noqa: E402
-from pytest_edgeprof.predict.boards import machine  # noqa: E402
-from pytest_edgeprof.predict.calibration import load  # noqa: E402
-from pytest_edgeprof.predict.fit import fit_group, predicted_s  # noqa: E402
-from pytest_edgeprof.predict.table import Entry, key, save  # noqa: E402
 
 BANDS = (0.10, 0.25, 0.50)
 
@@ -33,7 +33,7 @@ def _shares(errors: list[float]) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--write", action="store_true", help="rewrite pytest_edgeprof/predict/fitted.json")
+    parser.add_argument("--write", action="store_true", help="rewrite pytest_edgeprof/measure/predict/fitted.json")
     args = parser.parse_args()
     rows = load()
     entries: dict[str, Entry] = {}
@@ -76,7 +76,7 @@ def main() -> int:
           f"{sum(e <= 0.25 for e in fused) / len(fused):.0%}; interval coverage {covered / held_count:.0%} (bar 80 %)")
     if args.write:
         save(entries)
-        print("wrote pytest_edgeprof/predict/fitted.json")
+        print("wrote pytest_edgeprof/measure/predict/fitted.json")
     return 0
 
 

@@ -31,9 +31,9 @@ def run_predict(args: argparse.Namespace) -> int:
     from pytest_edgeprof.cli.flops import _json_list
 
     clock = Clock()
-    clock.imports("pytest_edgeprof.predict.predictor")
+    clock.imports("pytest_edgeprof.measure.predict.predictor")
+    from pytest_edgeprof.measure.predict.predictor import Request, check, predict
     from pytest_edgeprof.models.zoo import reference_input_shape, resolve_model_name
-    from pytest_edgeprof.predict.predictor import Request, check, predict
 
     with clock.phase("build"):
         names = [resolve_model_name(name) for name in args.models]  # every name checked before predicting

@@ -115,8 +115,8 @@ def predict_cell(model: nn.Module, cell: Cell, memory: Memory | None, target: Ta
 def _board_prediction(model: nn.Module, cell: Cell, memory: Memory | None, target: Target, precision: str) -> Prediction:
     """A board's latency from the fitted runtime-aware predictor (``predict/``), as ``edgeprof predict`` gives it;
     a cell it cannot predict (int8 through eager on a GPU board) keeps no latency and says why."""
-    from pytest_edgeprof.predict.graph import module_graph
-    from pytest_edgeprof.predict.predictor import Request, board_time
+    from pytest_edgeprof.measure.predict.graph import module_graph
+    from pytest_edgeprof.measure.predict.predictor import Request, board_time
 
     peak = None if memory is None else memory.peak_mem_bytes + target.runtime_overhead_bytes
     request = Request(cell.model, target.name, precision, cell.runtime, cell.batch_size, cell.input_shape,

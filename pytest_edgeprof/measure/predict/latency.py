@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from pytest_edgeprof.axes import PRECISIONS
-from pytest_edgeprof.predict.graph import ModelGraph, Work
+from pytest_edgeprof.measure.predict.graph import ModelGraph, Work
 
 FUSED_RUNTIMES = ("tensorrt", "onnxruntime", "compile")  # run as fused kernels (see graph.py)
 

@@ -15,10 +15,10 @@ from typing import Any
 from pytest_edgeprof.axes import PRECISIONS, RUNTIMES
 from pytest_edgeprof.device import BOARDS
 from pytest_edgeprof.errors import UsageError
-from pytest_edgeprof.predict.boards import BORROWS, check_board, machine, resolve_mode
-from pytest_edgeprof.predict.graph import ModelGraph, model_graph
-from pytest_edgeprof.predict.latency import FUSED_RUNTIMES, floor_s, forward_s
-from pytest_edgeprof.predict.table import Entry, key, load
+from pytest_edgeprof.measure.predict.boards import BORROWS, check_board, machine, resolve_mode
+from pytest_edgeprof.measure.predict.graph import ModelGraph, model_graph
+from pytest_edgeprof.measure.predict.latency import FUSED_RUNTIMES, floor_s, forward_s
+from pytest_edgeprof.measure.predict.table import Entry, key, load
 
 TENSORRT_WORKSPACE_BYTES = 1 << 25  # torch2trt's default max_workspace_size (torch2trt/torch2trt.py)
 

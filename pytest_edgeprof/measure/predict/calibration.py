@@ -6,7 +6,7 @@ import csv
 from dataclasses import dataclass
 from pathlib import Path
 
-CALIBRATION_CSV = Path(__file__).resolve().parent.parent / "board_latencies.csv"
+CALIBRATION_CSV = Path(__file__).resolve().parents[2] / "board_latencies.csv"
 COLUMNS = ("board", "model", "batch", "shape", "precision", "runtime", "power_mode", "latency_ms",
            "what_is_timed", "source")
 

@@ -8,7 +8,7 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from pytest_edgeprof.predict.latency import Params
+from pytest_edgeprof.measure.predict.latency import Params
 
 FITTED_JSON = Path(__file__).resolve().parent / "fitted.json"
 

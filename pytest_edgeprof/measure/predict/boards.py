@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from pytest_edgeprof.device import BOARDS
 from pytest_edgeprof.errors import UsageError
+from pytest_edgeprof.measure.predict.latency import Machine
 from pytest_edgeprof.power_modes import PowerMode, highest, power_mode
-from pytest_edgeprof.predict.latency import Machine
 
 # Calibrated board each other board borrows parameters from: tensor-core GPUs from the Volta board.
 BORROWS = {"jetson-orin-nano": "jetson-agx-xavier", "jetson-orin-nano-super": "jetson-agx-xavier",

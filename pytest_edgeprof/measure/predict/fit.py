@@ -14,9 +14,9 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from pytest_edgeprof.predict.calibration import Published
-from pytest_edgeprof.predict.graph import ModelGraph, model_graph
-from pytest_edgeprof.predict.latency import Machine, Params, floor_s, forward_s
+from pytest_edgeprof.measure.predict.calibration import Published
+from pytest_edgeprof.measure.predict.graph import ModelGraph, model_graph
+from pytest_edgeprof.measure.predict.latency import Machine, Params, floor_s, forward_s
 
 START = Params(0.5, 0.2, 0.5, 50e-6)
 LOWER = Params(0.02, 0.005, 0.02, 1e-6)
