@@ -57,6 +57,23 @@ def test_a_power_mode_needs_a_board_and_one_the_board_has(pytester):
     result.stderr.fnmatch_lines(["*unknown --power-mode '20W' for jetson-nano; accepted: MAXN, 5W*"])
 
 
+def test_a_cell_this_host_cannot_run_saves_the_boards_prediction_only(pytester, tmp_path, monkeypatch):
+    from test_plugin_variants import SUITE
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    pytester.makepyfile(SUITE)
+    result = pytester.runpytest(*FAST, "--models", "squeezenet1_1", "--batch-sizes", "1", "--shapes", "64",
+                                "--runtime", "tensorrt", "--emulate", "jetson-nano", "--benchmark-json=run.json", "-rs")
+    result.assert_outcomes(skipped=1)  # TensorRT on a CPU: not run here, its Nano figures predicted
+    result.stdout.fnmatch_lines(["SKIPPED * TensorRT runs on NVIDIA GPUs; cpu is not one; not run here: its "
+                                 "jetson-nano figures are predicted only (target_ keys)"])
+    (cell,) = json.loads((pytester.path / "run.json").read_text())["edgeprof"]["untimed_cells"]
+    info = cell["extra_info"]
+    assert info["outcome"] == "skipped" and info["target"] == "jetson-nano" and info["runtime"] == "tensorrt"
+    assert info["target_latency_ms"] > 0 and info["target_latency_method"].startswith("predicted, not measured: fused")
+    assert "latency_ms" not in info and "peak_mem_bytes" not in info  # no host figure: nothing ran here
+
+
 TWO_BATCHES = """
 import pytest
 from torch import nn

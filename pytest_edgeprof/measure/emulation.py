@@ -23,6 +23,7 @@ from torch import nn
 
 from pytest_edgeprof.device import BOARDS, HOST_TARGET, DeviceProfile, parse_emulate
 from pytest_edgeprof.errors import UsageError
+from pytest_edgeprof.measure.predict.graph import ModelGraph, module_graph
 from pytest_edgeprof.measure.roofline import KINDS, Kernel, RooflineEfficiency, RooflineTime, kernels, predict
 from pytest_edgeprof.measurement import Cell, Memory, Prediction
 
@@ -112,17 +113,28 @@ def predict_cell(model: nn.Module, cell: Cell, memory: Memory | None, target: Ta
     return _prediction(found, cell, memory, target, precision)
 
 
-def _board_prediction(model: nn.Module, cell: Cell, memory: Memory | None, target: Target, precision: str) -> Prediction:
+def predict_unrunnable(cell: Cell, target: Target) -> Prediction | None:
+    """A board's figures for a cell this host cannot run (TensorRT on a PC): its latency and energy from the
+    model read on meta tensors, no memory (nothing was measured here); None for ``host`` or a variant."""
+    from pytest_edgeprof.measure.predict.graph import model_graph
+
+    if target.name not in BOARDS or cell.variant != "base":
+        return None
+    return _board_prediction(model_graph(cell.model, cell.batch_size, cell.input_shape), cell, None, target,
+                             cell.precision)
+
+
+def _board_prediction(model: nn.Module | ModelGraph, cell: Cell, memory: Memory | None, target: Target, precision: str) -> Prediction:
     """A board's latency from the fitted runtime-aware predictor (``predict/``), as ``edgeprof predict`` gives it;
     a cell it cannot predict (int8 through eager on a GPU board) keeps no latency and says why."""
-    from pytest_edgeprof.measure.predict.graph import module_graph
     from pytest_edgeprof.measure.predict.predictor import Request, board_time
 
     peak = None if memory is None else memory.peak_mem_bytes + target.runtime_overhead_bytes
     request = Request(cell.model, target.name, precision, cell.runtime, cell.batch_size, cell.input_shape,
                       target.power_mode)
     try:
-        time = board_time(module_graph(model, cell.batch_size, cell.input_shape), request)
+        graph = model if isinstance(model, ModelGraph) else module_graph(model, cell.batch_size, cell.input_shape)
+        time = board_time(graph, request)
     except UsageError as exc:
         return Prediction(target.name, precision, peak, None, f"no prediction: {exc}", None,
                           "estimate not possible: no predicted latency")
