@@ -30,8 +30,8 @@ _NANO_MODES = ("NVIDIA Jetson Linux (L4T 32) Developer Guide, 'Power Management 
                "2 cores at 918 MHz, GPU at 640 MHz; memory at 1600 MHz (25.6 GB/s) in both")
 _ORIN_NANO_MODES = ("NVIDIA Jetson Linux (JetPack 6) Developer Guide, 'Power Management for Jetson Orin Nano and Orin "
                     "NX', Orin Nano 8GB: 15W: 6 CPU cores at 1510.4 MHz, GPU at 624.75 MHz; 7W: 4 cores at 960 MHz, "
-                    "GPU at 408 MHz; memory at 3199 MHz (68 GB/s). The 7W mode's memory clock is kept at 15W's here "
-                    "(an assumption: no lower figure was found)")
+                    "GPU at 408 MHz; memory at 3199 MHz (68 GB/s). The 7W clocks are as that guide's table was read, "
+                    "not checked against its text here; the 7W mode's memory clock is kept at 15W's (an assumption)")
 _ORIN_NANO_SUPER = ("NVIDIA technical blog 'NVIDIA Jetson Orin Nano Developer Kit Gets a Super Boost' (Dec 2024) and "
                     "JetPack 6.1 (rev. 1) release notes: MAXN_SUPER (25 W): GPU at 1020 MHz, 6 CPU cores at 1728 MHz, "
                     "memory 102 GB/s (LPDDR5 at 6400 MT/s); 67 INT8 TOPS sparse")
