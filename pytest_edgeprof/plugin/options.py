@@ -203,7 +203,8 @@ OPTIONS: dict[str, Option] = {
         "measured ones under their own target_ keys and labelled predicted: peak memory, latency (a per-kernel "
         "roofline), throughput, energy (an estimate from the power envelope). Budgets judge the predicted figures, and "
         "the target's usable memory is the default memory budget. host (this machine, its peaks probed) or "
-        "jetson-nano, jetson-orin-nano, rtx-3070",
+        "jetson-nano, jetson-orin-nano, jetson-orin-nano-super, jetson-agx-xavier, rtx-3070, rtx-3060 (a board's "
+        "latency: the fitted predictor of edgeprof predict, at --power-mode)",
         "device:parse_emulate",
     ),
     "power_mode": Option(
