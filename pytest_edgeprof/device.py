@@ -87,7 +87,7 @@ JETSON_NANO = TargetFigures(
     },
 )
 JETSON_ORIN_NANO = TargetFigures(
-    peak_flops={"fp32": 1024 * 2 * 625e6, "fp16": 8 * 1024 * 2 * 625e6, "bf16": 8 * 1024 * 2 * 625e6,
+    peak_flops={"fp32": 1024 * 2 * 625e6, "tf32": 4 * 1024 * 2 * 625e6, "fp16": 8 * 1024 * 2 * 625e6, "bf16": 8 * 1024 * 2 * 625e6,
                 "int8": 8 * 2048 * 2 * 625e6},
     bandwidth_bytes_per_s=68e9,
     usable_memory_bytes=6_000_000_000,
@@ -106,7 +106,7 @@ JETSON_ORIN_NANO = TargetFigures(
     },
 )
 RTX_3070 = TargetFigures(
-    peak_flops={"fp32": 5888 * 2 * 1.725e9, "fp16": 46 * 512 * 2 * 1.725e9, "bf16": 46 * 512 * 2 * 1.725e9,
+    peak_flops={"fp32": 5888 * 2 * 1.725e9, "tf32": 46 * 128 * 2 * 1.725e9, "fp16": 46 * 512 * 2 * 1.725e9, "bf16": 46 * 512 * 2 * 1.725e9,
                 "int8": 46 * 2048 * 2 * 1.725e9},
     bandwidth_bytes_per_s=448e9,
     usable_memory_bytes=7_600_000_000,
@@ -124,6 +124,59 @@ RTX_3070 = TargetFigures(
         "power": "same whitepaper: 220 W total graphics power; 50 W as the idle-to-light-load floor is an assumption",
     },
 )
+JETSON_AGX_XAVIER = TargetFigures(
+    peak_flops={"fp32": 512 * 2 * 1377e6, "fp16": 64 * 64 * 2 * 1377e6, "int8": 2 * 64 * 64 * 2 * 1377e6},
+    bandwidth_bytes_per_s=136.5e9,
+    usable_memory_bytes=30_000_000_000,
+    runtime_overhead_bytes=1_000_000_000,
+    launch_s=20e-6,
+    sources={
+        "peak_flops": "NVIDIA Jetson AGX Xavier data sheet DS-09654-001: 512-core Volta GPU with 64 tensor cores at "
+                      "1377 MHz (MAXN), 11 FP16 TFLOPS (64 FMA per tensor core per clock), 22 INT8 TOPS; FP32 one "
+                      "FMA per core per clock (1.4 TFLOPS); Volta has no TF32",
+        "bandwidth": "same data sheet: 32 GB 256-bit LPDDR4x at 2133 MHz, 136.5 GB/s",
+        "usable_memory": "32 GB module less about 2 GB for the OS and the desktop (an assumption, not measured)",
+        "runtime_overhead": "JetPack 4.x ships CUDA 10.2 (no lazy loading): " + _TORCH_CUDA_CONTEXT,
+        "launch": _EAGER_LAUNCH + " (2x a desktop's 10 us for the Carmel cores)",
+        "power": "same data sheet: 10 W, 15 W and 30 W power modes",
+    },
+)
+JETSON_ORIN_NANO_SUPER = TargetFigures(
+    peak_flops={"fp32": 1024 * 2 * 1020e6, "tf32": 4 * 1024 * 2 * 1020e6, "fp16": 8 * 1024 * 2 * 1020e6,
+                "bf16": 8 * 1024 * 2 * 1020e6, "int8": 8 * 2048 * 2 * 1020e6},
+    bandwidth_bytes_per_s=102e9,
+    usable_memory_bytes=6_000_000_000,
+    runtime_overhead_bytes=400_000_000,
+    launch_s=20e-6,
+    sources={
+        "peak_flops": "NVIDIA technical blog 'NVIDIA Jetson Orin Nano Developer Kit Gets a Super Boost' (Dec 2024): "
+                      "the same 1024-core Ampere GPU at 1020 MHz in MAXN_SUPER, 67 INT8 TOPS sparse (33 dense); "
+                      "FP16 tensor at half the INT8 rate, TF32 at half the FP16 rate (Ampere's tensor cores)",
+        "bandwidth": "same blog: 102 GB/s (LPDDR5 at 6400 MT/s)",
+        "usable_memory": "as jetson-orin-nano: the same 8 GB module",
+        "runtime_overhead": "JetPack 6.1 ships CUDA 12.6 (lazy loading): " + _TORCH_CUDA_CONTEXT,
+        "launch": _EAGER_LAUNCH + " (2x a desktop's 10 us for the Cortex-A78AE)",
+        "power": "same blog: MAXN_SUPER, up to 25 W",
+    },
+)
+RTX_3060 = TargetFigures(
+    peak_flops={"fp32": 3584 * 2 * 1.777e9, "tf32": 28 * 128 * 2 * 1.777e9, "fp16": 28 * 256 * 2 * 1.777e9,
+                "bf16": 28 * 256 * 2 * 1.777e9, "int8": 28 * 1024 * 2 * 1.777e9},
+    bandwidth_bytes_per_s=360e9,
+    usable_memory_bytes=11_600_000_000,
+    runtime_overhead_bytes=400_000_000,
+    launch_s=10e-6,
+    sources={
+        "peak_flops": "NVIDIA GeForce RTX 3060 specifications (nvidia.com): GA106, 28 SMs, 3584 CUDA cores, 1777 MHz "
+                      "boost: 12.7 TFLOPS FP32; GA10x tensor cores per the Ampere GA102 whitepaper: per SM and clock "
+                      "256 dense FP16 FMA with FP32 accumulate, 128 TF32, 1024 INT8",
+        "bandwidth": "same specifications: 12 GB 192-bit GDDR6 at 15 Gbps, 360 GB/s",
+        "usable_memory": "12 GB less about 0.4 GB that the driver and a desktop hold (an assumption)",
+        "runtime_overhead": "a recent CUDA (lazy loading): " + _TORCH_CUDA_CONTEXT,
+        "launch": _EAGER_LAUNCH,
+        "power": "same specifications: 170 W graphics card power; 40 W as the light-load floor is an assumption",
+    },
+)
 BOARDS: dict[str, BoardSpec] = {
     board.name: board
     for board in (
@@ -133,6 +186,10 @@ BOARDS: dict[str, BoardSpec] = {
         BoardSpec("jetson-orin-nx", r"Orin NX", 16 * GIB, True, (10.0, 40.0)),
         BoardSpec("jetson-agx-orin", r"AGX Orin", 64 * GIB, True, (15.0, 60.0)),
         BoardSpec("rtx-3070", r"RTX 3070", 8 * GIB, False, (50.0, 220.0), jetson=False, figures=RTX_3070),
+        BoardSpec("jetson-agx-xavier", r"AGX Xavier|Jetson-AGX", 32 * GIB, True, (10.0, 30.0), figures=JETSON_AGX_XAVIER),
+        BoardSpec("jetson-orin-nano-super", r"Orin Nano.*Super", 8 * GIB, True, (7.0, 25.0),
+                  figures=JETSON_ORIN_NANO_SUPER),
+        BoardSpec("rtx-3060", r"RTX 3060", 12 * GIB, False, (40.0, 170.0), jetson=False, figures=RTX_3060),
     )
 }
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "cuda:N", "jetson", *BOARDS)

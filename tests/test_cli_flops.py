@@ -91,7 +91,7 @@ def test_help_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
 def test_help_lists_the_commands_in_the_order_a_user_needs_them(capsys: pytest.CaptureFixture[str]) -> None:
     """Not in the order their modules sort or are imported (an import sorter must not reorder the help)."""
     assert cli.main(["frobnicate"]) == 2
-    assert ("(choose from 'flops', 'prune', 'compare', 'limits', 'emulate-check', 'report', 'layers', 'capacity',"
+    assert ("(choose from 'flops', 'predict', 'prune', 'compare', 'limits', 'emulate-check', 'report', 'layers', 'capacity',"
             " 'store', 'history', 'check', 'dashboard', 'export')"
             in capsys.readouterr().err)
     assert set(cli.HELP_ORDER) == set(cli.SUBCOMMANDS)

@@ -73,8 +73,20 @@ def test_predicted_memory_is_the_measured_peak_plus_the_targets_overhead_at_the_
     prediction = measurement.prediction
     assert prediction.peak_mem_bytes == measurement.memory.peak_mem_bytes + JETSON_NANO.runtime_overhead_bytes
     assert prediction.target == "jetson-nano" and prediction.precision == "fp32"
-    assert prediction.latency_ms > 0 and prediction.latency_method.startswith("roofline per kernel")
+    # a board's latency: the runtime-aware predictor fitted on published board latencies (predict/)
+    assert prediction.latency_ms > 0 and prediction.latency_method.startswith("predicted, not measured: eager stream")
+    assert "held-out error" in prediction.latency_method and "90 % interval" in prediction.latency_method
     assert prediction.energy_j_per_image > 0 and prediction.energy_note.startswith("estimate")
+
+
+def test_a_lower_power_mode_predicts_a_slower_cell_and_a_mode_the_board_lacks_is_a_usage_error():
+    maxn = measured_with(resolve_target("jetson-nano", cpu_profile())).prediction
+    five = measured_with(resolve_target("jetson-nano", cpu_profile(), power_mode="5W")).prediction
+    assert five.latency_ms > maxn.latency_ms * 1.3 and "(5W)" in five.energy_note
+    with pytest.raises(UsageError, match=r"unknown --power-mode '20W' for jetson-nano; accepted: MAXN, 5W"):
+        resolve_target("jetson-nano", cpu_profile(), power_mode="20W")
+    with pytest.raises(UsageError, match=r"--power-mode 5W: the host runs at the mode it is in"):
+        resolve_target("host", cpu_profile(), power_mode="5W")
 
 
 def test_predicted_figures_never_stand_in_the_measured_keys():

@@ -23,7 +23,7 @@ def test_an_emulated_cell_saves_the_targets_predicted_figures_beside_the_measure
     result.stdout.fnmatch_lines(["edgeprof: device cpu (*); emulating jetson-nano: its figures are predicted*"])
     assert info["target"] == "jetson-nano" and info["target_precision"] == "fp32"
     assert info["target_peak_mem_bytes"] == info["peak_mem_bytes"] + 1_000_000_000  # the Nano's CUDA context
-    assert info["target_latency_ms"] > 0 and info["target_latency_method"].startswith("roofline per kernel")
+    assert info["target_latency_ms"] > 0 and info["target_latency_method"].startswith("predicted, not measured")
     (verdict,) = info["budget_verdicts"]  # the Nano's usable memory is the default memory budget
     assert verdict["predicted"] is True and verdict["limit"] == 2_600_000_000
     assert verdict["measured"] == info["target_peak_mem_bytes"]
@@ -44,6 +44,34 @@ def test_a_profile_without_figures_is_one_usage_error(pytester):
     assert result.ret == 4
     result.stderr.fnmatch_lines(["*--emulate/edgeprof_emulate: --emulate jetson-xavier-nx: no published figures "
                                  "gathered for jetson-xavier-nx (peak FLOP/s per precision, *accepted: host, *"])
+
+
+def test_a_power_mode_needs_a_board_and_one_the_board_has(pytester):
+    pytester.makepyfile(TINY.format(marker=""))
+    result = pytester.runpytest(*FAST, "--power-mode", "5W")
+    assert result.ret == 4
+    result.stderr.fnmatch_lines(["*--power-mode/edgeprof_power_mode: a board's power mode is predicted only; give it "
+                                 "with --emulate BOARD"])
+    result = pytester.runpytest(*FAST, "--emulate", "jetson-nano", "--power-mode", "20W")
+    assert result.ret == 4
+    result.stderr.fnmatch_lines(["*unknown --power-mode '20W' for jetson-nano; accepted: MAXN, 5W*"])
+
+
+def test_a_cell_this_host_cannot_run_saves_the_boards_prediction_only(pytester, tmp_path, monkeypatch):
+    from test_plugin_variants import SUITE
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    pytester.makepyfile(SUITE)
+    result = pytester.runpytest(*FAST, "--models", "squeezenet1_1", "--batch-sizes", "1", "--shapes", "64",
+                                "--runtime", "tensorrt", "--emulate", "jetson-nano", "--benchmark-json=run.json", "-rs")
+    result.assert_outcomes(skipped=1)  # TensorRT on a CPU: not run here, its Nano figures predicted
+    result.stdout.fnmatch_lines(["SKIPPED * TensorRT runs on NVIDIA GPUs; cpu is not one; not run here: its "
+                                 "jetson-nano figures are predicted only (target_ keys)"])
+    (cell,) = json.loads((pytester.path / "run.json").read_text())["edgeprof"]["untimed_cells"]
+    info = cell["extra_info"]
+    assert info["outcome"] == "skipped" and info["target"] == "jetson-nano" and info["runtime"] == "tensorrt"
+    assert info["target_latency_ms"] > 0 and info["target_latency_method"].startswith("predicted, not measured: fused")
+    assert "latency_ms" not in info and "peak_mem_bytes" not in info  # no host figure: nothing ran here
 
 
 TWO_BATCHES = """

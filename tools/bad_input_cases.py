@@ -28,6 +28,7 @@ repeated here:
 | shapes, batch sizes (any text) | test_zoo_parse.py, test_grid.py |
 | edgeprof flops: unknown model, bad --shape / --batch, no model, unknown subcommand | test_cli_flops.py::test_bad_input_is_one_line_on_stderr_and_exit_2 |
 | edgeprof prune --target 0.9, taylor without --data, --method random | test_prune.py::test_cli_usage_errors |
+| edgeprof predict: unknown --target / model / --precision / --runtime / --power-mode, a precision the target lacks (int8 on a jetson-nano), int8 on eager, no --target | test_predict.py::test_bad_input_is_one_line_and_exit_2 |
 | edgeprof compare --fail specs, a broken JSON run | test_compare.py |
 | edgeprof limits --objective the run lacks / unknown | test_limits.py::test_objective_the_run_lacks_is_a_usage_error |
 | edgeprof report of a missing file | test_report.py::test_bad_run_is_a_usage_error |
@@ -341,6 +342,12 @@ COVERED_ELSEWHERE = [
     _cli_case("edgeprof flops resnet5O", "unknown model 'resnet5O'", where="test_cli_flops.py"),
     _cli_case("edgeprof flops resnet18 --shape 3x224x224", "bad input shape '3x224x224'", where="test_cli_flops.py"),
     _cli_case("edgeprof frobnicate", "invalid choice: 'frobnicate'", where="test_cli_flops.py"),
+    _cli_case("edgeprof predict resnet18 --target jetson-tx2", "unknown --target 'jetson-tx2'; accepted:",
+              where="test_predict.py"),
+    _cli_case("edgeprof predict resnet18 --target jetson-nano --precision int8 --runtime tensorrt",
+              "jetson-nano has no int8 (its profile has fp32, fp16)", where="test_predict.py"),
+    _cli_case("edgeprof predict resnet18 --target jetson-nano --power-mode 20W",
+              "unknown --power-mode '20W' for jetson-nano; accepted: MAXN, 5W", where="test_predict.py"),
     _cli_case(f"{PRUNE.replace('0.5', '0.9')}", "0.9 is out of range", where="test_prune.py"),
     _cli_case("edgeprof compare a b --fail latency:10", "bad --fail item 'latency:10'", where="test_compare.py"),
     _cli_case("edgeprof compare {broken} {broken}", "not a pytest-benchmark run: not valid JSON", where="test_compare.py"),

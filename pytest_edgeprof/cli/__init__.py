@@ -31,6 +31,7 @@ from pytest_edgeprof.cli import (  # noqa: F401
     history,
     layers,
     limits,
+    predict,
     prune,
     report,
     store,
@@ -40,7 +41,7 @@ from pytest_edgeprof.cli.shared_options import positive_int as _positive_int  # 
 from pytest_edgeprof.errors import UsageError
 
 # The order of edgeprof --help: a command's place says when a user needs it (not how its module sorts).
-HELP_ORDER = ("flops", "prune", "compare", "limits", "emulate-check", "report", "layers", "capacity", "store", "history",
+HELP_ORDER = ("flops", "predict", "prune", "compare", "limits", "emulate-check", "report", "layers", "capacity", "store", "history",
               "check", "dashboard", "export")
 
 __all__ = ["SUBCOMMANDS", "Subcommand", "build_parser", "main", "subcommand", "_positive_int"]

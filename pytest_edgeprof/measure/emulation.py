@@ -5,7 +5,9 @@ measured peak (weights + input + the forward's activation peak, at the cell's pr
 target's fixed runtime overhead (CUDA context, cuDNN/cuBLAS workspace). Its latency is the per-kernel
 roofline (``measure/roofline.py``) against the target's published peak FLOP/s at the precision, its
 bandwidth and its launch cost. Its energy is an estimate: the power its envelope gives at the
-predicted load times the predicted time. Every figure is a prediction, saved under the ``target_``
+predicted load times the predicted time. A board's latency comes from the runtime-aware predictor
+fitted on published board latencies (``predict/``, as ``edgeprof predict`` gives it), at
+``--power-mode``. Every figure is a prediction, saved under the ``target_``
 keys beside the host's measured ones (``measurement.Prediction``), never instead of them.
 
 The ``host`` target is this machine, its peak FLOP/s and bandwidth probed at session start
@@ -21,6 +23,7 @@ from torch import nn
 
 from pytest_edgeprof.device import BOARDS, HOST_TARGET, DeviceProfile, parse_emulate
 from pytest_edgeprof.errors import UsageError
+from pytest_edgeprof.measure.predict.graph import ModelGraph, module_graph
 from pytest_edgeprof.measure.roofline import KINDS, Kernel, RooflineEfficiency, RooflineTime, kernels, predict
 from pytest_edgeprof.measurement import Cell, Memory, Prediction
 
@@ -48,6 +51,7 @@ class Target:
     efficiency: RooflineEfficiency
     power_envelope_w: tuple[float, float] | None = None
     sources: dict[str, str] = field(default_factory=dict)
+    power_mode: str | None = None  # a board's --power-mode (None: its highest); boards' latency is predict/'s
 
     @property
     def latency_method(self) -> str:
@@ -63,17 +67,23 @@ class Target:
 
 
 def resolve_target(name: str, host: DeviceProfile, precisions: tuple[str, ...] = ("fp32",),
-                   cache_dir: Path | None = None) -> Target:
+                   cache_dir: Path | None = None, power_mode: str | None = None) -> Target:
     """The target ``--emulate name`` asks for; ``host`` is probed on ``host``'s device (cached per machine)."""
+    from pytest_edgeprof.power_modes import power_mode as check_mode
+
     name = parse_emulate(name)
     if name == HOST_TARGET:
+        if power_mode is not None:
+            raise UsageError(f"--power-mode {power_mode}: the host runs at the mode it is in; give --power-mode with "
+                             f"--emulate BOARD")
         return host_target(host, precisions, cache_dir)
+    check_mode(name, power_mode)
     board = BOARDS[name]
     figures = board.figures
     assert figures is not None  # parse_emulate accepts only boards with figures
     bound = RooflineEfficiency({kind: 1.0 for kind in KINDS}, figures.launch_s, "bound")
     return Target(name, dict(figures.peak_flops), figures.bandwidth_bytes_per_s, figures.usable_memory_bytes,
-                  figures.runtime_overhead_bytes, bound, board.power_envelope_w, dict(figures.sources))
+                  figures.runtime_overhead_bytes, bound, board.power_envelope_w, dict(figures.sources), power_mode)
 
 
 def host_target(host: DeviceProfile, precisions: tuple[str, ...] = ("fp32",), cache_dir: Path | None = None) -> Target:
@@ -97,8 +107,42 @@ def predict_cell(model: nn.Module, cell: Cell, memory: Memory | None, target: Ta
     """The target's figures for ``cell``: memory from the host's measured ``memory`` (at the same
     precision), latency from the roofline of ``model``'s kernels, energy from the envelope."""
     target.require(precision)
+    if target.name in BOARDS:  # a board's latency: the fitted predictor; host and hand-made targets: the roofline
+        return _board_prediction(model, cell, memory, target, precision)
     found = kernels(model, cell.input_shape, cell.batch_size)
     return _prediction(found, cell, memory, target, precision)
+
+
+def predict_unrunnable(cell: Cell, target: Target) -> Prediction | None:
+    """A board's figures for a cell this host cannot run (TensorRT on a PC): its latency and energy from the
+    model read on meta tensors, no memory (nothing was measured here); None for ``host`` or a variant."""
+    from pytest_edgeprof.measure.predict.graph import model_graph
+
+    if target.name not in BOARDS or cell.variant != "base":
+        return None
+    return _board_prediction(model_graph(cell.model, cell.batch_size, cell.input_shape), cell, None, target,
+                             cell.precision)
+
+
+def _board_prediction(model: nn.Module | ModelGraph, cell: Cell, memory: Memory | None, target: Target, precision: str) -> Prediction:
+    """A board's latency from the fitted runtime-aware predictor (``predict/``), as ``edgeprof predict`` gives it;
+    a cell it cannot predict (int8 through eager on a GPU board) keeps no latency and says why."""
+    from pytest_edgeprof.measure.predict.predictor import Request, board_time
+
+    peak = None if memory is None else memory.peak_mem_bytes + target.runtime_overhead_bytes
+    request = Request(cell.model, target.name, precision, cell.runtime, cell.batch_size, cell.input_shape,
+                      target.power_mode)
+    try:
+        graph = model if isinstance(model, ModelGraph) else module_graph(model, cell.batch_size, cell.input_shape)
+        time = board_time(graph, request)
+    except UsageError as exc:
+        return Prediction(target.name, precision, peak, None, f"no prediction: {exc}", None,
+                          "estimate not possible: no predicted latency")
+    low, high = (bound * 1e3 for bound in time.interval_s)
+    energy = time.watts * time.seconds / cell.batch_size
+    return Prediction(target.name, precision, peak, time.seconds * 1e3,
+                      f"{time.method}; 90 % interval {low:.3g}-{high:.3g} ms", energy,
+                      f"estimate from above: {time.watts:g} W ({time.power_mode or 'its only mode'}) x the predicted time")
 
 
 def _prediction(found: tuple[Kernel, ...], cell: Cell, memory: Memory | None, target: Target,

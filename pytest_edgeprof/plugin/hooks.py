@@ -226,8 +226,11 @@ def _skip_or_refuse(item: pytest.Item, session: EdgeprofSession) -> None:
         from pytest_edgeprof.measurement import Measurement
         from pytest_edgeprof.outcome import Outcome
 
-        session.log.record_skipped(item.nodeid, Measurement(cell, session.profile.name, Outcome.SKIPPED, reason))
-        pytest.skip(reason)
+        measurement = Measurement(cell, session.profile.name, Outcome.SKIPPED, reason)
+        if session.features.emulation is not None and session.deployment_reason(cell):
+            session.features.emulation.predict_only(measurement)  # --emulate BOARD: the board's figures, predicted
+        session.log.record_skipped(item.nodeid, measurement)
+        pytest.skip(measurement.error)
 
 
 @pytest.hookimpl(wrapper=True)

@@ -59,6 +59,7 @@ class Settings:
     columns: tuple[str, ...] | None = None  # the summary's metric columns; None: all that fit
     latency_ci: float = 0.01  # rounds go on until the median's 95 % interval is within this fraction of it
     emulate: str | None = None  # a device profile whose figures each cell also gets, predicted (measure/emulation.py)
+    power_mode: str | None = None  # the emulated board's power mode (power_modes.py); None: its highest
     cooldown: Cooldown | None = None  # a pause, or a wait for a temperature, before every cell but the first
     store: StoreUrl | None = None  # the results store each finished run is written into
     machine: str | None = None  # the name runs are stored under; None: the board, GPU or CPU
@@ -210,8 +211,14 @@ OPTIONS: dict[str, Option] = {
         "measured ones under their own target_ keys and labelled predicted: peak memory, latency (a per-kernel "
         "roofline), throughput, energy (an estimate from the power envelope). Budgets judge the predicted figures, and "
         "the target's usable memory is the default memory budget. host (this machine, its peaks probed) or "
-        "jetson-nano, jetson-orin-nano, rtx-3070",
+        "jetson-nano, jetson-orin-nano, jetson-orin-nano-super, jetson-agx-xavier, rtx-3070, rtx-3060 (a board's "
+        "latency: the fitted predictor of edgeprof predict, at --power-mode)",
         "device:parse_emulate",
+    ),
+    "power_mode": Option(
+        "--power-mode", "edgeprof_power_mode", "MODE",
+        "with --emulate BOARD: the board's nvpmodel power mode the predictions are for, e.g. 5W on a jetson-nano, "
+        "7W on a jetson-orin-nano (default: the board's highest: MAXN, 15W, MAXN_SUPER)",
     ),
     "isolate_memory_limit": Option(
         "--isolate-memory-limit", "edgeprof_isolate_memory_limit", "SIZE",
@@ -295,6 +302,9 @@ def load_settings(config: pytest.Config) -> Settings:
     _check_extras(values.get("precisions") or (DEFAULT_PRECISION,), values.get("runtimes") or (DEFAULT_RUNTIME,))
     if values.get("prune_method") == "taylor" and "prune_data" not in values:
         raise pytest.UsageError("--prune-method taylor needs --prune-data DIR, an ImageFolder of labelled images")
+    if values.get("power_mode") is not None and values.get("emulate") is None:
+        raise pytest.UsageError("--power-mode/edgeprof_power_mode: a board's power mode is predicted only; give it "
+                                "with --emulate BOARD")
     if "journal" not in values:  # checked up front like --journal: a folder this user can write in
         storage = storage_folder(config.getoption("benchmark_storage", None))
         journal = str(storage / "edgeprof-journal.jsonl")

@@ -18,6 +18,7 @@ from pytest_edgeprof.plugin.extension import CellFeature
 if TYPE_CHECKING:
     from pytest_edgeprof.device import DeviceProfile
     from pytest_edgeprof.measure.emulation import Target
+    from pytest_edgeprof.measurement import Measurement
     from pytest_edgeprof.plugin.session import EdgeprofSession
 
 
@@ -36,7 +37,8 @@ class EmulationPlugin(CellFeature):
             from pytest_edgeprof.measure.emulation import resolve_target
 
             precisions = self._session.settings.precisions or ("fp32",)
-            target = resolve_target(self.name, self._session.profile, precisions)
+            target = resolve_target(self.name, self._session.profile, precisions,
+                                    power_mode=self._session.settings.power_mode)
             for precision in precisions:
                 target.require(precision)
             self._target = target
@@ -59,6 +61,15 @@ class EmulationPlugin(CellFeature):
     def device_note(self) -> str:
         """What the device line adds: the figures are predicted."""
         return f"; emulating {self.name}: its figures are predicted (target_ keys), not measured"
+
+    def predict_only(self, measurement: Measurement) -> None:
+        """A cell this host cannot run (TensorRT on a PC): the board's predicted figures, labelled, and no host figure."""
+        from pytest_edgeprof.measure.emulation import predict_unrunnable
+
+        prediction = predict_unrunnable(measurement.cell, self.target)
+        if prediction is not None and prediction.latency_ms is not None:
+            measurement.prediction = prediction
+            measurement.error += f"; not run here: its {self.name} figures are predicted only (target_ keys)"
 
     def memory_capacity_bytes(self) -> int:
         """The memory a program can use on the target: the default memory budget."""
