@@ -6,7 +6,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import torch
 from torch import nn
 
 from pytest_edgeprof.measure.cell import cost_of
@@ -51,7 +50,7 @@ def _request(cell: Cell, runtime: str, path: str, run: RemoteRun) -> dict[str, A
     rule = run.rule
     return {"op": "measure", "runtime": runtime, "artifact": path, "precision": cell.precision,
             "shape": [cell.batch_size, *cell.input_shape], "dtype": DTYPES[cell.precision], "energy": run.energy,
-            "threads": torch.get_num_threads(), "warm_up": {"max_seconds": run.warm_up_s},
+            "warm_up": {"max_seconds": run.warm_up_s},
             "rule": {"precision": rule.precision, "min_rounds": rule.min_rounds, "min_time_s": rule.min_time_s,
                      "max_time_s": rule.max_time_s}}
 

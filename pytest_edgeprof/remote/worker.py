@@ -181,8 +181,8 @@ def onnxruntime_runner(request):
     options = onnxruntime.SessionOptions()
     options.enable_cpu_mem_arena = False  # a call's memory comes and goes with it, for the resident peak to see
     options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
-    if request.get("threads"):
-        options.intra_op_num_threads = int(request["threads"])
+    # the board's cores, as a local cell uses the host's (torch's default); a request may set them
+    options.intra_op_num_threads = int(request.get("threads") or os.cpu_count() or 1)
     available = onnxruntime.get_available_providers()
     providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]  # never Azure's
     session = onnxruntime.InferenceSession(request["artifact"], options, providers=providers)
