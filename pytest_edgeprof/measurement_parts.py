@@ -220,12 +220,6 @@ class Accuracy:
     # mean intersection over union of the classes present
     miou: float | None = field(default=None, metadata=saved(MIOU.key, omit="none", marks="value"))
 
-    def with_drift(self, drift: float) -> Latency:
-        """This latency with the session's ``drift`` added to its repeat interval (``latency_stats.widen_for_drift``)."""
-        if self.repeat95_ms is None:
-            return replace(self, drift=drift)
-        return replace(self, drift=drift, repeat95_ms=widen_for_drift(self.repeat95_ms, self.median_ms, drift))
-
     @classmethod
     def settle_saved(cls, values: dict[str, Any]) -> dict[str, Any]:
         if values["top5"] is None and values["top1"] is not None:

@@ -2,9 +2,9 @@
 machine's speed moved while the run went on, what a cell's own rounds cannot see.
 
 A cell's rounds show the drift inside its few seconds; the next run of the cell reads minutes later, after other
-cells, other processes, another clock state. The sentinel is the same work every time (a 256 x 256 float32
+cells, other processes, another clock state. The sentinel is the same work every time (a 128 x 128 float32
 matrix product on the cell's device, its median over a few calls), so any change in its time is the machine's,
-not the model's. It costs about 4 ms a reading on one CPU core here (two readings a cell), less on a GPU.
+not the model's. It costs under 1 ms a reading on one CPU core here (two readings a cell), less on a GPU.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import torch
 
 from pytest_edgeprof.measure.timing import CallRecorder
 
-SENTINEL_SIZE = 256  # a square float32 matrix product: ~34 MFLOP, ~0.35 ms on one core here
+SENTINEL_SIZE = 128  # a square float32 matrix product: ~4 MFLOP, ~0.05 ms on one core here
 SENTINEL_CALLS = 9  # timed calls a reading, after 2 untimed ones; the median of them is the reading
 
 
