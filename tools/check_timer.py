@@ -135,24 +135,25 @@ def reference_median_ms(model: torch.nn.Module, x: torch.Tensor) -> float:
     return timer.adaptive_autorange(threshold=0.01, min_run_time=3.0, max_run_time=10.0).median * 1e3
 
 
-def check_precision(alternations: int = 5, coverage_runs: int = 20, save: Path | None = None) -> bool:
+def check_precision(alternations: int = 5, coverage_runs: int = 20, save: Path | None = None, shape: int = 224) -> bool:
     """The stopping rule's median against torch.utils.benchmark's adaptive_autorange, alternated in one
     process (each first in turn) so drift hits both; then each saved interval's coverage of a fresh reference median. ``save``:
-    a JSON file for each coverage run's rounds, saved keys and reference median (to study other rules)."""
-    model, x = build_model("resnet18"), example_input(1, (3, 224, 224))
+    a JSON file for each coverage run's rounds, saved keys and reference median (to study other rules). ``shape``:
+    the input's side (224; smaller for a reduced run on a busy machine)."""
+    model, x = build_model("resnet18"), example_input(1, (3, shape, shape))
     ratios = []
     for turn in range(alternations):  # each goes first in turn, so a drift over a pair does not favour one
         if turn % 2:
             reference = reference_median_ms(model, x)
-            suite = suite_cell("resnet18", 224, max_time=5.0)["latency_ms_median"]
+            suite = suite_cell("resnet18", shape, max_time=5.0)["latency_ms_median"]
         else:
-            suite = suite_cell("resnet18", 224, max_time=5.0)["latency_ms_median"]
+            suite = suite_cell("resnet18", shape, max_time=5.0)["latency_ms_median"]
             reference = reference_median_ms(model, x)
         ratios.append(suite / reference)
     ratio = statistics.median(ratios) if ratios else 1.0
-    runs = coverage_runs_of(model, x, coverage_runs, save) if coverage_runs else []
+    runs = coverage_runs_of(model, x, shape, coverage_runs, save) if coverage_runs else []
     coverage = coverage_text(runs)
-    print(f"precision: resnet18 b1 224x224 cpu, {torch.get_num_threads()} threads. Suite median / adaptive_autorange "
+    print(f"precision: resnet18 b1 {shape}x{shape} cpu, {torch.get_num_threads()} threads. Suite median / adaptive_autorange "
           f"median, {alternations} alternations: {', '.join(f'{r:.3f}' for r in ratios)}; median {ratio:.3f} "
           f"(bar: within 2 %).{coverage}")
     next_hits = sum(_inside(run["extra_info"], "latency_ms_repeat95", after["extra_info"]["latency_ms_median"])
@@ -160,12 +161,12 @@ def check_precision(alternations: int = 5, coverage_runs: int = 20, save: Path |
     return abs(ratio - 1) <= 0.02 and (not runs or next_hits >= 0.9 * (len(runs) - 1))
 
 
-def coverage_runs_of(model: torch.nn.Module, x: torch.Tensor, count: int, save: Path | None) -> list[dict]:
+def coverage_runs_of(model: torch.nn.Module, x: torch.Tensor, shape: int, count: int, save: Path | None) -> list[dict]:
     """``count`` + 1 suite runs, each followed by a reference median: run i's interval is checked against run i+1's
     median (the next run, as a user's next run reads) and against the reference taken right after it."""
     runs: list[dict] = []
     for _ in range(count + 1):
-        cell, rounds = suite_cell_and_rounds("resnet18", 224, max_time=5.0)
+        cell, rounds = suite_cell_and_rounds("resnet18", shape, max_time=5.0)
         runs.append({"extra_info": cell, "rounds_s": rounds, "reference_ms": reference_median_ms(model, x)})
         if save:
             save.write_text(json.dumps(runs))
@@ -224,11 +225,12 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("checks", nargs="*", default=list(checks), help=f"any of {', '.join(checks)} (default: all)")
     parser.add_argument("--save", type=Path, help="precision: save each coverage run's rounds and reference here")
+    parser.add_argument("--shape", type=int, default=224, help="precision: the input's side (default 224)")
     parser.add_argument("--alternations", type=int, default=5, help="precision, rule: alternations for the ratio (default 5)")
     parser.add_argument("--coverage-runs", type=int, default=20, help="precision: runs for the coverage (default 20; 0: none)")
     args = parser.parse_args()
     if unknown := set(args.checks) - set(checks):
         parser.error(f"unknown check {', '.join(sorted(unknown))}; accepted: {', '.join(checks)}")
-    results = [check_precision(args.alternations, args.coverage_runs, args.save) if name == "precision" else checks[name]()
+    results = [check_precision(args.alternations, args.coverage_runs, args.save, args.shape) if name == "precision" else checks[name]()
                for name in args.checks]
     sys.exit(0 if all(results) else 1)
