@@ -83,6 +83,28 @@ def repeat_interval(samples_in_order: Iterable[float]) -> tuple[float, float] | 
     return max(0.0, min(median - half, within[0])), max(median + half, within[1])  # no latency is below 0
 
 
+DRIFT_Z = 2.0  # the sentinel's spread is a standard deviation: about 95 % of another run's level lies within 2 of it
+
+
+def session_drift(readings_s: Iterable[float]) -> float | None:
+    """How much the machine's speed moved over the session, relative: the standard deviation of the sentinel's
+    readings over their median (``measure/sentinel.py``); None under 2 readings."""
+    readings = [float(r) for r in readings_s]
+    if len(readings) < 2 or statistics.median(readings) <= 0:
+        return None
+    return statistics.stdev(readings) / statistics.median(readings)
+
+
+def widen_for_drift(repeat: tuple[float, float], median: float, drift: float) -> tuple[float, float]:
+    """The repeat interval with the session's drift added: each side's distance from the median and
+    ``DRIFT_Z`` x ``drift`` x the median added in quadrature (the rounds' spread and the machine's moves
+    between runs are independent); never below 0."""
+    between = DRIFT_Z * drift * median
+    low = median - math.hypot(median - repeat[0], between)
+    high = median + math.hypot(repeat[1] - median, between)
+    return max(0.0, low), high
+
+
 def _lower_rank(n: int, tail: float) -> int:
     """The largest l (1-based, 0 if none) with P(Binomial(n, 1/2) < l) <= ``tail``."""
     if n <= EXACT_RANKS_UP_TO:

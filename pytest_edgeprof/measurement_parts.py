@@ -9,10 +9,10 @@ writes and reads every part by a loop over those fields, so a new saved figure i
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
-from pytest_edgeprof.latency_stats import summarize
+from pytest_edgeprof.latency_stats import summarize, widen_for_drift
 from pytest_edgeprof.metrics import (
     EFFICIENCY,
     ENERGY,
@@ -57,6 +57,9 @@ class Latency:
     cov: float | None = field(default=None, metadata=saved("latency_cov", omit="none"))
     # the stopping rule reached its precision; None: rounds not run by it
     stable: bool | None = field(default=None, metadata=saved("latency_stable", omit="none"))
+    # the session's drift the sentinel saw (its readings' standard deviation / median), already in repeat95_ms;
+    # None: no sentinel (an untimed run, a run saved before it)
+    drift: float | None = field(default=None, metadata=saved("latency_drift", omit="none"))
 
     DERIVED: ClassVar[tuple[Derived, ...]] = (
         Derived(THROUGHPUT.key, "iqr_ms", lambda latency, batch: latency.throughput_ips(batch), omit="none"),
@@ -72,6 +75,12 @@ class Latency:
 
         return cls(summary.median * 1e3, summary.p90 * 1e3, summary.p99 * 1e3, summary.p75 * 1e3 - summary.p25 * 1e3,
                    len(samples), timer, samples, ms(summary.ci95), ms(summary.repeat95), summary.cov, stable)
+
+    def with_drift(self, drift: float) -> Latency:
+        """This latency with the session's ``drift`` added to its repeat interval (``latency_stats.widen_for_drift``)."""
+        if self.repeat95_ms is None:
+            return replace(self, drift=drift)
+        return replace(self, drift=drift, repeat95_ms=widen_for_drift(self.repeat95_ms, self.median_ms, drift))
 
     @classmethod
     def settle_saved(cls, values: dict[str, Any]) -> dict[str, Any]:

@@ -90,7 +90,7 @@ PARSERS: dict[str, Callable[[str], object]] = {
     "--fail": compare.parse_fail_spec, "--board-wait": parse_board_wait, "labgrid place": parse_place_spec,
 }
 _SPEC_LIKE = st.from_regex(
-    r"((memory|latency|p99|energy|throughput|top1|top5|flops|speed)[=:] ?-?[0-9.²٣]{0,4} ?(GB|GiB|ms|s|%|J|ips|pp|x)?,?){1,3}",
+    r"((memory|latency|p99|energy|throughput|top1|top5|flops|speed)([=:] ?-?[0-9.²٣]{0,4} ?(GB|GiB|ms|s|%|J|ips|pp|x)?)?,?){1,3}",
     fullmatch=True,
 )
 _LIST_LIKE = st.from_regex(r"[ 0-9xX.,²٣a-z_-]{0,12}", fullmatch=True)
@@ -133,7 +133,8 @@ def test_any_journal_line_is_read_or_skipped_with_a_warning(tmp_path_factory, ch
 
 
 _RUN_KEYS = ["model", "variant", "batch_size", "input_shape", "outcome", "latency_ms_median", "throughput_ips",
-             "peak_mem_bytes", "energy_j_per_image", "flops", "top1", "budgets", "budget_verdicts", "error", "device"]
+             "peak_mem_bytes", "energy_j_per_image", "flops", "top1", "budgets", "budget_verdicts", "error", "device",
+             "latency_ms_repeat95", "latency_ms_ci95", "latency_drift"]
 
 
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -155,7 +156,7 @@ def test_any_saved_run_is_answered_or_named_as_bad(tmp_path_factory, edits, top_
     (folder / "b.json").write_text(json.dumps(data))
     try:
         run_a, run_b = load_run(folder / "a.json"), load_run(folder / "b.json")
-        found = compare.regressions(run_a, run_b, compare.parse_fail_spec("latency:1%,memory:1%,top1:-1"))
+        found = compare.regressions(run_a, run_b, compare.parse_fail_spec("latency,memory:1%,top1:-1,throughput"))
         comparison = compare.compare_runs(run_a, run_b)
         compare.render_table(comparison), compare.to_csv(comparison), compare.to_json(comparison, found)
         limits.render(run_b), limits.to_json(run_b)

@@ -183,7 +183,7 @@ def test_fail_spec_reads_each_metric_with_its_unit():
     "spec, message",
     [
         ("", "bad --fail ''"),
-        ("latency", "bad --fail item 'latency'.*expected METRIC:LIMIT"),
+        ("memory", "bad --fail item 'memory'.*expected METRIC:LIMIT"),
         ("speed:10%", "bad --fail item 'speed:10%'.*metrics: memory, latency, energy, throughput, flops, top1"),
         ("latency:10", r"latency takes percent, like 10% \(e.g. latency:10%\)"),
         ("latency:ten%", "latency takes percent"),

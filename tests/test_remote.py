@@ -221,3 +221,24 @@ def test_the_worker_stops_at_the_same_round_as_a_local_cell(seed):
     assert len(board) == len(local.latencies_s) and stable == local.stable
     for n in (6, 50, 999, 1001, 5000):  # the median's interval: the same ranks, exact and beyond EXACT_RANKS_UP_TO
         assert worker.lower_rank(n, 0.025) == _lower_rank(n, 0.025)
+
+
+def test_the_board_holds_an_artifact_only_as_copied_a_damaged_copy_is_copied_again(sshd):
+    from pytest_edgeprof.remote.artifacts import BoardCache
+    from pytest_edgeprof.remote.connection import SshConnection
+
+    connection = SshConnection(parse_board_address(sshd.device), sshd.client_config)
+    data = os.urandom(4096)
+    try:
+        first = BoardCache(connection)
+        path = first.place(data, "artifacts/check.bin")
+        assert (first.files_copied, first.files_present) == (1, 0) and Path(path).read_bytes() == data  # loopback board
+        again = BoardCache(connection)
+        again.place(data, "artifacts/check.bin")
+        assert (again.files_copied, again.files_present) == (0, 1)
+        Path(path).write_bytes(data[:-1] + b"x")  # altered on the board
+        repaired = BoardCache(connection)
+        repaired.place(data, "artifacts/check.bin")
+        assert (repaired.files_copied, repaired.files_present) == (1, 0) and Path(path).read_bytes() == data
+    finally:
+        connection.close()

@@ -45,13 +45,37 @@ def _saved_extra_infos(name: str) -> list[dict]:
     return [b["extra_info"] for b in data["benchmarks"]] + [c["extra_info"] for c in data.get("edgeprof", {}).get("untimed_cells", [])]
 
 
+def _without_gate_keys(text: str) -> str:
+    """compare --json as it was at c15c1ce: per metric A, B and the change, without the keys the statistical gate
+    added since (``regressed``, and ``significance`` for latency and throughput), which the next test checks."""
+    report = json.loads(text)
+    for cell in report["cells"]:
+        for entry in cell["metrics"].values():
+            entry.pop("regressed"), entry.pop("significance", None)
+    return json.dumps(report, indent=2)
+
+
+def test_the_gate_keys_answer_for_the_run_against_itself():
+    run = load_run(DATA / RUNS[0])
+    judged = 0
+    for cell in json.loads(to_json(compare_runs(run, run)))["cells"]:
+        for key, entry in cell["metrics"].items():
+            assert entry["regressed"] is False
+            assert ("significance" in entry) is (key in ("latency_ms_median", "throughput_ips"))
+            if entry.get("significance") is not None:  # None: a cell saved with too few rounds for an interval
+                judged += 1
+                assert entry["significance"]["significant"] is False
+                assert entry["significance"]["interval_a"] == entry["significance"]["interval_b"]
+    assert judged
+
+
 def answers(name: str, tmp_path: Path) -> dict[str, object]:
     """What compare (the run against itself), limits, emulate-check and report answer from a saved run."""
     path = DATA / name
     run = load_run(path)
     comparison = compare_runs(run, run)
     found: dict[str, object] = {
-        "compare_csv": to_csv(comparison), "compare_json": to_json(comparison),
+        "compare_csv": to_csv(comparison), "compare_json": _without_gate_keys(to_json(comparison)),
         "limits": limits.render(run), "limits_json": limits.to_json(run),
     }
     if limits.emulated_target(run):

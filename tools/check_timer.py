@@ -4,9 +4,10 @@
     python tools/check_timer.py truth      # resnet18 b1 224x224: suite median vs blocked_autorange, bar 5 %
     python tools/check_timer.py overhead   # a ~5 ms model: what the harness adds per call, bar 1 %
     python tools/check_timer.py precision  # resnet18 b1 224x224: suite median vs adaptive_autorange,
-                                                # alternated 5 times (bar 2 %), and how often the reference
-                                                # median falls inside each saved 95 % interval over 20 runs:
-                                                # latency_ms_ci95 (within the run) and latency_ms_repeat95;
+                                                # alternated 5 times (bar 2 %), and how often the next run's
+                                                # median (and a reference median) falls inside each saved 95 %
+                                                # interval over 20 runs (21 run): latency_ms_ci95 (within the
+                                                # run) and latency_ms_repeat95 (bar: 90 %);
                                                 # --save FILE keeps each run's rounds and reference median;
                                                 # --coverage-runs 0 for the ratio alone
     python tools/check_timer.py rule       # the same ratio for the stopping rule alone, without pytest
@@ -134,46 +135,70 @@ def reference_median_ms(model: torch.nn.Module, x: torch.Tensor) -> float:
     return timer.adaptive_autorange(threshold=0.01, min_run_time=3.0, max_run_time=10.0).median * 1e3
 
 
-def check_precision(alternations: int = 5, coverage_runs: int = 20, save: Path | None = None) -> bool:
+def check_precision(alternations: int = 5, coverage_runs: int = 20, save: Path | None = None, shape: int = 224) -> bool:
     """The stopping rule's median against torch.utils.benchmark's adaptive_autorange, alternated in one
     process (each first in turn) so drift hits both; then each saved interval's coverage of a fresh reference median. ``save``:
-    a JSON file for each coverage run's rounds, saved keys and reference median (to study other rules)."""
-    model, x = build_model("resnet18"), example_input(1, (3, 224, 224))
+    a JSON file for each coverage run's rounds, saved keys and reference median (to study other rules). ``shape``:
+    the input's side (224; smaller for a reduced run on a busy machine)."""
+    model, x = build_model("resnet18"), example_input(1, (3, shape, shape))
     ratios = []
     for turn in range(alternations):  # each goes first in turn, so a drift over a pair does not favour one
         if turn % 2:
             reference = reference_median_ms(model, x)
-            suite = suite_cell("resnet18", 224, max_time=5.0)["latency_ms_median"]
+            suite = suite_cell("resnet18", shape, max_time=5.0)["latency_ms_median"]
         else:
-            suite = suite_cell("resnet18", 224, max_time=5.0)["latency_ms_median"]
+            suite = suite_cell("resnet18", shape, max_time=5.0)["latency_ms_median"]
             reference = reference_median_ms(model, x)
         ratios.append(suite / reference)
-    ratio = statistics.median(ratios)
-    hits = {"latency_ms_ci95": 0, "latency_ms_repeat95": 0}
-    widths: dict[str, list[float]] = {key: [] for key in hits}
-    stable, runs = 0, []
-    for _ in range(coverage_runs):
-        cell, rounds = suite_cell_and_rounds("resnet18", 224, max_time=5.0)
-        reference = reference_median_ms(model, x)
-        runs.append({"extra_info": cell, "rounds_s": rounds, "reference_ms": reference})
-        if save:
-            save.write_text(json.dumps(runs))
-        for key in hits:
-            if key not in cell:  # too few rounds for an interval (a machine slowed far down): a miss
-                continue
-            low, high = cell[key]
-            hits[key] += low <= reference <= high
-            widths[key].append((high - low) / 2 / cell["latency_ms_median"])
-        stable += bool(cell["latency_stable"])
-    coverage = "; ".join(f"{key} {hits[key]} of {coverage_runs} ({coverage_runs - len(widths[key])} without one; "
-                         f"half-widths {min(widths[key], default=0):.2%} to {max(widths[key], default=0):.2%}, "
-                         f"median {statistics.median(widths[key] or [0]):.2%})" for key in hits)
-    coverage = (f" Coverage, the reference median inside the saved 95 % interval: {coverage}; {stable} of "
-                f"{coverage_runs} runs reached ±1 % before the 5 s ceiling") if coverage_runs else ""
-    print(f"precision: resnet18 b1 224x224 cpu, {torch.get_num_threads()} threads. Suite median / adaptive_autorange "
+    ratio = statistics.median(ratios) if ratios else 1.0
+    runs = coverage_runs_of(model, x, shape, coverage_runs, save) if coverage_runs else []
+    coverage = coverage_text(runs)
+    print(f"precision: resnet18 b1 {shape}x{shape} cpu, {torch.get_num_threads()} threads. Suite median / adaptive_autorange "
           f"median, {alternations} alternations: {', '.join(f'{r:.3f}' for r in ratios)}; median {ratio:.3f} "
           f"(bar: within 2 %).{coverage}")
-    return abs(ratio - 1) <= 0.02
+    next_hits = sum(_inside(run["extra_info"], "latency_ms_repeat95", after["extra_info"]["latency_ms_median"])
+                    for run, after in zip(runs, runs[1:]))
+    return abs(ratio - 1) <= 0.02 and (not runs or next_hits >= 0.9 * (len(runs) - 1))
+
+
+def coverage_runs_of(model: torch.nn.Module, x: torch.Tensor, shape: int, count: int, save: Path | None) -> list[dict]:
+    """``count`` + 1 suite runs, each followed by a reference median: run i's interval is checked against run i+1's
+    median (the next run, as a user's next run reads) and against the reference taken right after it."""
+    runs: list[dict] = []
+    for _ in range(count + 1):
+        cell, rounds = suite_cell_and_rounds("resnet18", shape, max_time=5.0)
+        runs.append({"extra_info": cell, "rounds_s": rounds, "reference_ms": reference_median_ms(model, x)})
+        if save:
+            save.write_text(json.dumps(runs))
+    return runs
+
+
+def _inside(cell: dict, key: str, value: float) -> bool:
+    """Whether ``value`` lies inside the cell's saved interval ``key``; a cell without one (too few rounds) misses."""
+    return key in cell and cell[key][0] <= value <= cell[key][1]
+
+
+def coverage_text(runs: list[dict]) -> str:
+    """The coverage of each saved interval, of the next run's median and of the reference median, as one paragraph."""
+    if len(runs) < 2:
+        return ""
+    pairs = list(zip(runs, runs[1:]))
+    parts = []
+    for key in ("latency_ms_ci95", "latency_ms_repeat95"):
+        cells = [run["extra_info"] for run, _ in pairs]
+        widths = [(c[key][1] - c[key][0]) / 2 / c["latency_ms_median"] for c in cells if key in c]
+        following = sum(_inside(run["extra_info"], key, after["extra_info"]["latency_ms_median"]) for run, after in pairs)
+        reference = sum(_inside(run["extra_info"], key, run["reference_ms"]) for run, _ in pairs)
+        parts.append(f"{key}: the next run's median inside it in {following} of {len(pairs)} "
+                     f"({following / len(pairs):.0%}), the reference median in {reference} of {len(pairs)}; "
+                     f"half-widths {min(widths, default=0):.2%} to {max(widths, default=0):.2%}, "
+                     f"median {statistics.median(widths or [0]):.2%}")
+    drifts = [run["extra_info"].get("latency_drift") for run, _ in pairs]
+    drift = statistics.median([d for d in drifts if d is not None] or [0])
+    stable = sum(bool(run["extra_info"].get("latency_stable")) for run, _ in pairs)
+    return (f" Coverage over {len(pairs)} runs (bar: latency_ms_repeat95 holds the next run's median in at least 90 %): "
+            f"{'; '.join(parts)}. Session drift the sentinel saw (latency_drift), median {drift:.2%}; {stable} of "
+            f"{len(pairs)} runs reached ±1 % before the 5 s ceiling")
 
 
 def check_rule(alternations: int = 5) -> bool:
@@ -200,10 +225,12 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("checks", nargs="*", default=list(checks), help=f"any of {', '.join(checks)} (default: all)")
     parser.add_argument("--save", type=Path, help="precision: save each coverage run's rounds and reference here")
+    parser.add_argument("--shape", type=int, default=224, help="precision: the input's side (default 224)")
+    parser.add_argument("--alternations", type=int, default=5, help="precision, rule: alternations for the ratio (default 5)")
     parser.add_argument("--coverage-runs", type=int, default=20, help="precision: runs for the coverage (default 20; 0: none)")
     args = parser.parse_args()
     if unknown := set(args.checks) - set(checks):
         parser.error(f"unknown check {', '.join(sorted(unknown))}; accepted: {', '.join(checks)}")
-    results = [check_precision(coverage_runs=args.coverage_runs, save=args.save) if name == "precision" else checks[name]()
+    results = [check_precision(args.alternations, args.coverage_runs, args.save, args.shape) if name == "precision" else checks[name]()
                for name in args.checks]
     sys.exit(0 if all(results) else 1)

@@ -117,12 +117,13 @@ class BoardCache:
         return self.root
 
     def place(self, data: bytes, name: str) -> str:
-        """The board's path of ``data`` stored as ``name``, copied only where it is not there yet."""
+        """The board's path of ``data`` stored as ``name``, copied only where the board does not hold these very
+        bytes yet (its file's sha256 is checked on the board: a damaged or altered copy is copied again)."""
         path = f"{self.folder()}/{name}"
         if path in self._known:
             return path
-        there = self.connection.run(f"test -f {shlex.quote(path)} && echo present || echo missing").strip()
-        if there == "present":
+        there = self.connection.run(f"sha256sum {shlex.quote(path)} 2>/dev/null || true").split()
+        if there[:1] == [hashlib.sha256(data).hexdigest()]:
             self.files_present += 1
         else:
             self.connection.copy(data, path)

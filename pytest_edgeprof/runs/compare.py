@@ -1,9 +1,10 @@
 """Two saved runs side by side, cell by cell, and the regression gate over them.
 
 ``compare_runs(a, b)`` matches cells by id and, for each metric of the registry (``metrics.py``) either run has, gives the
-value in A, in B and the change. ``parse_fail_spec("latency:10%,memory:5%,top1:-0.5")`` reads the
+value in A, in B and the change. ``parse_fail_spec("latency,memory:5%,top1:-0.5")`` reads the
 gate; ``regressions(a, b, thresholds)`` lists every cell and metric that got worse past its
-threshold. The ``edgeprof compare`` command and the ``--edgeprof-compare-fail`` pytest option both
+threshold: memory, energy, FLOPs and accuracy by the threshold alone, latency and throughput only where the
+change is also significant (``significance.py``: the two runs' repeat intervals do not overlap). The ``edgeprof compare`` command and the ``--edgeprof-compare-fail`` pytest option both
 call these.
 """
 
@@ -24,6 +25,7 @@ from pytest_edgeprof.errors import UsageError
 from pytest_edgeprof.metrics import COMPARED, Metric
 from pytest_edgeprof.outcome import Outcome
 from pytest_edgeprof.runs.saved import SavedCell, SavedRun
+from pytest_edgeprof.runs.significance import JUDGED, TEST_NAME, Intervals, intervals
 
 # --- two deployments of one run ------------------------------------------------------------------------
 
@@ -137,14 +139,17 @@ def _configurations(run: SavedRun) -> list[str]:
 
 # --- the gate --------------------------------------------------------------------------------------
 
-_FAIL_FORM = "METRIC:LIMIT[,METRIC:LIMIT...], e.g. latency:10%,memory:5%,energy:10%,top1:-0.5"
+_FAIL_FORM = "METRIC:LIMIT[,METRIC:LIMIT...], e.g. latency,memory:5%,energy:10%,top1:-0.5 (latency and throughput " \
+             "alone: significant and at least 2 %)"
+MIN_EFFECT_PERCENT = 2.0  # --fail latency (no limit): the least change that fails, when it is also significant
 _GATED = {m.name: m for m in COMPARED}
 _THRESHOLD = re.compile(r"(?P<sign>[+-]?)(?P<number>[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?P<unit>%|pp|)")
 
 
 @dataclass(frozen=True)
 class Threshold:
-    """Fail when ``metric`` gets worse by more than ``limit``: percent of A, or percentage points (top1)."""
+    """Fail when ``metric`` gets worse by more than ``limit``: percent of A, or percentage points (top1).
+    Latency and throughput fail only where the change is also significant (``statistical``)."""
 
     metric: Metric
     limit: float
@@ -160,7 +165,13 @@ class Threshold:
         points = change.b - change.a
         return points if self.metric.worse == "higher" else -points
 
+    @property
+    def statistical(self) -> bool:
+        """Judged by the runs' intervals as well as the limit: a metric read from the latency's median."""
+        return self.metric in JUDGED
+
     def broken_by(self, change: Change) -> bool:
+        """The limit alone: worse by more than it (the intervals are ``regressions``' part)."""
         excess = self.excess(change)
         return excess is not None and excess > self.limit
 
@@ -171,6 +182,7 @@ def parse_fail_spec(text: str) -> list[Threshold]:
     Latency, memory, energy and FLOPs are worse when they grow, throughput and top-1 when they fall;
     the sign is optional and, when given, must point the way that is worse. Top-1 takes percentage
     points (``top1:-0.5`` or ``top1:0.5pp``), the others percent of A's value (``memory:5%``).
+    Latency and throughput may stand alone (``latency``): a minimum effect of 2 %.
     """
     if not isinstance(text, str) or not text.strip():
         raise UsageError(f"bad --fail {text!r}: expected {_FAIL_FORM}")
@@ -186,6 +198,8 @@ def parse_fail_spec(text: str) -> list[Threshold]:
 def _parse_threshold(item: str, whole: str) -> Threshold:
     name, sep, limit = item.partition(":")
     metric = _GATED.get(name.strip())
+    if not sep and metric in JUDGED:
+        return Threshold(metric, MIN_EFFECT_PERCENT, "%", item)
     if not sep or metric is None:
         raise UsageError(f"bad --fail item {item!r} in {whole!r}: expected {_FAIL_FORM}; metrics: {', '.join(_GATED)}")
     match = _THRESHOLD.fullmatch(limit.strip())
@@ -212,6 +226,7 @@ class Regression:
     excess: float  # how much worse, in the threshold's unit (inf for an out-of-memory cell)
     threshold: Threshold | None
     message: str
+    intervals: Intervals | None = None  # latency, throughput: the intervals that made it significant
 
     def line(self) -> str:
         return f"{self.cell_id}: {self.message}"
@@ -220,6 +235,8 @@ class Regression:
 def regressions(run_a: SavedRun, run_b: SavedRun, thresholds: list[Threshold]) -> list[Regression]:
     """Every cell of both runs, every threshold: what got worse past its limit (A is the baseline).
 
+    Latency and throughput regress only where the change is also significant: B's 95 % repeat interval
+    lies wholly on the worse side of A's; a cell saved without any interval is judged by the limit alone.
     A cell that ran in A and went out of memory in B is a regression of its own (it has no numbers
     left to compare). Cells in only one run are not: the grid may have changed. But with thresholds and
     no cell in common, nothing would be gated: a UsageError (``require_common_cells``).
@@ -234,17 +251,28 @@ def regressions(run_a: SavedRun, run_b: SavedRun, thresholds: list[Threshold]) -
         for change in cell.changes:
             for threshold in thresholds:
                 if threshold.metric == change.metric and threshold.broken_by(change):
-                    found.append(_regression(cell.id, change, threshold))
+                    judged = intervals(change.metric, cell.a, cell.b) if threshold.statistical else None
+                    if judged is None or judged.significant(change.metric.worse):
+                        found.append(_regression(cell.id, change, threshold, judged))
     return found
 
 
-def _regression(cell_id: str, change: Change, threshold: Threshold) -> Regression:
+def _regression(cell_id: str, change: Change, threshold: Threshold, judged: Intervals | None) -> Regression:
     m = change.metric
     excess = threshold.excess(change)
     assert change.a is not None and change.b is not None and excess is not None
     by = f"{change.b - change.a:+.2f} pp" if threshold.unit == "pp" else _percent_text(change.percent)
     message = f"{m.label} {m.format(change.a)} -> {m.format(change.b)} ({by}), past --fail {threshold.text}"
-    return Regression(cell_id, m.name, change.a, change.b, excess, threshold, message)
+    if judged is not None:
+        message += (f" and significant (95 % intervals {_interval_text(judged.a, m)} and {_interval_text(judged.b, m)} "
+                    "do not overlap)")
+    elif threshold.statistical:
+        message += " (no saved interval: judged by the limit alone)"
+    return Regression(cell_id, m.name, change.a, change.b, excess, threshold, message, judged)
+
+
+def _interval_text(interval: tuple[float, float], metric: Metric) -> str:
+    return f"[{metric.format(interval[0])}, {metric.format(interval[1])}]"
 
 
 # --- output ----------------------------------------------------------------------------------------
@@ -331,6 +359,9 @@ def _csv_number(value: float | None) -> str:
 
 
 def to_json(comparison: Comparison, failed: Sequence[Regression] = ()) -> str:
+    """The comparison as JSON: per cell and metric A, B, the change, ``regressed`` and, for latency and
+    throughput, the two intervals and whether they show a significant change (``significance``)."""
+    flagged = {(r.cell_id, r.metric) for r in failed}
     def run(r: SavedRun) -> dict[str, Any]:
         return {"path": str(r.path), "device": r.device, "datetime": r.datetime}
 
@@ -345,9 +376,7 @@ def to_json(comparison: Comparison, failed: Sequence[Regression] = ()) -> str:
                 {
                     "id": cell.id,
                     "outcome": {"a": cell.a.outcome.value, "b": cell.b.outcome.value},
-                    "metrics": {
-                        c.metric.key: {"a": c.a, "b": c.b, "change_percent": finite(c.percent)} for c in cell.changes
-                    },
+                    "metrics": {c.metric.key: _json_metric(cell, c, flagged, finite) for c in cell.changes},
                 }
                 for cell in comparison.cells
             ],
@@ -359,3 +388,15 @@ def to_json(comparison: Comparison, failed: Sequence[Regression] = ()) -> str:
         },
         indent=2,
     )
+
+
+def _json_metric(cell: CellComparison, change: Change, flagged: set[tuple[str, str]],
+                 finite: Any) -> dict[str, Any]:
+    entry: dict[str, Any] = {"a": change.a, "b": change.b, "change_percent": finite(change.percent),
+                             "regressed": (cell.id, change.metric.name) in flagged}
+    if change.metric in JUDGED:
+        judged = intervals(change.metric, cell.a, cell.b)
+        entry["significance"] = None if judged is None else {
+            "test": TEST_NAME, "interval_a": list(judged.a), "interval_b": list(judged.b),
+            "keys": [judged.key_a, judged.key_b], "significant": judged.significant(change.metric.worse)}
+    return entry
