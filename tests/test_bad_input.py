@@ -34,11 +34,13 @@ from pytest_edgeprof.metrics import parse_bytes, parse_percent
 from pytest_edgeprof.models.grid import parse_batch_sizes, parse_models, parse_shapes
 from pytest_edgeprof.models.image_folder import parse_eval_limit
 from pytest_edgeprof.models.prune import check_method, parse_prune_targets, variant_target
+from pytest_edgeprof.remote.address import parse_board_address, parse_board_python
 from pytest_edgeprof.remote.labgrid_place import parse_board_wait, parse_place_spec
 from pytest_edgeprof.runs import compare, limits
 from pytest_edgeprof.runs.journal import FORMAT, Journal, JournalWarning
 from pytest_edgeprof.runs.report import write_report
 from pytest_edgeprof.runs.saved import load_run
+from pytest_edgeprof.runs.store.url import parse_store_url
 
 
 @pytest.fixture(scope="module")
@@ -88,6 +90,7 @@ PARSERS: dict[str, Callable[[str], object]] = {
     "--prune": parse_prune_targets, "--prune-method": check_method, "--variant": variant_target,
     "--eval-limit": parse_eval_limit, "--device": resolve_device, "--top/--runs": _positive_int,
     "--fail": compare.parse_fail_spec, "--board-wait": parse_board_wait, "labgrid place": parse_place_spec,
+    "ssh board": parse_board_address, "--board-python": parse_board_python, "--edgeprof-store": parse_store_url,
 }
 _SPEC_LIKE = st.from_regex(
     r"((memory|latency|p99|energy|throughput|top1|top5|flops|speed)([=:] ?-?[0-9.²٣]{0,4} ?(GB|GiB|ms|s|%|J|ips|pp|x)?)?,?){1,3}",

@@ -142,6 +142,8 @@ PYTEST_CASES = [
     _pytest_case("--prune 0.5 --prune-cache {text}/cache", "--prune", "0.5", "--prune-cache", "{text}/cache",
                  fragment="--prune-cache {text}/cache: {text} is a file"),
     _pytest_case("--prune-data {missing}", "--prune-data", "{missing}", fragment="--prune-data {missing}: no such folder"),
+    _pytest_case("--board-python 'python3; reboot'", "--board-python", "python3; reboot",
+                 fragment="bad --board-python 'python3; reboot': expected the board's Python as a command or a path"),
     _pytest_case("--device labgrid:", "--device", "labgrid:", fragment="bad labgrid place 'labgrid:': expected "
                  "labgrid:PLACE or labgrid:TAG=VALUE[,TAG=VALUE]"),
     _pytest_case("--device labgrid:Board=x", "--device", "labgrid:Board=x",
@@ -273,7 +275,8 @@ CLI_CASES = [
               "with --emulate PROFILE"),
     _cli_case("edgeprof report {inf_run} --out {text}", "--out {text}: not a folder"),
     _cli_case("edgeprof report {inf_run} --out {text}/report", "{text} is a file, so nothing can be written below it"),
-    _cli_case("edgeprof dashboard --out {folder}", "give saved runs (RUN...) or --store URL, one of the two"),
+    _cli_case("edgeprof dashboard --out {folder}", "no results store: give --store URL or set EDGEPROF_STORE",
+              env=(("EDGEPROF_STORE", ""),)),
     _cli_case("edgeprof dashboard {inf_run} --out {text}", "--out {text}: not a folder; give a folder for the dashboard's pages"),
     _cli_case("edgeprof dashboard {deep} --out {folder}", "{deep} is not a pytest-benchmark run: JSON nested too deeply"),
     _cli_case("edgeprof export {plain_run} --format csv", "argument --format: invalid choice: 'csv' (choose from 'bmf')"),
@@ -304,9 +307,7 @@ CLI_CASES = [
 # Run by tools/bad_input_table.py for the table; tested in the modules named.
 COVERED_ELSEWHERE = [
     _pytest_case("--device ssh://host --ssh-config (missing)", "--device", "ssh://host", "--ssh-config", "none",
-                 fragment="ssh config * is not a file", where="test_remote.py"),
-    _pytest_case("--board-python (a Python without the runtime)", "--board-python", "python3",
-                 fragment="the board's python3 (Python *) has no onnxruntime", where="test_remote.py"),
+                 fragment="ssh config 'none' is not a file", where="test_remote.py"),
     _pytest_case("--device tpu", "--device", "tpu", fragment="unknown --device 'tpu'; accepted:", where="test_plugin.py"),
     _pytest_case("--models resnt50", "--models", "resnt50", fragment="did you mean resnet50", where="test_plugin.py"),
     _pytest_case("--batch-sizes 0,8", "--batch-sizes", "0,8", fragment="bad batch size '0'", where="test_plugin.py"),

@@ -251,6 +251,7 @@ OPTIONS: dict[str, Option] = {
     "board_python": Option(
         "--board-python", "edgeprof_board_python", "PATH",
         "with --device ssh://...: the board's Python (3.6 or later) that runs the worker (default: python3)",
+        "remote.address:parse_board_python",
     ),
 }
 

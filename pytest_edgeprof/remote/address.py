@@ -59,3 +59,11 @@ def parse_ssh_config(text: str) -> Path:
     except OSError as exc:
         raise UsageError(f"ssh config {text!r} cannot be read ({exc.strerror})") from None
     return path.resolve()
+
+
+def parse_board_python(text: str) -> str:
+    """``--board-python PATH``: the board's Python, a command its shell finds or a path."""
+    if not re.fullmatch(r"[\w./~+-]+", text):
+        raise UsageError(f"bad --board-python {text!r}: expected the board's Python as a command or a path, e.g. python3 "
+                         "or /usr/bin/python3.6 (letters, digits and . / ~ _ + -)")
+    return text
