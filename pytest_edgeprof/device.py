@@ -106,16 +106,19 @@ JETSON_ORIN_NANO = TargetFigures(
     },
 )
 RTX_3070 = TargetFigures(
-    peak_flops={"fp32": 5888 * 2 * 1.725e9, "tf32": 46 * 128 * 2 * 1.725e9, "fp16": 46 * 512 * 2 * 1.725e9, "bf16": 46 * 512 * 2 * 1.725e9,
-                "int8": 46 * 2048 * 2 * 1.725e9},
+    peak_flops={"fp32": 5888 * 2 * 1.725e9, "tf32": 46 * 128 * 2 * 1.725e9, "fp16": 46 * 256 * 2 * 1.725e9,
+                "bf16": 46 * 256 * 2 * 1.725e9, "int8": 46 * 1024 * 2 * 1.725e9},
     bandwidth_bytes_per_s=448e9,
     usable_memory_bytes=7_600_000_000,
     runtime_overhead_bytes=400_000_000,
     launch_s=10e-6,
     sources={
         "peak_flops": "NVIDIA Ampere GA102 GPU Architecture whitepaper, appendix table for the RTX 3070 (GA104): "
-                      "46 SMs, 5888 CUDA cores, 1725 MHz boost: 20.3 TFLOPS FP32, 40.6 TFLOPS FP16/BF16 tensor "
-                      "with FP32 accumulate (what PyTorch uses), 162.6 INT8 TOPS dense",
+                      "46 SMs, 5888 CUDA cores, 1725 MHz boost: 20.3 TFLOPS FP32, 20.3 TF32 tensor, 40.6 TFLOPS "
+                      "FP16/BF16 tensor with FP32 accumulate, 162.6 INT8 TOPS, all dense. The table's 81.3 FP16 is "
+                      "with FP16 accumulate; GeForce Ampere runs FP32 accumulate at half that rate, and PyTorch's "
+                      "FP16 convolutions and GEMMs accumulate in FP32 (cuDNN's and cuBLAS's default): per SM and "
+                      "clock 256 FP16 FMA, 128 TF32, 1024 INT8",
         "bandwidth": "same whitepaper: 256-bit GDDR6 at 14 Gbps, 448 GB/s",
         "usable_memory": "8 GB of GDDR6 (same whitepaper), of which cudaMemGetInfo reports about 7.8 GB total and "
                          "a desktop driving a display holds 0.2 GB or more",
@@ -169,7 +172,9 @@ RTX_3060 = TargetFigures(
     sources={
         "peak_flops": "NVIDIA GeForce RTX 3060 specifications (nvidia.com): GA106, 28 SMs, 3584 CUDA cores, 1777 MHz "
                       "boost: 12.7 TFLOPS FP32; GA10x tensor cores per the Ampere GA102 whitepaper: per SM and clock "
-                      "256 dense FP16 FMA with FP32 accumulate, 128 TF32, 1024 INT8",
+                      "256 dense FP16 FMA with FP32 accumulate (half the FP16-accumulate rate on GeForce Ampere; "
+                      "PyTorch accumulates FP16 convolutions and GEMMs in FP32), 128 TF32, 1024 INT8: 25.5 FP16 "
+                      "TFLOPS, 101.9 INT8 TOPS, dense",
         "bandwidth": "same specifications: 12 GB 192-bit GDDR6 at 15 Gbps, 360 GB/s",
         "usable_memory": "12 GB less about 0.4 GB that the driver and a desktop hold (an assumption)",
         "runtime_overhead": "a recent CUDA (lazy loading): " + _TORCH_CUDA_CONTEXT,

@@ -13,6 +13,7 @@ from pytest_edgeprof.cli import main
 from pytest_edgeprof.measure.predict import calibration
 from pytest_edgeprof.measure.predict.boards import machine
 from pytest_edgeprof.measure.predict.fit import fit_group, predicted_s
+from pytest_edgeprof.measure.predict.graph import model_graph, split_spec
 from pytest_edgeprof.measure.predict.predictor import Request, predict
 from pytest_edgeprof.measure.predict.table import Entry, key
 from pytest_edgeprof.power_modes import highest
@@ -92,3 +93,12 @@ def test_eager_costs_host_dispatch_a_lower_power_mode_is_slower_and_json_holds_o
     assert five["latency_ms"] > maxn[0]["latency_ms"] * 1.3  # 918 vs 1479 MHz CPU, 640 vs 921.6 MHz GPU
     trt = predict(Request("mobilenet_v2", "jetson-nano", "fp16", "tensorrt"))
     assert trt["latency_ms"] < maxn[0]["latency_ms"] / 2  # fused kernels, no per-op Python dispatch
+
+
+def test_a_calibration_model_may_carry_its_number_of_classes() -> None:
+    assert split_spec("resnet18[num_classes=3]") == ("resnet18", (("num_classes", 3),))
+    assert split_spec("timm:resnet18") == ("timm:resnet18", ())
+    with pytest.raises(ValueError, match=r"only \[num_classes=N\]"):
+        split_spec("resnet18[width=2]")
+    full, three = model_graph("resnet18", 1, (3, 224, 224)), model_graph("resnet18[num_classes=3]", 1, (3, 224, 224))
+    assert full.weight_elements - three.weight_elements == 997 * 512 + 997  # the fc head's weights and biases

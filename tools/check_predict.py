@@ -5,7 +5,8 @@
 
 Per board and runtime: the models are split once (sorted, every third held out, never fitted on); the
 time model is fitted on the rest; the 90 % interval comes from the fitted models' leave-one-model-out
-errors. Printed: the shares within ±10/±25/±50 % in-sample and held out, the interval's coverage of the
+errors; a board and runtime with fewer than MIN_FIT_MODELS models is not fitted, its rows check the
+parameters it borrows from another board instead (all held out). Printed: the shares within ±10/±25/±50 % in-sample and held out, the interval's coverage of the
 held-out latencies, and the published figures below the physical floor (impossible, not fitted).
 Bars (held out): ≥80 % within ±25 % (eager PyTorch ≥70 %), the interval covering ≥80 %.
 """
@@ -18,17 +19,25 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pytest_edgeprof.measure.predict.boards import machine  # noqa: E402
-from pytest_edgeprof.measure.predict.calibration import load  # noqa: E402
-from pytest_edgeprof.measure.predict.fit import fit_group, predicted_s  # noqa: E402
+from pytest_edgeprof.measure.predict.boards import BORROWS, machine  # noqa: E402
+from pytest_edgeprof.measure.predict.calibration import Published, load  # noqa: E402
+from pytest_edgeprof.measure.predict.fit import GroupFit, below_floor, fit_group, predicted_s  # noqa: E402
 from pytest_edgeprof.measure.predict.table import Entry, key, save  # noqa: E402
 from pytest_edgeprof.power_modes import highest  # noqa: E402
 
 BANDS = (0.10, 0.25, 0.50)
+# A board and runtime with published latencies of fewer models is not fitted (four parameters, a third held
+# out): its rows check the parameters it borrows (boards.BORROWS), every row held out.
+MIN_FIT_MODELS = 8
 
 
 def _shares(errors: list[float]) -> str:
     return "  ".join(f"{sum(e <= band for e in errors) / len(errors):4.0%}" if errors else "   -" for band in BANDS)
+
+
+def _too_few(rows: list[Published], group: tuple[str, str]) -> bool:
+    """Fewer models than a fit with held-out models needs: the group checks its borrowed parameters instead."""
+    return len({r.model for r in rows if r.group == group}) < MIN_FIT_MODELS
 
 
 def main() -> int:
@@ -40,11 +49,22 @@ def main() -> int:
     totals: dict[str, list[float]] = {"in": [], "held": [], "held_eager": [], "held_fused": []}
     covered = held_count = 0
     print(f"{len(rows)} published latencies; shares within ±10 / ±25 / ±50 %")
-    print(f"{'board / runtime':<28} {'rows':>4}  {'in-sample':<16} {'held out':<16} {'interval':<14} coverage")
-    for board, runtime in sorted({r.group for r in rows}):
+    print(f"{'board / runtime':<46} {'rows':>4}  {'in-sample':<16} {'held out':<16} {'interval':<14} coverage")
+    groups = sorted({r.group for r in rows}, key=lambda g: (_too_few(rows, g), g))  # fitted groups first
+    for board, runtime in groups:
         group = [r for r in rows if r.group == (board, runtime)]
-        at = machine(board, highest(board), board)
-        fitted = fit_group(group, at)
+        if _too_few(rows, (board, runtime)):  # not fitted: the borrowed parameters, checked on every row
+            source = BORROWS[board]
+            at = machine(board, highest(board), source)
+            borrowed = entries[key(source, runtime)]
+            fitted = GroupFit(board, runtime, borrowed.params, borrowed.interval, [], sorted({r.model for r in group}),
+                              [f"{r.model} {r.precision} b{r.batch}: {r.latency_ms:g} ms < floor {floor * 1e3:.3g} ms"
+                               for r in group if (floor := below_floor(r, at)) is not None])
+            board_label = f"{board} (borrows {source})"
+        else:
+            at = machine(board, highest(board), board)
+            fitted = fit_group(group, at)
+            board_label = board
         low, high = fitted.interval
         inside, held = [], []
         hits = 0
@@ -60,14 +80,16 @@ def main() -> int:
         totals["in"] += inside
         totals["held"] += held
         totals["held_eager" if runtime == "eager" else "held_fused"] += held
-        print(f"{board + ' / ' + runtime:<28} {len(group):>4}  {_shares(inside):<16} {_shares(held):<16} "
+        print(f"{board_label + ' / ' + runtime:<46} {len(group):>4}  {_shares(inside):<16} {_shares(held):<16} "
               f"x{low:.2f}-x{high:.2f}   {hits / len(held):4.0%}")
         for line in fitted.impossible:
             print(f"  impossible (below the physical floor, not fitted): {line}")
+        if board_label != board:
+            continue
         entries[key(board, runtime)] = Entry(fitted.params, fitted.interval, tuple(fitted.fitted_on),
                                              tuple(fitted.held_out), sum(e <= 0.25 for e in held) / len(held),
                                              len(held), tuple(sorted({r.precision for r in group})))
-    print(f"{'all':<28} {len(rows):>4}  {_shares(totals['in']):<16} {_shares(totals['held']):<16} "
+    print(f"{'all':<46} {len(rows):>4}  {_shares(totals['in']):<16} {_shares(totals['held']):<16} "
           f"{'':<14} {covered / held_count:4.0%}")
     eager, fused = totals["held_eager"], totals["held_fused"]
     within = sum(e <= 0.25 for e in totals["held"]) / len(totals["held"])

@@ -81,7 +81,22 @@ def module_graph(model: nn.Module, batch_size: int, input_shape: tuple[int, int,
 
 @functools.lru_cache(maxsize=64)
 def model_graph(name: str, batch_size: int, input_shape: tuple[int, int, int]) -> ModelGraph:
-    """The graph of torchvision/timm model ``name``, built on meta tensors (nothing allocated, nothing run)."""
+    """The graph of torchvision/timm model ``name``, built on meta tensors (nothing allocated, nothing run).
+
+    ``name`` may end in ``[num_classes=N]`` (the calibration table's spelling of a classifier published
+    with its own number of classes, e.g. ``resnet18[num_classes=3]``): built with that head."""
     from pytest_edgeprof.measure.flops import _meta_model, _size_kwargs  # the builders flops counting uses
 
-    return module_graph(_meta_model(name, _size_kwargs(name, input_shape)), batch_size, input_shape)
+    base, extra = split_spec(name)
+    return module_graph(_meta_model(base, _size_kwargs(base, input_shape) + extra), batch_size, input_shape)
+
+
+def split_spec(name: str) -> tuple[str, tuple[tuple[str, int], ...]]:
+    """``"resnet18[num_classes=3]"`` -> ``("resnet18", (("num_classes", 3),))``; a plain name -> ``(name, ())``."""
+    if not name.endswith("]") or "[" not in name:
+        return name, ()
+    base, _, inside = name[:-1].partition("[")
+    key, _, value = inside.partition("=")
+    if key != "num_classes" or not value.isdigit():
+        raise ValueError(f"model {name!r}: only [num_classes=N] may follow a model name")
+    return base, (("num_classes", int(value)),)
