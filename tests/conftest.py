@@ -1,4 +1,5 @@
 import importlib
+import os
 import sys
 from pathlib import Path
 
@@ -44,9 +45,11 @@ def one_cache_folder(tmp_path_factory):
     patch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache")))
     patch.setenv("XDG_CONFIG_HOME", str(tmp_path_factory.mktemp("config")))  # the key that signs the cache's files
     # Under `make test` this session may be a pytest-xdist worker: pytest-benchmark turns itself off in any run
-    # that sees PYTEST_XDIST_WORKER, so the runs the tests make (pytester, subprocesses) must not inherit it.
-    for name in ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID"):
-        patch.delenv(name, raising=False)
+    # that sees PYTEST_XDIST_WORKER, so the runs the tests make (pytester, subprocesses) must not inherit it, and
+    # a worker's COLUMNS=80 would wrap the summaries those runs print narrower than a plain run's 100 columns.
+    if "PYTEST_XDIST_WORKER" in os.environ:
+        for name in ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID", "COLUMNS", "LINES"):
+            patch.delenv(name, raising=False)
     yield
     patch.undo()
 
