@@ -1,4 +1,5 @@
 import importlib
+import os
 import sys
 from pathlib import Path
 
@@ -41,11 +42,17 @@ def one_torch_thread():
 
 @pytest.fixture(scope="session", autouse=True)
 def one_cache_folder(tmp_path_factory):
-    """One cache folder for the whole test session, as a user's machine has one: pytester gives each run a
-    fresh HOME, and without this every timed run would probe the device's peak again."""
+    """One cache folder for the whole test session (for each xdist worker under `make test`), as a user's machine
+    has one: pytester gives each run a fresh HOME, and without this every timed run would probe the device's peak again."""
     patch = pytest.MonkeyPatch()
     patch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache")))
     patch.setenv("XDG_CONFIG_HOME", str(tmp_path_factory.mktemp("config")))  # the key that signs the cache's files
+    # Under `make test` this session may be a pytest-xdist worker: pytest-benchmark turns itself off in any run
+    # that sees PYTEST_XDIST_WORKER, so the runs the tests make (pytester, subprocesses) must not inherit it, and
+    # a worker's COLUMNS=80 would wrap the summaries those runs print narrower than a plain run's 100 columns.
+    if "PYTEST_XDIST_WORKER" in os.environ:
+        for name in ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID", "COLUMNS", "LINES"):
+            patch.delenv(name, raising=False)
     yield
     patch.undo()
 

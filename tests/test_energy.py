@@ -118,6 +118,7 @@ def test_nano_iio_tree_reads_all_rails_and_picks_the_input_rail(tmp_path):
     assert rail.read_watts() == pytest.approx(2.0)
 
 
+@pytest.mark.serial  # a bound on time or rate: `make test` runs it alone
 def test_nano_energy_is_the_input_rail_integrated_not_the_sum_of_rails(tmp_path):
     nano_tree(tmp_path, in_mw=2000, gpu_mw=900, cpu_mw=700)
     meter = open_energy_meter("cuda", jetson_model=NANO_MODEL, sysfs_root=tmp_path)

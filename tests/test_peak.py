@@ -27,6 +27,7 @@ def quiet(monkeypatch):
     monkeypatch.setattr(peak, "_busy", lambda: "")
 
 
+@pytest.mark.serial  # a bound on time or rate: `make test` runs it alone
 def test_the_probe_measures_a_gemm_and_a_copy_and_says_how(cpu_peak):
     found, _ = cpu_peak
     assert found.device == "cpu" and found.precision == "fp32"
@@ -125,6 +126,7 @@ FAST = ["--device", "cpu", "--no-energy", "--benchmark-max-time", "0.05", "--ben
         "-p", "no:cacheprovider"]
 
 
+@pytest.mark.serial  # a bound on time or rate: `make test` runs it alone
 def test_each_cell_saves_its_flop_rate_and_efficiency_against_the_peak_in_machine_info(pytester, monkeypatch):
     monkeypatch.setenv("COLUMNS", "120")
     pytester.makepyfile(NET)

@@ -29,6 +29,7 @@ def test_throughput_is_batch_over_median():
     assert stats.throughput_ips(8) == pytest.approx(8 / 0.020)
 
 
+@pytest.mark.serial  # a bound on time or rate: `make test` runs it alone
 def test_warm_up_waits_until_timings_settle():
     """A call whose first invocations are slow, as with cold caches, is warmed past them."""
     first_calls = iter([0.05, 0.03])
@@ -91,6 +92,7 @@ def _sleeper(spread_s: float, seed: int = 0):
     return lambda: time.sleep(0.002 + rng.uniform(0, spread_s))
 
 
+@pytest.mark.serial  # a bound on time or rate: `make test` runs it alone
 def test_rounds_stop_once_the_median_is_known_within_the_precision():
     recorder = CallRecorder(_sleeper(0.00002), "cpu")
     began = time.perf_counter()
@@ -102,6 +104,7 @@ def test_rounds_stop_once_the_median_is_known_within_the_precision():
     assert median - low <= 0.05 * median and high - median <= 0.05 * median
 
 
+@pytest.mark.serial  # a bound on time or rate: `make test` runs it alone
 def test_rounds_that_cannot_reach_the_precision_end_at_the_ceiling_marked_unstable():
     recorder = CallRecorder(_sleeper(0.004), "cpu")  # a spread of 2x the base time: ±0.1 % is out of reach
     began = time.perf_counter()
@@ -207,6 +210,7 @@ def test_uneven(edgeprof):
 """
 
 
+@pytest.mark.serial  # a bound on time or rate: `make test` runs it alone
 def test_warm_up_is_bounded_by_the_benchmark_max_time_and_says_so(pytester, tmp_path):
     pytester.makepyfile(UNSETTLED_FORWARD)
     out = tmp_path / "run.json"
