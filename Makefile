@@ -29,6 +29,6 @@ lint: install
 # when a pass collected no test; that is not a failure of the suite. `pytest tests/` alone runs them all.
 TEST_WORKERS ?= 2
 test: install
-	$(PY) -m pytest tests/ -n $(TEST_WORKERS) --dist worksteal -m "not serial" $(ARGS); a=$$?; [ $$a -eq 5 ] && a=0; \
+	$(PY) -m pytest tests/ -n $(TEST_WORKERS) --dist loadfile -m "not serial" $(ARGS); a=$$?; [ $$a -eq 5 ] && a=0; \
 	$(PY) -m pytest tests/ -m serial $(ARGS); b=$$?; [ $$b -eq 5 ] && b=0; \
 	[ $$a -ne 0 ] && exit $$a; exit $$b

@@ -26,7 +26,7 @@ def plain(paths: list[str]) -> list[list[str]]:
 
 def split(paths: list[str], workers: int) -> list[list[str]]:
     """The Makefile's `test` target over ``paths``."""
-    return [[sys.executable, "-m", "pytest", *paths, *COMMON, "-n", str(workers), "--dist", "worksteal", "-m", "not serial"],
+    return [[sys.executable, "-m", "pytest", *paths, *COMMON, "-n", str(workers), "--dist", "loadfile", "-m", "not serial"],
             [sys.executable, "-m", "pytest", *paths, *COMMON, "-m", "serial"]]
 
 
