@@ -86,10 +86,17 @@ class Runtime:
     id_token: str = ""  # how it shows in a cell id ("": its name); the default runtime does not show
     per_shape: bool = False  # its deployed model is made for one batch and shape (a compiled graph): made per cell
     cached: bool = False  # its deployed model is an exported file, kept in the deployed-model cache
+    fused: bool = False  # its graph runs as fused kernels (conv+bn+activation, elementwise chains): how a board predicts it
+    board_module: str = ""  # the Python module a remote board needs to run it ("": not run on a remote board)
 
     @property
     def token(self) -> str:
         return self.id_token or self.name
+
+    @property
+    def through_onnx_runtime(self) -> bool:
+        """Its model is exported to ONNX and run by an ONNX Runtime session (a provider per device kind)."""
+        return bool(self.providers)
 
     def refusal(self, device_kind: str, precision: str) -> str | None:
         """Why it cannot run ``precision`` on a device of ``device_kind``; None where it can (as far as the
@@ -130,20 +137,20 @@ _PT2E_ON_CPU = ("int8 through PyTorch here is PT2E's X86 quantizer, for CPUs; "
 RUNTIMES: dict[str, Runtime] = _by_name(
     Runtime("eager", f"{_DEPLOYER}:deploy_eager", {"cpu": _ALL, "cuda": ("fp32", "fp16", "bf16")},
             {"int8": _PT2E_ON_CPU},
-            precision_extras={"int8": INT8}),
+            precision_extras={"int8": INT8}, board_module="torch"),
     Runtime("compile", f"{_DEPLOYER}:deploy_compiled", {"cpu": _ALL, "cuda": ("fp32", "fp16", "bf16")},
             {"int8": _PT2E_ON_CPU},
-            note="torch.compile, inductor", precision_extras={"int8": INT8}, per_shape=True),
+            note="torch.compile, inductor", precision_extras={"int8": INT8}, per_shape=True, fused=True),
     Runtime("onnxruntime", f"{_DEPLOYER}:deploy_onnx", {"cpu": _NO_BF16, "cuda": _NO_BF16},
             {"bf16": "ONNX Runtime takes numpy inputs, and numpy has no bfloat16"},
             extra=ONNX, providers={"cuda": ("CUDAExecutionProvider", "onnxruntime-gpu")},
-            key_versions=("onnxruntime",), cached=True),
+            key_versions=("onnxruntime",), cached=True, fused=True, board_module="onnxruntime"),
     Runtime("tensorrt", f"{_DEPLOYER}:deploy_onnx", {"cuda": _NO_BF16},
             {"cpu": "TensorRT runs on NVIDIA GPUs; {device} is not one",
              "bf16": "TensorRT through ONNX Runtime takes numpy inputs, and numpy has no bfloat16"},
             note="ONNX Runtime's TensorRT provider, on an NVIDIA GPU with an onnxruntime-gpu built with TensorRT",
             extra=ONNX, providers={"cuda": ("TensorrtExecutionProvider", "onnxruntime-gpu built with TensorRT")},
-            key_versions=("onnxruntime",), cached=True),
+            key_versions=("onnxruntime",), cached=True, fused=True, board_module="tensorrt"),
 )
 DEFAULT_PRECISION, DEFAULT_RUNTIME = next(iter(PRECISIONS)), next(iter(RUNTIMES))
 

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from loopback_board import NoBoard, start_sshd
 from test_plugin_variants import SUITE
 
 from pytest_edgeprof.errors import UsageError
@@ -386,11 +387,15 @@ def test_labgrid_clients_listing_is_read_field_by_field() -> None:
 
 @needs_labgrid
 def test_a_run_on_a_labgrid_place_measures_on_its_board_and_gives_the_place_back(
-        farm: str, sshd, board_python, pytester: pytest.Pytester, tmp_path: Path,
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    """The place's NetworkService is a real sshd on loopback, its board a venv without torch: the cell is
-    measured there, and the place is free again after the run."""
+        farm: str, board_python, pytester: pytest.Pytester, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The place's NetworkService is a real sshd on loopback (its own, so its board's cache is its own), its
+    board a venv without torch: the cell is measured there, and the place is free again after the run."""
     import getpass
+
+    try:
+        sshd = start_sshd(tmp_path / "sshd")
+    except NoBoard as exc:
+        pytest.skip(f"no sshd: {exc}")
 
     (tmp_path / "exporter.yaml").write_text(f"loop:\n  NetworkService:\n    address: 127.0.0.1\n    port: {sshd.port}\n"
                                             f"    username: {getpass.getuser()}\n")
@@ -414,3 +419,4 @@ def test_a_run_on_a_labgrid_place_measures_on_its_board_and_gives_the_place_back
         _client(farm, "-p", "loop", "delete")
         exporter.terminate()
         exporter.wait(timeout=30)
+        sshd.kill()

@@ -30,7 +30,7 @@ SMALL = ("alexnet", "squeezenet1_1", "resnet18", "resnet34", "vgg11", "densenet1
     ("resnet18 --target jetson-nano --precision fp64", "unknown --precision 'fp64'; accepted: fp32, fp16, bf16, int8"),
     ("resnet18 --target jetson-nano --runtime tvm", "unknown --runtime 'tvm'; accepted: eager, compile"),
     ("resnet18 --target jetson-nano --power-mode 20W", "unknown --power-mode '20W' for jetson-nano; accepted: MAXN, 5W"),
-    ("resnet18 --target jetson-orin-nano --precision int8", "accepted runtimes for int8: tensorrt, onnxruntime"),
+    ("resnet18 --target jetson-orin-nano --precision int8", "accepted runtimes for int8: onnxruntime, tensorrt"),
     ("resnet18", "the following arguments are required: --target"),
 ])
 def test_bad_input_is_one_line_and_exit_2(argv: str, says: str, capsys: pytest.CaptureFixture[str]) -> None:

@@ -4,8 +4,8 @@
     python tools/check_store.py                 # the issue's sizes: 100 cells; 1,000 runs of 20 cells
     python tools/check_store.py --runs 50       # a quick try
 
-The runs are a real saved run (tests/data/run_saved_by_main_cfd3de0.json) whose cells are copied to the
-size asked, each copy a distinct cell (its batch size) with the real cell's values. Writing: a fresh store
+The runs are a real run made first (benchmarks/test_inference.py, mobilenet_v3_small at batch 1 and 2 x 16x16
+and 24x24 on the CPU, a few seconds) whose cells are copied to the size asked, each copy a distinct cell (its batch size) with the real cell's values. Writing: a fresh store
 per try, the median of 5 tries of ``Store.add`` (parse, index, one transaction). History: the median of 5
 ``edgeprof history`` calls in this process (one cell's series, and every cell's), and one as a fresh
 ``python -m pytest_edgeprof.cli history`` process (imports included), which is what a user waits for.
@@ -31,13 +31,22 @@ sys.path.insert(0, str(ROOT))
 from pytest_edgeprof.cli import main as edgeprof  # noqa: E402
 from pytest_edgeprof.runs.store import open_store  # noqa: E402
 
-SOURCE = ROOT / "tests" / "data" / "run_saved_by_main_cfd3de0.json"
 BAR_S = 1.0
 
 
-def run_of(cells: int, tag: str) -> dict[str, Any]:
+def real_run(folder: Path) -> Path:
+    """A real run of the users' suite on a tiny grid, saved as pytest-benchmark JSON."""
+    saved = folder / "source.json"
+    subprocess.run([sys.executable, "-m", "pytest", "-p", "no:labgrid", "-q", str(ROOT / "benchmarks" / "test_inference.py"),
+                    "--rootdir", str(folder), "--device", "cpu", "--models", "mobilenet_v3_small", "--shapes", "16,24",
+                    "--batch-sizes", "1,2", "--no-energy", "--benchmark-max-time", "0.2", f"--benchmark-json={saved}"],
+                   cwd=folder, check=True, capture_output=True)
+    return saved
+
+
+def run_of(source: Path, cells: int, tag: str) -> dict[str, Any]:
     """The real run with ``cells`` distinct cells (the real ones' values, batch sizes 1..n), tagged as one commit."""
-    document = json.loads(SOURCE.read_text())
+    document = json.loads(source.read_text())
     real = document["benchmarks"]
     benchmarks = []
     for index in range(cells):
@@ -52,10 +61,10 @@ def run_of(cells: int, tag: str) -> dict[str, Any]:
     return document
 
 
-def time_writes(folder: Path, cells: int, tries: int = 5) -> float:
+def time_writes(source: Path, folder: Path, cells: int, tries: int = 5) -> float:
     times = []
     for attempt in range(tries):
-        document = run_of(cells, f"write-{attempt}")
+        document = run_of(source, cells, f"write-{attempt}")
         with open_store(f"sqlite:///{folder / f'write-{attempt}.db'}") as store:
             began = time.perf_counter()
             store.add(document, "bench-board")
@@ -63,10 +72,10 @@ def time_writes(folder: Path, cells: int, tries: int = 5) -> float:
     return statistics.median(times)
 
 
-def fill(url: str, runs: int, cells: int) -> str:
+def fill(source: Path, url: str, runs: int, cells: int) -> str:
     with open_store(url) as store:
         for number in range(runs):
-            store.add(run_of(cells, f"run-{number}"), "bench-board")
+            store.add(run_of(source, cells, f"run-{number}"), "bench-board")
         return store.history(machine="bench-board", metric="latency", run_ids=[1])[0].cell
 
 
@@ -98,11 +107,12 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        write_s = time_writes(folder, args.cells)
+        source = real_run(folder)
+        write_s = time_writes(source, folder, args.cells)
         rows.append((f"write a {args.cells}-cell run to SQLite (median of 5)", write_s))
         url = f"sqlite:///{folder / 'history.db'}"
         began = time.perf_counter()
-        cell = fill(url, args.runs, args.history_cells)
+        cell = fill(source, url, args.runs, args.history_cells)
         print(f"filled {args.runs} runs of {args.history_cells} cells in {time.perf_counter() - began:.1f} s")
         one = ["history", "--store", url, "--machine", "bench-board", "--cell", cell, "--metric", "latency"]
         every = ["history", "--store", url, "--metric", "latency"]

@@ -19,13 +19,14 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from pytest_edgeprof.axes import RUNTIMES
 from pytest_edgeprof.remote.address import BoardAddress
 from pytest_edgeprof.remote.artifacts import BoardCache
 from pytest_edgeprof.remote.connection import BoardUnreachable, SshConnection, _last_line
 
 WORKER = Path(__file__).with_name("worker.py")
 SIGKILL_STATUS = 137  # the board's shell reports a process ended by SIGKILL (9) as 128 + 9
-REMOTE_RUNTIMES = {"onnxruntime": "onnxruntime", "tensorrt": "tensorrt", "eager": "torch"}  # cell runtime -> module
+REMOTE_RUNTIMES = {name: runtime.board_module for name, runtime in RUNTIMES.items() if runtime.board_module}
 
 
 @dataclass(frozen=True)
@@ -55,7 +56,7 @@ class Board:
     @cached_property
     def report(self) -> dict[str, Any]:
         """What the board has (BoardUnreachable where it cannot be reached, RuntimeError where its Python fails)."""
-        end = self.run_worker({"op": "probe"}, timeout=120)
+        end = self.run_worker({"op": "probe", "modules": sorted(set(REMOTE_RUNTIMES.values()))}, timeout=120)
         if end.answer is None or end.answer.get("event") != "board":
             said = _last_line(end.stderr) or f"exit status {end.status}"
             raise RuntimeError(f"{self.python} on the board cannot run the worker: {said}")
@@ -74,7 +75,7 @@ class Board:
     def runtime_versions(self) -> str:
         """``onnxruntime 1.11.0 (CPUExecutionProvider); tensorrt 8.2.1.8; torch missing``: for the cell key."""
         parts = []
-        for module in ("onnxruntime", "tensorrt", "torch"):
+        for module in sorted(set(REMOTE_RUNTIMES.values())):
             found = self.report["runtimes"].get(module, {})
             version = found.get("version", "missing")
             providers = f" ({','.join(found['providers'])})" if found.get("providers") else ""

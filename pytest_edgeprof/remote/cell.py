@@ -8,6 +8,7 @@ from typing import Any
 
 from torch import nn
 
+from pytest_edgeprof.axes import torch_dtype
 from pytest_edgeprof.measure.cell import cost_of
 from pytest_edgeprof.measure.timing import StoppingRule
 from pytest_edgeprof.measurement import Cell, Deployment, Energy, Latency, Measurement, Memory, WarmUp
@@ -92,7 +93,7 @@ def _memory(memory: dict[str, Any], cell: Cell, model_bytes: int) -> Memory:
     if memory.get("gpu_used_bytes"):
         return Memory(memory["gpu_used_bytes"], memory["activation_bytes"], memory["peak_rss_bytes"],
                       "device memory in use after the call (nvmap or cudaMemGetInfo)")
-    itemsize = 2 if cell.precision in ("fp16", "bf16") else 4
+    itemsize = torch_dtype(cell.precision).itemsize  # the input's (int8: float32, quantized inside)
     input_bytes = cell.batch_size * itemsize * cell.input_shape[0] * cell.input_shape[1] * cell.input_shape[2]
     activation = memory["activation_bytes"]
     return Memory(activation + model_bytes + input_bytes, activation, memory["peak_rss_bytes"], memory["method"])

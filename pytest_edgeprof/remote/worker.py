@@ -39,11 +39,11 @@ def read(path, default=None):
         return default
 
 
-def probe():
+def probe(request):
     return {"event": "board", "python": platform.python_version(), "executable": sys.executable,
             "hostname": socket.gethostname(), "machine": platform.machine(), "model": read("/proc/device-tree/model"),
             "l4t": l4t_release(), "memory_bytes": memory_total(), "cpu": cpu_name(),
-            "cores": os.cpu_count(), "runtimes": {name: runtime_version(name) for name in ("onnxruntime", "tensorrt", "torch")}}
+            "cores": os.cpu_count(), "runtimes": {name: runtime_version(name) for name in request.get("modules", [])}}
 
 
 def l4t_release():
@@ -437,7 +437,7 @@ def main():
     watch_stdin()
     try:
         answer = {"probe": probe, "measure": measure, "oom_check": oom_check}[request["op"]]
-        emit(answer() if request["op"] == "probe" else answer(request))
+        emit(answer(request))
     except Exception as exc:  # MemoryError too: out of memory, as a runtime's "failed to allocate"
         text = "{}: {}".format(type(exc).__name__, str(exc).strip().splitlines()[0] if str(exc).strip() else "")
         oom = isinstance(exc, MemoryError) or "out of memory" in text.lower() or "failed to allocate" in text.lower()

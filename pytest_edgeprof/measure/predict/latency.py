@@ -15,10 +15,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from pytest_edgeprof.axes import PRECISIONS
+from pytest_edgeprof.axes import PRECISIONS, RUNTIMES
 from pytest_edgeprof.measure.predict.graph import ModelGraph, Work
-
-FUSED_RUNTIMES = ("tensorrt", "onnxruntime", "compile")  # run as fused kernels (see graph.py)
 
 
 @dataclass(frozen=True)
@@ -61,7 +59,7 @@ def kernel_s(work: Work, machine: Machine, precision: str, params: Params) -> fl
 
 
 def forward_s(graph: ModelGraph, runtime: str, machine: Machine, precision: str, params: Params) -> float:
-    if runtime in FUSED_RUNTIMES:
+    if RUNTIMES[runtime].fused:
         return sum(kernel_s(w, machine, precision, params) + params.per_op_s for w in graph.fused)
     return eager_stream_s(graph.eager, machine, precision, params)
 

@@ -17,7 +17,7 @@ from pytest_edgeprof.device import BOARDS
 from pytest_edgeprof.errors import UsageError
 from pytest_edgeprof.measure.predict.boards import BORROWS, check_board, machine, resolve_mode
 from pytest_edgeprof.measure.predict.graph import ModelGraph, model_graph
-from pytest_edgeprof.measure.predict.latency import FUSED_RUNTIMES, floor_s, forward_s
+from pytest_edgeprof.measure.predict.latency import floor_s, forward_s
 from pytest_edgeprof.measure.predict.table import Entry, key, load
 
 TENSORRT_WORKSPACE_BYTES = 1 << 25  # torch2trt's default max_workspace_size (torch2trt/torch2trt.py)
@@ -47,12 +47,11 @@ def check(request: Request) -> None:
     if request.precision not in has:
         raise UsageError(f"--precision {request.precision}: {board} has no {request.precision} "
                          f"(its profile has {', '.join(has)})")
-    if request.precision == "int8" and request.runtime not in FUSED_RUNTIMES[:2]:
-        raise UsageError(f"--precision int8 --runtime {request.runtime}: int8 on a GPU runs through tensorrt or "
-                         "onnxruntime; accepted runtimes for int8: tensorrt, onnxruntime")
-    if request.precision == "bf16" and request.runtime in ("tensorrt", "onnxruntime"):
-        raise UsageError(f"--precision bf16 --runtime {request.runtime}: ONNX Runtime takes numpy inputs, which "
-                         "have no bfloat16; accepted: eager, compile")
+    why = RUNTIMES[request.runtime].refusals.get(request.precision)
+    if why is not None:
+        accepted = [name for name, runtime in RUNTIMES.items() if request.precision not in runtime.refusals]
+        raise UsageError(f"--precision {request.precision} --runtime {request.runtime}: {why}; accepted runtimes for "
+                         f"{request.precision}: {', '.join(accepted)}")
     resolve_mode(board, request.power_mode)
 
 
@@ -115,7 +114,7 @@ def _peak_bytes(request: Request, weights: int, activations: int) -> int:
     figures = BOARDS[request.target.strip().lower()].figures
     assert figures is not None
     fixed = figures.runtime_overhead_bytes
-    if request.runtime in ("tensorrt", "onnxruntime"):
+    if RUNTIMES[request.runtime].through_onnx_runtime:
         fixed += TENSORRT_WORKSPACE_BYTES
     c, h, w = request.input_shape
     return int((weights + activations + request.batch_size * c * h * w) * size + fixed)
@@ -133,6 +132,6 @@ def _method(request: Request, board: str, source: str, entry: Entry, watts: floa
         text += f"; parameters borrowed from {source}, not validated on {board}"
     if request.precision not in entry.precisions:
         text += f"; no published {request.precision} latency was fitted"
-    if request.runtime in ("compile", "onnxruntime"):
+    if request.runtime != "tensorrt" and RUNTIMES[request.runtime].fused:
         text += f"; {request.runtime} taken as TensorRT's fused graph (not validated)"
     return text + f"; energy: an estimate from above, the mode's {watts:g} W x the predicted time"
