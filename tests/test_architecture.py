@@ -22,6 +22,7 @@ LAYERS = [  # (layer, its modules' prefixes, what it may import besides itself)
     ("measure", {"measure"}, VOCABULARY | CATALOGUE),
     ("models", {"models"}, VOCABULARY | CATALOGUE | {"measure"}),
     ("runs", {"runs"}, VOCABULARY | CATALOGUE | {"measure", "models"}),
+    ("remote", {"remote"}, VOCABULARY | CATALOGUE | {"measure", "models"}),
 ]
 
 

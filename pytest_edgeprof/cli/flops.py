@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import json
 from typing import Any
 
 from pytest_edgeprof.cli.clock import Clock
 from pytest_edgeprof.cli.registry import subcommand
-from pytest_edgeprof.cli.shared_options import add_shared, add_verbose, typed
+from pytest_edgeprof.cli.shared_options import add_shared, add_verbose, json_list, typed
 from pytest_edgeprof.shared_options import SHAPE, parse_batch_size, parse_shape, shape_text
 
 
@@ -31,7 +30,7 @@ def run_flops(args: argparse.Namespace) -> int:
         names = [resolve_model_name(name) for name in args.models]  # every name checked before counting
     with clock.phase("work"):
         rows = [_flops_row(name, count_model_cost(name, args.shape, args.batch)) for name in names]
-    print(_json_list(rows) if args.json else _flops_table(rows))
+    print(json_list(rows) if args.json else _flops_table(rows))
     clock.report(args)
     return 0
 
@@ -41,11 +40,6 @@ def _flops_row(name: str, cost: Any) -> dict[str, Any]:  # cost: measure.flops.M
 
     return {"model": name, "shape": list(cost.input_shape), "batch": cost.batch_size, FLOPS.key: cost.flops,
             "macs": cost.macs, "params": cost.params, "flops_method": cost.method, **({"flops_note": cost.note} if cost.note else {})}
-
-
-def _json_list(rows: list[dict[str, Any]]) -> str:
-    """A JSON list with one object per line: valid JSON for scripts, still readable by eye."""
-    return "[\n" + ",\n".join("  " + json.dumps(row) for row in rows) + "\n]"
 
 
 def _flops_table(rows: list[dict[str, Any]]) -> str:

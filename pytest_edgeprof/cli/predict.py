@@ -7,7 +7,7 @@ from typing import Any
 
 from pytest_edgeprof.cli.clock import Clock
 from pytest_edgeprof.cli.registry import subcommand
-from pytest_edgeprof.cli.shared_options import add_shared, add_verbose, typed
+from pytest_edgeprof.cli.shared_options import add_shared, add_verbose, json_list, typed
 from pytest_edgeprof.shared_options import SHAPE, parse_batch_size, parse_shape, shape_text
 
 
@@ -28,8 +28,6 @@ def _configure_predict(parser: argparse.ArgumentParser) -> None:
 
 @subcommand("predict", "predicted latency (with its prediction interval), memory and energy of models on a board", _configure_predict)
 def run_predict(args: argparse.Namespace) -> int:
-    from pytest_edgeprof.cli.flops import _json_list
-
     clock = Clock()
     clock.imports("pytest_edgeprof.measure.predict.predictor")
     from pytest_edgeprof.measure.predict.predictor import Request, check, predict
@@ -43,7 +41,7 @@ def run_predict(args: argparse.Namespace) -> int:
             check(request)
     with clock.phase("work"):
         rows = [predict(request) for request in requests]
-    print(_json_list(rows) if args.json else _table(rows))
+    print(json_list(rows) if args.json else _table(rows))
     clock.report(args)
     return 0
 

@@ -5,6 +5,7 @@ read as one line, -v, a saved run and --storage, --variant and --weights, and co
 from __future__ import annotations
 
 import argparse
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -67,3 +68,8 @@ def checked(check: Callable[[str], object]) -> Callable[[str], str]:
         return text
 
     return parse
+
+
+def json_list(rows: list[dict[str, Any]]) -> str:
+    """A JSON list with one object per line: valid JSON for scripts, still readable by eye (flops, predict)."""
+    return "[\n" + ",\n".join("  " + json.dumps(row) for row in rows) + "\n]"
