@@ -2,6 +2,7 @@
 
     python tools/check_gates.py                  # the full check: 5 pairs each, 4 cells, 3 s ceiling a cell
     python tools/check_gates.py --pairs 2 --max-time 1   # a reduced run, to see that it works
+    python tools/check_gates.py --threads 1 --sides 64,96  # one torch thread, larger inputs: steadier cells
 
 A small convolutional stack of BLOCKS identical 3x3 convolutions is timed on a 4-cell grid (batch 1, 2 x
 input 24x24, 32x32), each run a fresh pytest process, as a CI job would run it:
@@ -29,10 +30,13 @@ ROOT = Path(__file__).resolve().parents[1]
 BASE_BLOCKS = 20  # 20 -> 21 blocks: 5 % more work; 20 -> 24: 20 %
 TEST = '''
 import pytest
+import torch
 from torch import nn
 from pytest_edgeprof.measurement import Cell
 
 BLOCKS = {blocks}
+if {threads}:
+    torch.set_num_threads({threads})
 
 
 def stack():
@@ -42,16 +46,19 @@ def stack():
     return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten())
 
 
-@pytest.mark.parametrize("batch, side", [(1, 24), (2, 24), (1, 32), (2, 32)])
+@pytest.mark.parametrize("batch, side", [(1, {small}), (2, {small}), (1, {large}), (2, {large})])
 def test_stack(edgeprof, batch, side):
     edgeprof(stack(), cell=Cell("stack", "base", batch, (3, side, side)))
 '''
 
 
+SETTINGS = {"threads": 0, "small": 24, "large": 32}  # 0 threads: torch's default
+
+
 def run(blocks: int, folder: Path, name: str, max_time: float) -> Path:
     """One run of the grid with ``blocks`` blocks in a fresh process; its saved JSON."""
     test = folder / f"test_stack_{blocks}.py"
-    test.write_text(TEST.format(blocks=blocks))
+    test.write_text(TEST.format(blocks=blocks, **SETTINGS))
     out = folder / f"{name}.json"
     env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     command = [sys.executable, "-m", "pytest", str(test), "-q", "-p", "no:cacheprovider", "-p", "no:randomly",
@@ -93,7 +100,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pairs", type=int, default=5, help="pairs of runs for each of A/A, A/B 20 %%, A/B 5 %% (default 5)")
     parser.add_argument("--max-time", type=float, default=3.0, help="each cell's ceiling in s (default 3)")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads in the runs (default: torch's own)")
+    parser.add_argument("--sides", default="24,32", help="the grid's two input sides (default 24,32)")
     args = parser.parse_args()
+    small, large = (int(side) for side in args.sides.split(","))
+    SETTINGS.update(threads=args.threads, small=small, large=large)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         results = {}
