@@ -3,12 +3,13 @@ answer read into the same ``Measurement`` a local cell makes (FLOPs counted on t
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
 from torch import nn
 
-from pytest_edgeprof.axes import torch_dtype
+from pytest_edgeprof.axes import PRECISIONS, RUNTIMES, torch_dtype
 from pytest_edgeprof.measure.cell import cost_of
 from pytest_edgeprof.measure.timing import StoppingRule
 from pytest_edgeprof.measurement import Cell, Deployment, Energy, Latency, Measurement, Memory, WarmUp
@@ -17,8 +18,6 @@ from pytest_edgeprof.outcome import OOM_KILLED, Outcome
 from pytest_edgeprof.remote.artifacts import Artifact, host_artifact
 from pytest_edgeprof.remote.board import SIGKILL_STATUS, Board, WorkerEnd
 
-KINDS = {"onnxruntime": ("onnx", "onnxruntime"), "tensorrt": ("onnx", "tensorrt"), "eager": ("torchscript", "torchscript")}
-DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16", "int8": "float32"}  # the input a model takes
 SLACK_S = 300.0  # beyond warm-up and the ceiling: loading the runtime and the model on a slow board
 ENGINE_BUILD_S = 1800.0  # a TensorRT engine built on a Nano takes minutes
 
@@ -36,7 +35,7 @@ class RemoteRun:
 def measure_on_board(board: Board, module: nn.Module, cell: Cell, identity: dict[str, str], run: RemoteRun) -> Measurement:
     """The cell measured on the board; out of memory and a worker's own failure are results. BoardUnreachable
     (a lost connection) and DeployUnsupported (an export the host cannot make) are the caller's."""
-    kind, worker_runtime = KINDS[cell.runtime]
+    kind, worker_runtime = _artifact_kind(cell.runtime)
     artifact = host_artifact(module, cell, identity, kind=kind, cache_dir=run.deployer.cache,
                              calibration=run.deployer.calibration)
     request = _request(cell, worker_runtime, board.cache.place_artifact(artifact), run)
@@ -47,10 +46,17 @@ def measure_on_board(board: Board, module: nn.Module, cell: Cell, identity: dict
     return measurement
 
 
+def _artifact_kind(runtime: str) -> tuple[str, str]:
+    """What the host exports for a runtime the board runs, and the worker's runtime that loads it: a TorchScript
+    file for the board's torch (eager), else an ONNX file for its ONNX Runtime or TensorRT."""
+    module = RUNTIMES[runtime].board_module
+    return ("torchscript", "torchscript") if module == "torch" else ("onnx", module)
+
+
 def _request(cell: Cell, runtime: str, path: str, run: RemoteRun) -> dict[str, Any]:
     rule = run.rule
     return {"op": "measure", "runtime": runtime, "artifact": path, "precision": cell.precision,
-            "shape": [cell.batch_size, *cell.input_shape], "dtype": DTYPES[cell.precision], "energy": run.energy,
+            "shape": [cell.batch_size, *cell.input_shape], "dtype": PRECISIONS[cell.precision].dtype, "energy": run.energy,
             "warm_up": {"max_seconds": run.warm_up_s},
             "rule": {"precision": rule.precision, "min_rounds": rule.min_rounds, "min_time_s": rule.min_time_s,
                      "max_time_s": rule.max_time_s}}
@@ -94,7 +100,7 @@ def _memory(memory: dict[str, Any], cell: Cell, model_bytes: int) -> Memory:
         return Memory(memory["gpu_used_bytes"], memory["activation_bytes"], memory["peak_rss_bytes"],
                       "device memory in use after the call (nvmap or cudaMemGetInfo)")
     itemsize = torch_dtype(cell.precision).itemsize  # the input's (int8: float32, quantized inside)
-    input_bytes = cell.batch_size * itemsize * cell.input_shape[0] * cell.input_shape[1] * cell.input_shape[2]
+    input_bytes = math.prod((cell.batch_size, *cell.input_shape)) * itemsize
     activation = memory["activation_bytes"]
     return Memory(activation + model_bytes + input_bytes, activation, memory["peak_rss_bytes"], memory["method"])
 
