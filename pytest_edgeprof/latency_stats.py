@@ -56,17 +56,27 @@ def median_interval(samples: Iterable[float], confidence: float = 0.95) -> tuple
     return ordered[rank - 1], ordered[n - rank]
 
 
-# Student's t, 97.5th percentile, by degrees of freedom: a two-sided 95 % interval from a few block medians.
-_T975 = {2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}
+# Student's t, 97.5th percentile, by degrees of freedom: a two-sided 95 % interval from a few block medians or reruns.
+_T975 = {2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228, 12: 2.179,
+         15: 2.131, 20: 2.086, 30: 2.042, 60: 2.000, 120: 1.980}
+
+
+def _t975(degrees: int) -> float:
+    """t's 97.5th percentile at the table's largest degrees of freedom not above ``degrees`` (>= 2): a little wide."""
+    return _T975[max(df for df in _T975 if df <= degrees)]
+
+
 REPEAT_BLOCKS = 10
 ROUNDS_PER_BLOCK = 3
 
 
 def repeat_interval(samples_in_order: Iterable[float]) -> tuple[float, float] | None:
-    """Where the median of another run of the cell is expected, at 95 %: the run's median ± t(k-1) x the
-    standard deviation of the medians of k time-ordered blocks of the rounds x sqrt(1 + 1/k) (k = 10, fewer
-    where there are under 30 rounds, at least 3 rounds a block), never narrower than ``median_interval`` and
-    never below 0.
+    """Where the median of another run of the cell is expected, at 95 %, as far as this run's rounds show: the
+    run's median ± t(k-1) x the spread of the medians of k time-ordered blocks of the rounds x sqrt(1 + 1/k)
+    (k = 10, fewer where there are under 30 rounds, at least 3 rounds a block), never narrower than
+    ``median_interval`` and never below 0. The spread is 1.4826 x the block medians' median absolute deviation:
+    a standard deviation where they are normal, and one block that a preemption slowed (which barely moves
+    the run's median) does not widen it, as it widened a standard deviation to ±30-50 % on the project's machine.
 
     The order-statistics interval assumes independent rounds, so it narrows with every round even while
     the machine's speed drifts; the blocks' medians move with the drift, and their spread says how far
@@ -78,31 +88,39 @@ def repeat_interval(samples_in_order: Iterable[float]) -> tuple[float, float] | 
     size = len(samples) / blocks
     medians = [statistics.median(samples[round(i * size):round((i + 1) * size)]) for i in range(blocks)]
     median = statistics.median(samples)
-    half = _T975[blocks - 1] * statistics.stdev(medians) * math.sqrt(1 + 1 / blocks)
+    center = statistics.median(medians)
+    spread = 1.4826 * statistics.median(abs(block - center) for block in medians)
+    half = _t975(blocks - 1) * spread * math.sqrt(1 + 1 / blocks)
     within = median_interval(samples) or (median, median)
     return max(0.0, min(median - half, within[0])), max(median + half, within[1])  # no latency is below 0
 
 
-DRIFT_Z = 2.0  # the sentinel's spread is a standard deviation: about 95 % of another run's level lies within 2 of it
+RERUN_PAIRS = 3  # fewer earlier reruns (pairs of consecutive medians) give no rerun spread
+RANKED_FROM = 19  # from this many ratios on, the 95 % bound is one of them: ceil(0.95 x (n + 1)) <= n
 
 
-def session_drift(readings_s: Iterable[float]) -> float | None:
-    """How much the machine's speed moved over the session, relative: the standard deviation of the sentinel's
-    readings over their median (``measure/sentinel.py``); None under 2 readings."""
-    readings = [float(r) for r in readings_s]
-    if len(readings) < 2 or statistics.median(readings) <= 0:
+def rerun_spread(log_ratios: Iterable[float]) -> float | None:
+    """How far a rerun's median lies from a run's, at 95 %, relative, from ``log_ratios``: ln(median of a run /
+    median of the run before it) of the same cells on this machine. From ``RANKED_FROM`` ratios on, the
+    ceil(0.95 x (n + 1))-th smallest of their sizes: the next ratio, drawn from the same distribution, is at most that
+    with probability 95 %, whatever the distribution. Below, t(n) x their root mean square (their mean taken as 0:
+    the same code, so no change is expected). None under ``RERUN_PAIRS`` ratios.
+
+    Why ranks once there are enough: reruns here are heavy-tailed (one process in 20 to 40 ran 20-90 % slow), and a
+    root mean square lets that one ratio widen every interval to ±20 %, where 95 % of reruns lay within ±8 %.
+    Each ratio already holds both runs' noise, whatever its source (the rounds' spread, the machine's speed, a
+    process's memory layout or core), so the result is the interval's half-width on its own, not a term to add."""
+    ratios = [float(r) for r in log_ratios]
+    if len(ratios) < RERUN_PAIRS:
         return None
-    return statistics.stdev(readings) / statistics.median(readings)
+    if len(ratios) >= RANKED_FROM:
+        return math.expm1(sorted(abs(r) for r in ratios)[math.ceil(0.95 * (len(ratios) + 1)) - 1])
+    return math.expm1(_t975(len(ratios)) * math.sqrt(math.fsum(r * r for r in ratios) / len(ratios)))
 
 
-def widen_for_drift(repeat: tuple[float, float], median: float, drift: float) -> tuple[float, float]:
-    """The repeat interval with the session's drift added: each side's distance from the median and
-    ``DRIFT_Z`` x ``drift`` x the median added in quadrature (the rounds' spread and the machine's moves
-    between runs are independent); never below 0."""
-    between = DRIFT_Z * drift * median
-    low = median - math.hypot(median - repeat[0], between)
-    high = median + math.hypot(repeat[1] - median, between)
-    return max(0.0, low), high
+def widen_for_rerun(repeat: tuple[float, float], median: float, spread: float) -> tuple[float, float]:
+    """The repeat interval at least ``spread`` (relative) wide on each side of the median; never below 0."""
+    return max(0.0, min(repeat[0], median * (1 - spread))), max(repeat[1], median * (1 + spread))
 
 
 def _lower_rank(n: int, tail: float) -> int:

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
-from pytest_edgeprof.latency_stats import summarize, widen_for_drift
+from pytest_edgeprof.latency_stats import summarize, widen_for_rerun
 from pytest_edgeprof.metrics import (
     EFFICIENCY,
     ENERGY,
@@ -57,9 +57,11 @@ class Latency:
     cov: float | None = field(default=None, metadata=saved("latency_cov", omit="none"))
     # the stopping rule reached its precision; None: rounds not run by it
     stable: bool | None = field(default=None, metadata=saved("latency_stable", omit="none"))
-    # the session's drift the sentinel saw (its readings' standard deviation / median), already in repeat95_ms;
-    # None: no sentinel (an untimed run, a run saved before it)
-    drift: float | None = field(default=None, metadata=saved("latency_drift", omit="none"))
+    # how far a rerun's median lies at 95 %, relative, from this machine's earlier runs (features/rerun_history.py),
+    # already in repeat95_ms; None: too few earlier runs, or none kept
+    rerun95: float | None = field(default=None, metadata=saved("latency_rerun95", omit="none"))
+    # how many pairs of consecutive earlier medians rerun95 came from
+    rerun_pairs: int | None = field(default=None, metadata=saved("latency_rerun_pairs", omit="none"))
 
     DERIVED: ClassVar[tuple[Derived, ...]] = (
         Derived(THROUGHPUT.key, "iqr_ms", lambda latency, batch: latency.throughput_ips(batch), omit="none"),
@@ -76,11 +78,12 @@ class Latency:
         return cls(summary.median * 1e3, summary.p90 * 1e3, summary.p99 * 1e3, summary.p75 * 1e3 - summary.p25 * 1e3,
                    len(samples), timer, samples, ms(summary.ci95), ms(summary.repeat95), summary.cov, stable)
 
-    def with_drift(self, drift: float) -> Latency:
-        """This latency with the session's ``drift`` added to its repeat interval (``latency_stats.widen_for_drift``)."""
-        if self.repeat95_ms is None:
-            return replace(self, drift=drift)
-        return replace(self, drift=drift, repeat95_ms=widen_for_drift(self.repeat95_ms, self.median_ms, drift))
+    def with_rerun(self, spread: float, pairs: int) -> Latency:
+        """This latency with its repeat interval at least ``spread`` wide (``latency_stats.widen_for_rerun``), from
+        ``pairs`` pairs of earlier runs."""
+        repeat = self.repeat95_ms or (self.median_ms, self.median_ms)
+        return replace(self, rerun95=spread, rerun_pairs=pairs,
+                       repeat95_ms=widen_for_rerun(repeat, self.median_ms, spread))
 
     @classmethod
     def settle_saved(cls, values: dict[str, Any]) -> dict[str, Any]:

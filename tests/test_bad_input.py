@@ -137,7 +137,7 @@ def test_any_journal_line_is_read_or_skipped_with_a_warning(tmp_path_factory, ch
 
 _RUN_KEYS = ["model", "variant", "batch_size", "input_shape", "outcome", "latency_ms_median", "throughput_ips",
              "peak_mem_bytes", "energy_j_per_image", "flops", "top1", "budgets", "budget_verdicts", "error", "device",
-             "latency_ms_repeat95", "latency_ms_ci95", "latency_drift"]
+             "latency_ms_repeat95", "latency_ms_ci95", "latency_rerun95", "latency_rerun_pairs"]
 
 
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -56,12 +56,13 @@ SETTINGS = {"threads": 0, "small": 24, "large": 32}  # 0 threads: torch's defaul
 
 
 def run(blocks: int, folder: Path, name: str, max_time: float) -> Path:
-    """One run of the grid with ``blocks`` blocks in a fresh process; its saved JSON."""
+    """One run of the grid with ``blocks`` blocks in a fresh process; its saved JSON. Every run shares the folder's
+    pytest cache, as runs on one machine do: each cell's repeat interval holds the spread of the earlier reruns."""
     test = folder / f"test_stack_{blocks}.py"
     test.write_text(TEST.format(blocks=blocks, **SETTINGS))
     out = folder / f"{name}.json"
     env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-    command = [sys.executable, "-m", "pytest", str(test), "-q", "-p", "no:cacheprovider", "-p", "no:randomly",
+    command = [sys.executable, "-m", "pytest", str(test), "-q", "-p", "no:randomly",
                "--device", "cpu", "--no-energy", f"--benchmark-max-time={max_time}", f"--benchmark-json={out}",
                f"--journal={folder / (name + '.jsonl')}"]
     done = subprocess.run(command, cwd=folder, env=env, capture_output=True, text=True)
@@ -102,18 +103,24 @@ def main() -> int:
     parser.add_argument("--max-time", type=float, default=3.0, help="each cell's ceiling in s (default 3)")
     parser.add_argument("--threads", type=int, default=0, help="torch threads in the runs (default: torch's own)")
     parser.add_argument("--sides", default="24,32", help="the grid's two input sides (default 24,32)")
+    parser.add_argument("--history-runs", type=int, default=2,
+                        help="runs of the base grid first, so the machine has earlier reruns as one running the suite "
+                             "does (default 2; 0: the first pair is judged on its own rounds)")
     args = parser.parse_args()
     small, large = (int(side) for side in args.sides.split(","))
     SETTINGS.update(threads=args.threads, small=small, large=large)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
+        for i in range(args.history_runs):
+            run(BASE_BLOCKS, folder, f"history{i}", args.max_time)
         results = {}
         for label, blocks in (("A/A", BASE_BLOCKS), ("A/B 20 %", BASE_BLOCKS * 6 // 5), ("A/B 5 %", BASE_BLOCKS + 1)):
             print(f"{label}: {BASE_BLOCKS} blocks vs {blocks}", flush=True)
             results[label] = pairs_of(blocks, args.pairs, folder, args.max_time, label.replace(" ", "").replace("%", ""))
     share = {label: hits / total if total else 0.0 for label, (hits, total, _) in results.items()}
     aa_ok, ab_ok = share["A/A"] <= 0.05, share["A/B 20 %"] >= 0.95
-    print(f"gates: {args.pairs} pairs each, 4 cells, --fail latency (significant and at least 2 %), ceiling "
+    print(f"gates: {args.pairs} pairs each, 4 cells ({args.sides}), {args.threads or 'torch default'} threads, "
+          f"{args.history_runs} runs of history first, --fail latency (significant and at least 2 %), ceiling "
           f"{args.max_time} s a cell. " + "; ".join(
               f"{label}: {hits} of {total} latency comparisons flagged ({share[label]:.0%}), median change "
               f"{sorted(changes)[len(changes) // 2] if changes else 0:+.1f} %" for label, (hits, total, changes) in results.items())

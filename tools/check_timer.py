@@ -6,8 +6,9 @@
     python tools/check_timer.py precision  # resnet18 b1 224x224: suite median vs adaptive_autorange,
                                                 # alternated 5 times (bar 2 %), and how often the next run's
                                                 # median (and a reference median) falls inside each saved 95 %
-                                                # interval over 20 runs (21 run): latency_ms_ci95 (within the
-                                                # run) and latency_ms_repeat95 (bar: 90 %);
+                                                # interval over 20 runs (21 runs, after 2 that give them a
+                                                # history): latency_ms_ci95 (within the run) and
+                                                # latency_ms_repeat95 (bar: 90 %);
                                                 # --save FILE keeps each run's rounds and reference median;
                                                 # --coverage-runs 0 for the ratio alone
     python tools/check_timer.py rule       # the same ratio for the stopping rule alone, without pytest
@@ -41,16 +42,19 @@ def suite_median_ms(model: str, shape: int, max_time: float) -> float:
     return suite_cell(model, shape, max_time)["latency_ms_median"]
 
 
-def suite_cell(model: str, shape: int, max_time: float) -> dict:
+def suite_cell(model: str, shape: int, max_time: float, cache: Path | None = None) -> dict:
     """The saved extra_info of one cell of the real suite, run in this process."""
-    return suite_cell_and_rounds(model, shape, max_time)[0]
+    return suite_cell_and_rounds(model, shape, max_time, cache)[0]
 
 
-def suite_cell_and_rounds(model: str, shape: int, max_time: float) -> tuple[dict, list[float]]:
-    """The saved extra_info and the timed rounds (seconds, in order) of one cell of the real suite, run in this process."""
+def suite_cell_and_rounds(model: str, shape: int, max_time: float, cache: Path | None = None) -> tuple[dict, list[float]]:
+    """The saved extra_info and the timed rounds (seconds, in order) of one cell of the real suite, run in this process.
+    ``cache``: pytest's cache folder, shared by the runs of one check as a machine's runs share it (the earlier
+    reruns' spread); None: no cache."""
+    cached = ["-o", f"cache_dir={cache}"] if cache else ["-p", "no:cacheprovider"]
     with tempfile.TemporaryDirectory() as tmp:
         out, journal = Path(tmp) / "run.json", Path(tmp) / "journal.jsonl"
-        args = [SUITE, "-q", "-p", "no:cacheprovider", "--device", "cpu", "--models", model, "--batch-sizes", "1",
+        args = [SUITE, "-q", *cached, "--device", "cpu", "--models", model, "--batch-sizes", "1",
                 "--shapes", str(shape), f"--benchmark-max-time={max_time}", f"--benchmark-json={out}",
                 f"--journal={journal}"]
         if pytest.main(args) != 0:
@@ -135,11 +139,13 @@ def reference_median_ms(model: torch.nn.Module, x: torch.Tensor) -> float:
     return timer.adaptive_autorange(threshold=0.01, min_run_time=3.0, max_run_time=10.0).median * 1e3
 
 
-def check_precision(alternations: int = 5, coverage_runs: int = 20, save: Path | None = None, shape: int = 224) -> bool:
+def check_precision(alternations: int = 5, coverage_runs: int = 20, save: Path | None = None, shape: int = 224,
+                    history_runs: int = 2) -> bool:
     """The stopping rule's median against torch.utils.benchmark's adaptive_autorange, alternated in one
     process (each first in turn) so drift hits both; then each saved interval's coverage of a fresh reference median. ``save``:
     a JSON file for each coverage run's rounds, saved keys and reference median (to study other rules). ``shape``:
-    the input's side (224; smaller for a reduced run on a busy machine)."""
+    the input's side (224; smaller for a reduced run on a busy machine). ``history_runs``: runs before the coverage
+    runs, so the first of them has earlier reruns as a machine running the suite has (their cache is the check's own)."""
     model, x = build_model("resnet18"), example_input(1, (3, shape, shape))
     ratios = []
     for turn in range(alternations):  # each goes first in turn, so a drift over a pair does not favour one
@@ -151,9 +157,13 @@ def check_precision(alternations: int = 5, coverage_runs: int = 20, save: Path |
             reference = reference_median_ms(model, x)
         ratios.append(suite / reference)
     ratio = statistics.median(ratios) if ratios else 1.0
-    runs = coverage_runs_of(model, x, shape, coverage_runs, save) if coverage_runs else []
+    with tempfile.TemporaryDirectory() as cache:
+        for _ in range(history_runs if coverage_runs else 0):
+            suite_cell("resnet18", shape, max_time=5.0, cache=Path(cache))
+        runs = coverage_runs_of(model, x, shape, coverage_runs, save, Path(cache)) if coverage_runs else []
     coverage = coverage_text(runs)
-    print(f"precision: resnet18 b1 {shape}x{shape} cpu, {torch.get_num_threads()} threads. Suite median / adaptive_autorange "
+    print(f"precision: resnet18 b1 {shape}x{shape} cpu, {torch.get_num_threads()} threads, {history_runs} runs of history "
+          f"first. Suite median / adaptive_autorange "
           f"median, {alternations} alternations: {', '.join(f'{r:.3f}' for r in ratios)}; median {ratio:.3f} "
           f"(bar: within 2 %).{coverage}")
     next_hits = sum(_inside(run["extra_info"], "latency_ms_repeat95", after["extra_info"]["latency_ms_median"])
@@ -161,12 +171,13 @@ def check_precision(alternations: int = 5, coverage_runs: int = 20, save: Path |
     return abs(ratio - 1) <= 0.02 and (not runs or next_hits >= 0.9 * (len(runs) - 1))
 
 
-def coverage_runs_of(model: torch.nn.Module, x: torch.Tensor, shape: int, count: int, save: Path | None) -> list[dict]:
+def coverage_runs_of(model: torch.nn.Module, x: torch.Tensor, shape: int, count: int, save: Path | None,
+                     cache: Path) -> list[dict]:
     """``count`` + 1 suite runs, each followed by a reference median: run i's interval is checked against run i+1's
     median (the next run, as a user's next run reads) and against the reference taken right after it."""
     runs: list[dict] = []
     for _ in range(count + 1):
-        cell, rounds = suite_cell_and_rounds("resnet18", shape, max_time=5.0)
+        cell, rounds = suite_cell_and_rounds("resnet18", shape, max_time=5.0, cache=cache)
         runs.append({"extra_info": cell, "rounds_s": rounds, "reference_ms": reference_median_ms(model, x)})
         if save:
             save.write_text(json.dumps(runs))
@@ -193,11 +204,12 @@ def coverage_text(runs: list[dict]) -> str:
                      f"({following / len(pairs):.0%}), the reference median in {reference} of {len(pairs)}; "
                      f"half-widths {min(widths, default=0):.2%} to {max(widths, default=0):.2%}, "
                      f"median {statistics.median(widths or [0]):.2%}")
-    drifts = [run["extra_info"].get("latency_drift") for run, _ in pairs]
-    drift = statistics.median([d for d in drifts if d is not None] or [0])
+    reruns = [run["extra_info"]["latency_rerun95"] for run, _ in pairs if "latency_rerun95" in run["extra_info"]]
+    rerun = f"median {statistics.median(reruns):.2%} in {len(reruns)} runs" if reruns else "none"
     stable = sum(bool(run["extra_info"].get("latency_stable")) for run, _ in pairs)
     return (f" Coverage over {len(pairs)} runs (bar: latency_ms_repeat95 holds the next run's median in at least 90 %): "
-            f"{'; '.join(parts)}. Session drift the sentinel saw (latency_drift), median {drift:.2%}; {stable} of "
+            f"{'; '.join(parts)}. Earlier reruns' spread "
+            f"(latency_rerun95) {rerun}; {stable} of "
             f"{len(pairs)} runs reached ±1 % before the 5 s ceiling")
 
 
@@ -228,9 +240,11 @@ if __name__ == "__main__":
     parser.add_argument("--shape", type=int, default=224, help="precision: the input's side (default 224)")
     parser.add_argument("--alternations", type=int, default=5, help="precision, rule: alternations for the ratio (default 5)")
     parser.add_argument("--coverage-runs", type=int, default=20, help="precision: runs for the coverage (default 20; 0: none)")
+    parser.add_argument("--history-runs", type=int, default=2, help="precision: runs before the coverage runs, their history "
+                        "(default 2; 0: the first runs judged on their own rounds)")
     args = parser.parse_args()
     if unknown := set(args.checks) - set(checks):
         parser.error(f"unknown check {', '.join(sorted(unknown))}; accepted: {', '.join(checks)}")
-    results = [check_precision(args.alternations, args.coverage_runs, args.save, args.shape) if name == "precision" else checks[name]()
+    results = [check_precision(args.alternations, args.coverage_runs, args.save, args.shape, args.history_runs) if name == "precision" else checks[name]()
                for name in args.checks]
     sys.exit(0 if all(results) else 1)

@@ -24,7 +24,7 @@ def _configure_compare(parser: argparse.ArgumentParser) -> None:
         "--fail", metavar="SPEC", default=None,
         help="exit 1 when a cell gets worse past a limit, e.g. latency,memory:5%%,energy:10%%,top1:-0.5 "
         "(more latency/memory/energy/flops is worse, less throughput/top1; top1 in percentage points); latency and "
-        "throughput fail only when the change is also significant (the runs' 95%% repeat intervals do not overlap), "
+        "throughput fail only when the change is also significant (beyond the runs' 95%% repeat intervals pooled), "
         "by at least 2%% alone or the limit given (latency:5%%)",
     )
     parser.add_argument(

@@ -30,8 +30,8 @@ class CellFeature:
     def before_cell(self, cell: Cell) -> None:
         """Just before a cell is measured (a replayed cell is not): probe the device, wait for it to cool."""
 
-    def after_cell(self, measurement: Measurement) -> None:
-        """The cell was measured (or failed): add what the feature knows to its record."""
+    def after_cell(self, measurement: Measurement, key: CellKey) -> None:
+        """The cell under ``key`` was measured (or failed): add what the feature knows to its record."""
 
 
 class Emulating(Protocol):
@@ -100,6 +100,6 @@ class Features:
         for feature in self.cell_features:
             feature.before_cell(cell)
 
-    def after_cell(self, measurement: Measurement) -> None:
+    def after_cell(self, measurement: Measurement, key: CellKey) -> None:
         for feature in self.cell_features:
-            feature.after_cell(measurement)
+            feature.after_cell(measurement, key)

@@ -102,7 +102,7 @@ class EdgeprofTimer:
         if ref is not None:  # a grid model: what the variant is, and its accuracy at this shape and deployment
             measurement.pruning = self._session.models.pruning(ref) or measurement.pruning
             measurement.accuracy = self._session.models.accuracy(ref, cell)
-        self._features.after_cell(measurement)  # its efficiency against the peak, the cooldown's record
+        self._features.after_cell(measurement, key)  # its efficiency against the peak, the cooldown's record
         rounds = pytest_benchmark.timed_rounds(self._benchmark)
         latencies_s, iterations = rounds if rounds else ([], 1)
         return self._judge(measurement, key, latencies_s, iterations)

@@ -4,7 +4,7 @@
 value in A, in B and the change. ``parse_fail_spec("latency,memory:5%,top1:-0.5")`` reads the
 gate; ``regressions(a, b, thresholds)`` lists every cell and metric that got worse past its
 threshold: memory, energy, FLOPs and accuracy by the threshold alone, latency and throughput only where the
-change is also significant (``significance.py``: the two runs' repeat intervals do not overlap). The ``edgeprof compare`` command and the ``--edgeprof-compare-fail`` pytest option both
+change is also significant (``significance.py``: B's median beyond the two runs' repeat intervals pooled). The ``edgeprof compare`` command and the ``--edgeprof-compare-fail`` pytest option both
 call these.
 """
 
@@ -235,8 +235,9 @@ class Regression:
 def regressions(run_a: SavedRun, run_b: SavedRun, thresholds: list[Threshold]) -> list[Regression]:
     """Every cell of both runs, every threshold: what got worse past its limit (A is the baseline).
 
-    Latency and throughput regress only where the change is also significant: B's 95 % repeat interval
-    lies wholly on the worse side of A's; a cell saved without any interval is judged by the limit alone.
+    Latency and throughput regress only where the change is also significant: B's median lies on the worse side of
+    A's by more than the two runs' 95 % repeat intervals pooled; a cell saved without any interval is judged by the
+    limit alone.
     A cell that ran in A and went out of memory in B is a regression of its own (it has no numbers
     left to compare). Cells in only one run are not: the grid may have changed. But with thresholds and
     no cell in common, nothing would be gated: a UsageError (``require_common_cells``).
@@ -264,8 +265,8 @@ def _regression(cell_id: str, change: Change, threshold: Threshold, judged: Inte
     by = f"{change.b - change.a:+.2f} pp" if threshold.unit == "pp" else _percent_text(change.percent)
     message = f"{m.label} {m.format(change.a)} -> {m.format(change.b)} ({by}), past --fail {threshold.text}"
     if judged is not None:
-        message += (f" and significant (95 % intervals {_interval_text(judged.a, m)} and {_interval_text(judged.b, m)} "
-                    "do not overlap)")
+        message += (f" and significant (by more than {m.format(judged.margin(m.worse))}, the 95 % repeat intervals "
+                    f"{_interval_text(judged.a, m)} and {_interval_text(judged.b, m)} pooled)")
     elif threshold.statistical:
         message += " (no saved interval: judged by the limit alone)"
     return Regression(cell_id, m.name, change.a, change.b, excess, threshold, message, judged)
@@ -398,5 +399,6 @@ def _json_metric(cell: CellComparison, change: Change, flagged: set[tuple[str, s
         judged = intervals(change.metric, cell.a, cell.b)
         entry["significance"] = None if judged is None else {
             "test": TEST_NAME, "interval_a": list(judged.a), "interval_b": list(judged.b),
-            "keys": [judged.key_a, judged.key_b], "significant": judged.significant(change.metric.worse)}
+            "keys": [judged.key_a, judged.key_b], "margin": judged.margin(change.metric.worse),
+            "significant": judged.significant(change.metric.worse)}
     return entry

@@ -9,7 +9,7 @@ reaches a registered feature through ``EdgeprofSession.features`` alone. Only th
 - ``emulation.py``  ``--emulate``: each cell's figures predicted on a target device
 - ``cooldown.py``   ``--cooldown``: a pause or a temperature wait before each cell but the first
 - ``peak.py``       the device's peak per precision and each cell's efficiency (whenever cells are timed)
-- ``sentinel.py``   a fixed workload timed between cells: the session's drift, in each repeat interval
+- ``rerun_history.py``  each cell's median in pytest's cache: the spread of earlier reruns, in each repeat interval
 - ``compare.py``    ``--edgeprof-compare-fail``: the in-run regression gate
 - ``resume.py``     ``--resume``: the cells the old journal holds as measured, replayed (every run journals)
 - ``store.py``      ``--edgeprof-store``: the finished run written into the results store
@@ -28,7 +28,7 @@ from pytest_edgeprof.remote.labgrid_place import is_labgrid_device
 
 def register_features(config: pytest.Config, session: EdgeprofSession) -> None:
     """Register each feature this run asked for with pytest, and the cell features with the session,
-    in the order they act before a cell: the peak probe, the cooldown, the emulated target, the sentinel."""
+    in the order they act before a cell: the peak probe, the cooldown, the emulated target, the rerun history."""
     settings, manager = session.settings, config.pluginmanager
     if is_ssh_device(settings.device) or is_labgrid_device(settings.device):
         from pytest_edgeprof.plugin.features.remote import register_remote
@@ -50,12 +50,12 @@ def register_features(config: pytest.Config, session: EdgeprofSession) -> None:
         manager.register(emulation := EmulationPlugin(settings.emulate, session), "edgeprof-emulation")
         session.features.add(emulation)
         session.features.emulation = emulation
-    # last, so its reading before a cell is the nearest to the cell's rounds; the host's drift says nothing of a board's
-    if session.benchmark.enabled and session.features.remote is None:
-        from pytest_edgeprof.plugin.features.sentinel import SentinelPlugin
+    cache = getattr(config, "cache", None)  # None under -p no:cacheprovider
+    if session.benchmark.enabled and cache is not None:
+        from pytest_edgeprof.plugin.features.rerun_history import RerunHistoryPlugin
 
-        manager.register(sentinel := SentinelPlugin(session), "edgeprof-sentinel")
-        session.features.add(sentinel)
+        manager.register(history := RerunHistoryPlugin(config, cache), "edgeprof-rerun-history")
+        session.features.add(history)
     if settings.resume:
         from pytest_edgeprof.plugin.features.resume import ResumePlugin
 

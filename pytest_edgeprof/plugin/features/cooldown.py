@@ -13,7 +13,7 @@ from pytest_edgeprof.plugin.extension import CellFeature
 
 if TYPE_CHECKING:
     from pytest_edgeprof.measure.cooldown import Cooldown
-    from pytest_edgeprof.measurement import Cell, Measurement
+    from pytest_edgeprof.measurement import Cell, CellKey, Measurement
 
 
 class CooldownPlugin(CellFeature):
@@ -31,7 +31,7 @@ class CooldownPlugin(CellFeature):
         if self._record is not None and "hottest_c" in self._record and self._record["hottest_c"] is None:
             self._warn_no_temperature(self._record["until_c"])
 
-    def after_cell(self, measurement: Measurement) -> None:
+    def after_cell(self, measurement: Measurement, key: CellKey) -> None:
         if self._record is not None:
             measurement.device_state = {**(measurement.device_state or {}), "cooldown": self._record}
 

@@ -19,7 +19,7 @@ from pytest_edgeprof.plugin.extension import CellFeature
 
 if TYPE_CHECKING:
     from pytest_edgeprof.measure.peak import DevicePeak
-    from pytest_edgeprof.measurement import Cell, Measurement
+    from pytest_edgeprof.measurement import Cell, CellKey, Measurement
     from pytest_edgeprof.plugin.session import EdgeprofSession
 
 
@@ -36,7 +36,7 @@ class PeakPlugin(CellFeature):
         if key is not None and cell.precision not in self.peaks:
             self.peaks[cell.precision] = probe_peak(self._session.profile.torch_device, key)
 
-    def after_cell(self, measurement: Measurement) -> None:
+    def after_cell(self, measurement: Measurement, key: CellKey) -> None:
         """The cell's FLOP rate at its median latency, and that rate over the peak where one was probed."""
         peak = self.peaks.get(measurement.cell.precision)
         measurement.efficiency = Efficiency.of(measurement.cost, measurement.latency,
