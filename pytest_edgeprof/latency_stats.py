@@ -57,12 +57,12 @@ def median_interval(samples: Iterable[float], confidence: float = 0.95) -> tuple
 
 
 # Student's t, 97.5th percentile, by degrees of freedom: a two-sided 95 % interval from a few block medians or reruns.
-_T975 = {2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228, 12: 2.179,
+_T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228, 12: 2.179,
          15: 2.131, 20: 2.086, 30: 2.042, 60: 2.000, 120: 1.980}
 
 
 def _t975(degrees: int) -> float:
-    """t's 97.5th percentile at the table's largest degrees of freedom not above ``degrees`` (>= 2): a little wide."""
+    """t's 97.5th percentile at the table's largest degrees of freedom not above ``degrees`` (>= 1): a little wide."""
     return _T975[max(df for df in _T975 if df <= degrees)]
 
 
@@ -95,7 +95,7 @@ def repeat_interval(samples_in_order: Iterable[float]) -> tuple[float, float] | 
     return max(0.0, min(median - half, within[0])), max(median + half, within[1])  # no latency is below 0
 
 
-RERUN_PAIRS = 3  # fewer earlier reruns (pairs of consecutive medians) give no rerun spread
+RERUN_PAIRS = 1  # earlier reruns (pairs of consecutive medians) needed for a rerun spread: t(n) keeps few honest
 RANKED_FROM = 19  # from this many ratios on, the 95 % bound is one of them: ceil(0.95 x (n + 1)) <= n
 
 

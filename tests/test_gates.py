@@ -22,7 +22,8 @@ from pytest_edgeprof.runs.significance import Intervals
 
 
 def test_the_rerun_spread_is_t_times_the_root_mean_square_of_few_ratios_and_a_rank_of_many():
-    assert rerun_spread([0.01, -0.01]) is None  # under 3 ratios
+    assert rerun_spread([]) is None
+    assert rerun_spread([0.02]) == pytest.approx(math.expm1(12.706 * 0.02))  # one ratio: t(1), wide but honest
     assert rerun_spread([0.02, -0.02, 0.02]) == pytest.approx(math.expm1(3.182 * 0.02))  # t(3) x rms
     assert rerun_spread([0.01] * 11 + [-0.01] * 5) == pytest.approx(math.expm1(2.131 * 0.01))  # t(15): the row below 16
     # 40 ratios: the 39th smallest size (ceil(0.95 x 41)); one process 90 % slow does not set the bound

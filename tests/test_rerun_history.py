@@ -5,9 +5,11 @@ import json
 import math
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from pytest_edgeprof.latency_stats import rerun_spread
-from pytest_edgeprof.plugin.features.rerun_history import CACHE_KEY, KEPT
+from pytest_edgeprof.plugin.features.rerun_history import CACHE_KEY, KEPT, read_history
 
 TEST = """
 import pytest
@@ -81,3 +83,21 @@ def test_a_cache_value_edgeprof_did_not_write_is_said_once_and_replaced(pytester
     _, result = run(pytester, "run")
     result.stdout.fnmatch_lines([f"*pytest's cache value {CACHE_KEY} is not the medians edgeprof keeps*ignored*"])
     assert json.loads(cache.read_text())["format"] == 1
+
+
+_JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=3),
+                     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3),
+                     max_leaves=8)
+
+
+@given(st.one_of(_JSON, st.fixed_dictionaries({"format": st.just(1), "pools": _JSON}),
+                 st.fixed_dictionaries({"format": st.just(1), "pools": st.dictionaries(
+                     st.text(max_size=3), st.dictionaries(st.text(max_size=3), st.lists(_JSON, max_size=3), max_size=2),
+                     max_size=2)})))
+def test_any_cache_value_is_read_as_medians_or_named_in_one_line(value):
+    try:
+        pools = read_history(value)
+    except ValueError as exc:
+        assert "\n" not in str(exc) and CACHE_KEY in str(exc)
+        return
+    assert all(m > 0 and math.isfinite(m) for cells in pools.values() for medians in cells.values() for m in medians)

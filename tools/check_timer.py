@@ -10,7 +10,8 @@
                                                 # history): latency_ms_ci95 (within the run) and
                                                 # latency_ms_repeat95 (bar: 90 %);
                                                 # --save FILE keeps each run's rounds and reference median;
-                                                # --coverage-runs 0 for the ratio alone
+                                                # --coverage-runs 0 for the ratio alone;
+                                                # --threads 1 for one torch thread
     python tools/check_timer.py rule       # the same ratio for the stopping rule alone, without pytest
 
 Each runs the real suite (benchmarks/test_inference.py) in this process through pytest.main, reads
@@ -240,11 +241,15 @@ if __name__ == "__main__":
     parser.add_argument("--shape", type=int, default=224, help="precision: the input's side (default 224)")
     parser.add_argument("--alternations", type=int, default=5, help="precision, rule: alternations for the ratio (default 5)")
     parser.add_argument("--coverage-runs", type=int, default=20, help="precision: runs for the coverage (default 20; 0: none)")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads in this process and its suite runs "
+                        "(default: torch's own)")
     parser.add_argument("--history-runs", type=int, default=2, help="precision: runs before the coverage runs, their history "
                         "(default 2; 0: the first runs judged on their own rounds)")
     args = parser.parse_args()
     if unknown := set(args.checks) - set(checks):
         parser.error(f"unknown check {', '.join(sorted(unknown))}; accepted: {', '.join(checks)}")
+    if args.threads:
+        torch.set_num_threads(args.threads)
     results = [check_precision(args.alternations, args.coverage_runs, args.save, args.shape, args.history_runs) if name == "precision" else checks[name]()
                for name in args.checks]
     sys.exit(0 if all(results) else 1)

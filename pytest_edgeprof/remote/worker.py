@@ -181,8 +181,8 @@ def onnxruntime_runner(request):
     options = onnxruntime.SessionOptions()
     options.enable_cpu_mem_arena = False  # a call's memory comes and goes with it, for the resident peak to see
     options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
-    # the board's cores, as a local cell uses the host's (torch's default); a request may set them
-    options.intra_op_num_threads = int(request.get("threads") or os.cpu_count() or 1)
+    # the board's cores this process may run on, as a local cell uses the host's (torch's default); a request may set them
+    options.intra_op_num_threads = int(request.get("threads") or usable_cores())
     available = onnxruntime.get_available_providers()
     providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]  # never Azure's
     session = onnxruntime.InferenceSession(request["artifact"], options, providers=providers)
@@ -372,10 +372,18 @@ def device_state():
     return {key: value for key, value in state.items() if value not in ("", [], {})}
 
 
+def usable_cores():
+    """The cores this process may run on (a cpuset or ``taskset`` narrows them; ``os.cpu_count`` counts them all)."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except (AttributeError, OSError):  # not Linux
+        return os.cpu_count() or 1
+
+
 def measure(request):
     emit({"event": "started", "pid": os.getpid(), "oom_kills": oom_kills()})
     runner = RUNNERS[request["runtime"]](request)
-    threads = request.get("threads") or os.cpu_count()
+    threads = request.get("threads") or usable_cores()
     recorder = Recorder(runner.call, runner.sync)
     settings = dict(WARM_UP, **request.get("warm_up", {}))
     warm = warm_up(recorder, settings["window"], settings["tolerance"], settings["max_seconds"], settings["max_calls"])

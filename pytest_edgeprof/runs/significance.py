@@ -9,8 +9,8 @@ root mean square of A's half-width on the worse side and B's on the better side 
 saved before the repeat interval fall back to ``latency_ms_ci95``, the precision of each median alone, whose
 half-widths add in quadrature; a cell with neither has no interval, and its significance is unknown (None).
 
-Why not the intervals' overlap (the rule before): it asks for about twice that distance, and on the project's
-machine it caught none of 16 cells made 5 % slower, where changes of 3-9 % were real. Why not a Mann-Whitney U test
+Why not the intervals' overlap (the rule before): where the two are as wide it asks for twice that distance, a test
+at far below 5 % that misses most real changes under the intervals' width. Why not a Mann-Whitney U test
 on the rounds (docs/answers.md): the rounds are saved only with ``--benchmark-save-data``, while the intervals are
 always saved; and a rank test on rounds assumes independent rounds, so with hundreds of rounds it calls a 1 % drift
 between two runs of the same code significant at p < 0.001, which is the false alarm the gate must not raise.

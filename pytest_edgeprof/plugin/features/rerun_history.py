@@ -68,7 +68,7 @@ def pool_of(key: CellKey) -> str:
 
 
 def spread_of(cells: dict[str, list[float]]) -> tuple[float, int] | None:
-    """The pool's rerun spread and how many ratios it came from; None under ``RERUN_PAIRS`` ratios."""
+    """The pool's rerun spread and how many ratios it came from; None without any (``latency_stats.rerun_spread``)."""
     ratios = [math.log(later / earlier) for medians in cells.values() for earlier, later in zip(medians, medians[1:])]
     spread = rerun_spread(ratios)
     return None if spread is None else (spread, len(ratios))
