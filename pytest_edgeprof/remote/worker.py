@@ -98,9 +98,8 @@ def lower_rank(n, tail):
 
 def median_interval(samples, confidence=0.95):
     ordered = sorted(samples)
-    n = len(ordered)
-    rank = lower_rank(n, (1 - confidence) / 2)
-    return None if rank == 0 else (ordered[rank - 1], ordered[n - rank])
+    rank = lower_rank(len(ordered), (1 - confidence) / 2)
+    return None if rank == 0 else (ordered[rank - 1], ordered[len(ordered) - rank])
 
 
 class StoppingRule:
@@ -123,11 +122,8 @@ class StoppingRule:
                 return latencies, self.precise(latencies)
 
     def precise(self, latencies):
-        interval = median_interval(latencies)
-        if interval is None:
-            return False
-        median = statistics.median(latencies)
-        return median - interval[0] <= self.precision * median and interval[1] - median <= self.precision * median
+        interval, median = median_interval(latencies), statistics.median(latencies)
+        return interval is not None and max(median - interval[0], interval[1] - median) <= self.precision * median
 
 
 class Recorder:
@@ -373,11 +369,8 @@ def device_state():
 
 
 def usable_cores():
-    """The cores this process may run on (a cpuset or ``taskset`` narrows them; ``os.cpu_count`` counts them all)."""
-    try:
-        return len(os.sched_getaffinity(0)) or 1
-    except (AttributeError, OSError):  # not Linux
-        return os.cpu_count() or 1
+    """The cores this process may run on (``taskset`` or a cpuset narrows them; ``os.cpu_count`` counts them all)."""
+    return (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()) or 1  # Linux only
 
 
 def measure(request):
