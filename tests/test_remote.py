@@ -6,13 +6,14 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
 
 import pytest
 import torch
-from loopback_board import NoBoard, start_sshd
+from loopback_board import NoBoard, memory_limited_python, start_sshd
 from test_plugin_variants import SUITE
 
 from pytest_edgeprof.latency_stats import _lower_rank
@@ -96,6 +97,20 @@ def test_the_grid_runs_on_the_board_and_agrees_with_a_local_cell(pytester, sshd,
     assert 0.5 < there / here < 2, (there, here)
 
 
+def test_an_eager_cell_runs_as_torchscript_on_a_board_with_torch(pytester, sshd):
+    # this test run's own Python stands for a board with torch (a desktop GPU's, an Orin's), without the plugin in use
+    pytester.makepyfile(SUITE)
+    args = [*_board_args(sshd, sys.executable), "--models", "squeezenet1_1", "--shapes", "32", "--batch-sizes", "1",
+            "--runtime", "eager", "--no-energy", "--benchmark-max-time", "0.5", "--benchmark-min-rounds", "9"]
+    result = pytester.runpytest(*args, "--benchmark-json=eager.json")
+    result.assert_outcomes(passed=1)
+    info = json.loads((pytester.path / "eager.json").read_text())["benchmarks"][0]["extra_info"]
+    assert (info["device"], info["runtime"]) == (sshd.device, "eager") and info["latency_samples"] >= 9
+    assert info["runtime_version"].startswith("torch ") and info["peak_mem_bytes"] > 0
+    [artifact] = (sshd.board_cache / "pytest-edgeprof" / "board" / "artifacts").glob("*.pt")
+    assert torch.jit.load(str(artifact))(torch.zeros(1, 3, 32, 32)).shape == (1, 1000)  # a TorchScript file, batch 1
+
+
 def test_a_worker_killed_mid_cell_fails_that_cell_and_the_run_goes_on(pytester, sshd, board_python):
     pytester.makepyfile(SUITE)
     killer = _when_a_worker_runs(sshd.board_cache, lambda pids: [os.kill(pid, signal.SIGKILL) for pid in pids])
@@ -124,6 +139,31 @@ def test_sshd_killed_mid_run_fails_cells_then_skips_the_board(pytester, tmp_path
     result.stdout.fnmatch_lines([f"board {server.device}: connection lost: * ({CELL} on {server.device})",
                                  f"SKIPPED * board {server.device} skipped after 3 failures in a row (last: *"])
     assert not _workers(server.board_cache)  # nothing of ours left on the board
+
+
+def test_a_worker_the_out_of_memory_killer_ends_is_out_of_memory_and_larger_batches_are_skipped(
+        pytester, sshd, board_python, tmp_path):
+    try:  # the board's Python in a 300 MB memory cgroup: the kernel's killer, as on a board out of RAM
+        python, group = memory_limited_python(board_python, 300_000_000, tmp_path)
+    except NoBoard as exc:
+        pytest.skip(f"no out-of-memory killer to be had here: {exc}")
+    try:
+        pytester.makepyfile(SUITE)
+        result = pytester.runpytest(*_board_args(sshd, python), "--models", "squeezenet1_1", "--shapes", "224",
+                                    "--batch-sizes", "1,128,256", "--runtime", "onnxruntime", "--no-energy",
+                                    "--benchmark-max-time", "0.3", "--benchmark-json=run.json", "-rs")
+        result.assert_outcomes(passed=1, failed=1, skipped=1)
+        result.stdout.fnmatch_lines(["*exceeds capacity (b=128 ran out of memory)*"])
+        untimed = json.loads((pytester.path / "run.json").read_text())["edgeprof"]["untimed_cells"]
+        (oom,) = [cell["extra_info"] for cell in untimed if cell["extra_info"]["batch_size"] == 128]
+        assert oom["outcome"] == "out-of-memory" and "out-of-memory killer" in oom["error"], oom
+    finally:
+        for _ in range(50):  # the killed worker's cgroup empties once the kernel has reaped it
+            try:
+                group.rmdir()
+                break
+            except OSError:
+                time.sleep(0.1)
 
 
 def test_ctrl_c_on_the_host_leaves_no_worker_on_the_board(pytester, sshd, board_python):

@@ -125,3 +125,27 @@ def board_venv(folder: Path) -> Path:
         shutil.rmtree(folder, ignore_errors=True)
         raise NoBoard(f"pip install numpy onnxruntime failed: {installed.stderr.strip()[-200:]}")
     return python
+
+
+def memory_limited_python(python: Path, limit_bytes: int, folder: Path) -> tuple[Path, Path]:
+    """``python`` run inside a memory cgroup of ``limit_bytes`` (v1 or v2), so the kernel's out-of-memory killer ends
+    it past the limit, as on a board that ran out of RAM: a wrapper script's path, and the cgroup's folder (rmdir it
+    when its processes are gone). NoBoard where no memory cgroup can be made here (not root, cgroupfs read-only)."""
+    name = f"edgeprof-board-{os.getpid()}-{_free_port()}"
+    v1, v2 = Path("/sys/fs/cgroup/memory"), Path("/sys/fs/cgroup")
+    try:
+        if (v1 / "memory.limit_in_bytes").exists():
+            group, limit_file = v1 / name, "memory.limit_in_bytes"
+        elif "memory" in (v2 / "cgroup.controllers").read_text().split():
+            (v2 / "cgroup.subtree_control").write_text("+memory")
+            group, limit_file = v2 / name, "memory.max"
+        else:
+            raise NoBoard("no memory cgroup controller")
+        group.mkdir()
+        (group / limit_file).write_text(str(limit_bytes))
+    except OSError as exc:
+        raise NoBoard(f"cannot make a memory cgroup: {exc}") from None
+    wrapper = folder / "limited-python"
+    wrapper.write_text(f'#!/bin/sh\necho $$ > "{group}/cgroup.procs" || exit 97\nexec "{python}" "$@"\n')
+    wrapper.chmod(0o755)
+    return wrapper, group
