@@ -9,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pytest_edgeprof.latency_stats import rerun_spread
+from pytest_edgeprof.plugin.features import rerun_history
 from pytest_edgeprof.plugin.features.rerun_history import CACHE_KEY, KEPT, read_history
 
 TEST = """
@@ -71,6 +72,21 @@ def test_only_the_last_medians_are_kept_per_cell(pytester):
     assert all(info["latency_rerun95"] == 0.0 and info["latency_rerun_pairs"] == 3 * (KEPT - 1) for info in infos.values())
     for cells in json.loads(cache.read_text())["pools"].values():
         assert all(len(medians) == KEPT and medians[-1] != 1.0 for medians in cells.values())
+
+
+def test_a_pool_keeps_its_most_recently_measured_cells(pytester, monkeypatch):
+    monkeypatch.setattr(rerun_history, "KEPT_CELLS", 4)
+    pytester.makepyfile(test_tiny=TEST)
+    cache = pytester.path / ".pytest_cache" / "v" / CACHE_KEY
+    run(pytester, "seed")
+    seeded = json.loads(cache.read_text())
+    (pool,) = seeded["pools"]
+    measured = list(seeded["pools"][pool])
+    seeded["pools"][pool] = {"old-a": [1.0], "old-b": [1.0], "old-c": [1.0], **seeded["pools"][pool]}
+    cache.write_text(json.dumps(seeded))
+    run(pytester, "next")
+    kept = json.loads(cache.read_text())["pools"][pool]
+    assert list(kept) == ["old-c", *measured]  # the three cells of this run last, the oldest seeded ones gone
 
 
 @pytest.mark.parametrize("value", [[1, 2], {"format": 2, "pools": {}}, {"format": 1, "pools": {"p": {"k": [1.0, -2.0]}}},

@@ -7,7 +7,8 @@ host, the device, torch's threads) and cell key, the last ``KEPT`` medians. Afte
 of consecutive medians of every cell of its pool in earlier runs give ``latency_stats.rerun_spread``; the cell's
 repeat interval is widened to it, saved as ``latency_rerun95`` with ``latency_rerun_pairs``. A cell key names the
 network's code and the run's conditions, so a ratio is always between two runs of the same thing. This run's
-medians are added at the session's end; ``--cache-clear`` forgets them all.
+medians are added at the session's end (the last ``KEPT_CELLS`` cell keys of a pool are kept);
+``--cache-clear`` forgets them all.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
 
 CACHE_KEY = "edgeprof/rerun-medians"
 KEPT = 10  # medians kept per cell key: the history follows the machine as it is now
+KEPT_CELLS = 2000  # cell keys kept per pool, the most recently measured
 
 
 class RerunHistoryPlugin(CellFeature):
@@ -54,12 +56,19 @@ class RerunHistoryPlugin(CellFeature):
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self) -> None:
+        """This run's medians added to the cache as it is now (pytest-xdist's workers each add their own cells)."""
         if not self._measured:
             return
+        try:
+            pools = read_history(self._cache.get(CACHE_KEY, None))
+        except ValueError:  # said at the start
+            pools = {}
         for (pool, cell), median_ms in self._measured.items():
-            kept = self.pools.setdefault(pool, {}).setdefault(cell, [])
-            kept[:] = [*kept, median_ms][-KEPT:]
-        self._cache.set(CACHE_KEY, {"format": 1, "pools": self.pools})
+            cells = pools.setdefault(pool, {})
+            cells[cell] = [*cells.pop(cell, []), median_ms][-KEPT:]  # re-inserted: the dict runs from least recent
+            for stale in list(cells)[:-KEPT_CELLS]:  # cells of code long changed
+                del cells[stale]
+        self._cache.set(CACHE_KEY, {"format": 1, "pools": pools})
 
 
 def pool_of(key: CellKey) -> str:
