@@ -2,8 +2,7 @@
 was expected, by the two runs' repeat intervals pooled.
 
 Each timed cell saves ``latency_ms_repeat95``: where another run's median is expected at 95 %, from the rounds'
-time-ordered blocks, the session's drift the sentinel saw, and the spread of this machine's earlier reruns
-(docs/timing.md). Such an interval holds both runs' noise already (it is about a rerun's median, not this run's), so
+time-ordered blocks and the spread of this machine's earlier reruns (docs/timing.md). Such an interval holds both runs' noise already (it is about a rerun's median, not this run's), so
 a rerun of the same code lands beyond its half-width 5 % of the time; the gate asks that B's median lie beyond the
 root mean square of A's half-width on the worse side and B's on the better side (both estimate the same spread). Runs
 saved before the repeat interval fall back to ``latency_ms_ci95``, the precision of each median alone, whose
