@@ -21,6 +21,7 @@ import pytest
 
 from pytest_edgeprof.errors import EdgeprofWarning
 from pytest_edgeprof.latency_stats import rerun_spread
+from pytest_edgeprof.metrics import number
 from pytest_edgeprof.plugin.extension import CellFeature
 
 if TYPE_CHECKING:
@@ -97,4 +98,5 @@ def read_history(value: Any) -> dict[str, dict[str, list[float]]]:
 
 
 def _positive(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0
+    found = number(value)  # a finite int or float, not a bool
+    return found is not None and found > 0
